@@ -1,0 +1,267 @@
+"""Verdicts: does an implementation's number match the reference, and if not, which rules explain it.
+
+For each (implementation, path) the engine asks, in order:
+
+1. Do the predictions match the reference forward pass? If not, the verdict is `unexplained`
+   at stage "predictions": a loss difference is never a forward-pass difference in disguise.
+2. Does the total, and every term the implementation exposes, match the reference under the
+   profile its version is expected to follow? -> `agree`.
+3. Is there a smallest set of rules which, switched to another alternative, makes every value
+   match? -> `explained`, naming those rules (sets of size 1, then 2, then 3).
+4. Otherwise -> `unexplained` at stage "loss": a finding.
+
+Tolerances live here and nowhere else (TOLERANCES below, each justified). They scale with the
+*magnitude* of what was summed (the sum of absolute values of the summands, reported by the
+reference), not with the total, because terms can cancel.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from harness import reference
+from harness.reference import rules as rules_mod
+from harness.results import ImplResult, PathResult
+from harness.spec import Case
+
+VERDICTS = ("agree", "explained", "unexplained", "error", "unsupported", "crashed", "timeout", "import-error")
+
+MAX_RULES_IN_EXPLANATION = 3
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float  # relative to the magnitude of the summed terms
+    atol: float  # absolute floor, for totals whose summands are all (near) zero
+    pred_rtol: float  # predictions, relative to the element's magnitude
+    pred_atol: float  # predictions, absolute floor
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    # float32 (eps = 1.19e-7). A total is a sum of at most a few hundred per-element losses,
+    # each the end of a chain of <= ~15 float32 operations (a few layers, an activation, a
+    # log/exp, the reduction); the forward error bound is then about (15 + log2(300)) * eps
+    # ~= 3e-6 of the magnitude of the summands. 2e-5 leaves a margin of ~7x and still catches
+    # a factor of 1.01 on any term that carries more than 0.2% of the magnitude; smaller terms
+    # are compared on their own ("terms") with their own magnitude.
+    # Predictions: <= ~10 float32 ops per element after the inputs -> 1e-5 relative; the
+    # absolute floor 1e-6 covers values that cancel to ~0 (e.g. a Dense sum of +/- terms of
+    # size ~1, whose rounding error is ~1e-7 each).
+    "float32": Tolerance(rtol=2e-5, atol=1e-7, pred_rtol=1e-5, pred_atol=1e-6),
+    # float64 (eps = 2.2e-16): the same reasoning gives ~6e-15; 1e-9 leaves room for
+    # implementations that route a float64 model through a float32 constant (epsilon = 1e-7
+    # as a Python float is exact in float64, so such routes still agree to ~1e-12), while a
+    # semantic difference of 1e-7 relative (epsilon added to a divisor) still shows.
+    "float64": Tolerance(rtol=1e-9, atol=1e-12, pred_rtol=1e-9, pred_atol=1e-12),
+}
+
+
+def values_agree(value: float, expected: float, magnitude: float, tol: Tolerance, noise: float = 0.0) -> bool:
+    """NaN agrees with NaN; an infinity agrees with the same infinity; finite values within
+    tol.rtol * magnitude + tol.atol + noise (noise: a measured float32 rounding estimate)."""
+    if math.isnan(value) or math.isnan(expected):
+        return math.isnan(value) and math.isnan(expected)
+    if math.isinf(value) or math.isinf(expected):
+        return value == expected
+    return abs(value - expected) <= tol.rtol * abs(magnitude) + tol.atol + noise
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    profile: str = ""  # the expected profile
+    rules: dict[str, str] = field(default_factory=dict)  # rule -> alternative that explains it
+    stage: str | None = None  # "predictions" | "loss" for unexplained
+    value: float | None = None
+    expected: float | None = None  # the reference total under the expected profile
+    explained_value: float | None = None  # the reference total under the explaining profile
+    differing_terms: list[str] = field(default_factory=list)
+    rel_diff: float | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        from harness.results import encode_float
+
+        out: dict[str, Any] = {"verdict": self.verdict, "profile": self.profile}
+        if self.rules:
+            out["rules"] = dict(self.rules)
+        for key in ("stage", "reason"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        for key in ("value", "expected", "explained_value", "rel_diff"):
+            v = getattr(self, key)
+            if v is not None:
+                out[key] = encode_float(v)
+        if self.differing_terms:
+            out["differing_terms"] = list(self.differing_terms)
+        return out
+
+
+def _relative(value: float, expected: float, magnitude: float) -> float:
+    if math.isnan(value) or math.isnan(expected) or math.isinf(value) or math.isinf(expected):
+        return 0.0 if values_agree(value, expected, magnitude, TOLERANCES["float64"]) else math.inf
+    scale = max(abs(magnitude), abs(expected), 1e-300)
+    return abs(value - expected) / scale
+
+
+class ReferenceCache:
+    """Reference breakdowns for one case, memoised by (profile items, path)."""
+
+    def __init__(self, case: Case):
+        self.case = case
+        self._cache: dict[tuple, Any] = {}
+        self._predictions: dict[str, np.ndarray] | None = None
+
+    def compute(self, profile: Mapping[str, str], path: str) -> Any:
+        key = (tuple(sorted(profile.items())), _path_group(path))
+        if key not in self._cache:
+            self._cache[key] = reference.compute(self.case, dict(profile), path)
+        return self._cache[key]
+
+    def predictions(self) -> dict[str, np.ndarray]:
+        if self._predictions is None:
+            self._predictions = reference.predictions(self.case)
+        return self._predictions
+
+
+def _path_group(path: str) -> str:
+    # compute_loss, test_on_batch and train_on_batch all see the whole batch at once;
+    # evaluate and fit see batches of evaluate_batch_size. The reference is asked per path
+    # all the same (a rule may one day separate them); this only names the cache slot.
+    return path
+
+
+def matches(result: PathResult, breakdown: Any, case: Case) -> tuple[bool, list[str]]:
+    """Does a path's total and every term it reports match a reference breakdown?"""
+    tol = TOLERANCES[case.dtype]
+    differing = []
+    if result.total is None or not values_agree(result.total, breakdown.total, breakdown.magnitude, tol):
+        differing.append("total")
+    for name, value in result.terms.items():
+        if name not in breakdown.terms:
+            continue  # a term the reference does not model is shown, not judged
+        mag = breakdown.term_magnitudes.get(name, abs(breakdown.terms[name]))
+        if not values_agree(value, breakdown.terms[name], mag, tol):
+            differing.append(name)
+    return (not differing), differing
+
+
+def predictions_match(case: Case, predictions: Mapping[str, Any] | None, cache: ReferenceCache) -> tuple[bool, str]:
+    if predictions is None:
+        return True, "no predictions reported"
+    tol = TOLERANCES[case.dtype]
+    expected = cache.predictions()
+    for name, exp in expected.items():
+        if name not in predictions:
+            return False, f"output {name!r} missing from predictions"
+        got = np.asarray(predictions[name], dtype=np.float64)
+        if got.shape != exp.shape:
+            return False, f"output {name!r}: shape {got.shape}, reference {exp.shape}"
+        both_nan = np.isnan(got) & np.isnan(exp)
+        close = np.abs(got - exp) <= tol.pred_rtol * np.abs(exp) + tol.pred_atol
+        bad = ~(both_nan | close | (got == exp))
+        if np.any(bad):
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            return False, f"output {name!r}{list(idx)}: {got[idx]!r}, reference {exp[idx]!r}"
+    return True, ""
+
+
+def relevant_flips(cache: ReferenceCache, profile: Mapping[str, str], path: str) -> list[tuple[str, str]]:
+    """(rule, alternative) pairs that change this case's reference numbers on this path."""
+    base = cache.compute(profile, path)
+    flips = []
+    for name, rule in rules_mod.RULES.items():
+        for alt in rule.alternatives:
+            if alt == profile.get(name):
+                continue
+            other = cache.compute({**profile, name: alt}, path)
+            if not _same_breakdown(base, other):
+                flips.append((name, alt))
+    return flips
+
+
+def _same_breakdown(a: Any, b: Any) -> bool:
+    if not _same_float(a.total, b.total):
+        return False
+    keys = set(a.terms) | set(b.terms)
+    return all(_same_float(a.terms.get(k, math.nan), b.terms.get(k, math.nan)) for k in keys)
+
+
+def _same_float(x: float, y: float) -> bool:
+    return (math.isnan(x) and math.isnan(y)) or x == y
+
+
+def judge_path(case: Case, result: PathResult, profile_name: str, cache: ReferenceCache,
+               predictions_ok: tuple[bool, str] = (True, "")) -> Verdict:
+    if result.status == "unsupported":
+        return Verdict("unsupported", profile_name, reason=result.reason)
+    if result.status == "error":
+        return Verdict("error", profile_name, reason=f"{result.error_type}: {result.error_message}")
+    profile = rules_mod.PROFILES[profile_name]
+    expected = cache.compute(profile, result.path)
+    base = Verdict("agree", profile_name, value=result.total, expected=expected.total)
+    if result.total is not None:
+        base.rel_diff = _relative(result.total, expected.total, expected.magnitude)
+    if not predictions_ok[0]:
+        base.verdict, base.stage, base.reason = "unexplained", "predictions", predictions_ok[1]
+        return base
+    ok, differing = matches(result, expected, case)
+    if ok:
+        return base
+    base.differing_terms = differing
+    flips = relevant_flips(cache, profile, result.path)
+    for size in range(1, MAX_RULES_IN_EXPLANATION + 1):
+        for combo in itertools.combinations(flips, size):
+            if len({rule for rule, _ in combo}) < size:
+                continue  # two alternatives of one rule
+            candidate = {**profile, **dict(combo)}
+            breakdown = cache.compute(candidate, result.path)
+            if matches(result, breakdown, case)[0]:
+                base.verdict = "explained"
+                base.rules = dict(combo)
+                base.explained_value = breakdown.total
+                return base
+    base.verdict, base.stage = "unexplained", "loss"
+    return base
+
+
+def judge(case: Case, result: ImplResult, versions: Mapping[str, str], profile_name: str | None = None,
+          cache: ReferenceCache | None = None) -> dict[str, Verdict]:
+    """Verdict for every path of one implementation's result on one case, keyed by path/mode.
+
+    `profile_name` overrides the expected profile (strict mode: judge everything against one
+    fixed profile, e.g. "tf_keras-2.21", so a migrating user sees every difference)."""
+    cache = cache or ReferenceCache(case)
+    if result.status != "ok":
+        return {"*": Verdict(result.status, profile_name or "", reason=result.message)}
+    profile_name = profile_name or rules_mod.expected_profile(result.impl, dict(versions))
+    preds = predictions_match(case, result.predictions, cache)
+    return {p.key: judge_path(case, p, profile_name, cache, preds) for p in result.paths}
+
+
+def separating_rules(case: Case, profile_a: Mapping[str, str], profile_b: Mapping[str, str],
+                     path: str = "test_on_batch", cache: ReferenceCache | None = None) -> list[str]:
+    """Rules on which two profiles differ and which change this case's numbers."""
+    cache = cache or ReferenceCache(case)
+    out = []
+    for name in rules_mod.RULES:
+        if profile_a.get(name) == profile_b.get(name):
+            continue
+        a = cache.compute(profile_a, path)
+        b = cache.compute({**profile_a, name: profile_b[name]}, path)
+        if not _same_breakdown(a, b):
+            out.append(name)
+    return out
+
+
+def count_verdicts(verdicts: Iterable[Verdict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        key = v.verdict if v.verdict != "explained" else "explained:" + "+".join(sorted(v.rules))
+        counts[key] = counts.get(key, 0) + 1
+    return counts

@@ -1,0 +1,238 @@
+"""The driver: streams Cases through one worker process per implementation and survives them.
+
+A worker (`python -m harness.worker --impl NAME`) answers Case JSON lines with Result JSON
+lines. The driver gives each case a timeout; a worker that dies (segfault, SIGKILL, an
+exception at import) or hangs is recorded for that case as `crashed`, `import-error` or
+`timeout` with the last lines of its stderr, and is restarted for the next case. Three
+failures of one implementation in a row stop that implementation only. Every result is
+judged (harness.compare) and appended to the results file as soon as it arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from harness import compare, spec
+from harness.results import ImplResult
+from harness.resultsfile import ResultsWriter
+
+DEFAULT_CASE_TIMEOUT = 120.0  # seconds for one case, all paths (first compiled call can take a few s)
+DEFAULT_START_TIMEOUT = 180.0  # seconds to import a framework and write the header
+MAX_CONSECUTIVE_FAILURES = 3
+STDERR_TAIL_LINES = 20
+
+
+class WorkerFailed(Exception):
+    def __init__(self, status: str, message: str, stderr_tail: str):
+        super().__init__(message)
+        self.status = status  # "crashed" | "timeout" | "import-error"
+        self.message = message
+        self.stderr_tail = stderr_tail
+
+
+class Worker:
+    """One live worker process for one implementation."""
+
+    def __init__(self, impl: str, *, start_timeout: float, python: str = sys.executable,
+                 extra_env: dict[str, str] | None = None):
+        self.impl = impl
+        self._stderr = tempfile.TemporaryFile(mode="w+b")
+        env = {**os.environ, **(extra_env or {})}
+        self.proc = subprocess.Popen(
+            [python, "-m", "harness.worker", "--impl", impl],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+        )
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        header = self._read(start_timeout, "start")
+        if header.get("kind") != "header":
+            raise self._fail("import-error", f"worker wrote {header!r} instead of a header")
+        if header.get("import_error"):
+            self.kill()
+            raise self._fail("import-error", str(header["import_error"]))
+        self.header = header
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def stderr_tail(self) -> str:
+        self._stderr.flush()
+        self._stderr.seek(0)
+        lines = self._stderr.read().decode("utf-8", "replace").splitlines()
+        return "\n".join(lines[-STDERR_TAIL_LINES:])
+
+    def _fail(self, status: str, message: str) -> WorkerFailed:
+        return WorkerFailed(status, message, self.stderr_tail())
+
+    def _read(self, timeout: float, what: str) -> dict[str, Any]:
+        import json
+
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self._lines.get(timeout=max(remaining, 0.001))
+            except queue.Empty:
+                self.kill()
+                status = "timeout" if what == "case" else "import-error"
+                raise self._fail(status, f"no answer within {timeout:.0f} s ({what})") from None
+            if line is None:
+                code = self.proc.wait()
+                how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                status = "crashed" if what == "case" else "import-error"
+                raise self._fail(status, f"worker {how} ({what})")
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # stray output on stdout: not ours, never fatal
+            if isinstance(record, dict) and record.get("kind") != "error":
+                return record
+            if isinstance(record, dict):  # a protocol-level complaint about our line
+                raise self._fail("crashed", f"worker refused the case: {record.get('message')}")
+
+    def run(self, case_json_line: str, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(case_json_line.encode("utf-8") + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the read below reports how it died
+        return self._read(timeout, "case")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (subprocess.TimeoutExpired, OSError):
+            self.kill()
+
+
+@dataclass
+class ImplProgress:
+    impl: str
+    done: int = 0
+    total: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    stopped: str | None = None
+
+
+def run_implementation(
+    impl: str,
+    cases: list[spec.Case],
+    writer: ResultsWriter,
+    *,
+    case_timeout: float = DEFAULT_CASE_TIMEOUT,
+    start_timeout: float = DEFAULT_START_TIMEOUT,
+    strict_profile: str | None = None,
+    lock: threading.Lock | None = None,
+    on_progress: Callable[[ImplProgress], None] | None = None,
+    python: str = sys.executable,
+) -> ImplProgress:
+    """Run every case through `impl`, appending judged results to `writer`."""
+    lock = lock or threading.Lock()
+    progress = ImplProgress(impl, total=len(cases))
+    worker: Worker | None = None
+    failures_in_a_row = 0
+    versions: dict[str, str] = {}
+    for case in cases:
+        cid = case.id
+        if (cid, impl) in writer.done:
+            progress.done += 1
+            continue
+        started = time.monotonic()
+        try:
+            if worker is None:
+                worker = Worker(impl, start_timeout=start_timeout, python=python)
+                versions = worker.header.get("versions", {})
+                with lock:
+                    writer.write({**worker.header, "kind": "header", "impl": impl,
+                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            raw = worker.run(spec.dumps(case), case_timeout)
+            result = ImplResult.from_json(raw)
+            failures_in_a_row = 0
+        except WorkerFailed as exc:
+            if worker is not None:
+                worker.kill()
+            worker = None
+            failures_in_a_row += 1
+            result = ImplResult(case_id=cid, impl=impl, status=exc.status, message=exc.message,
+                                stderr_tail=exc.stderr_tail)
+        result.seconds = round(time.monotonic() - started, 3)
+        verdicts = judge_safely(case, result, versions, strict_profile)
+        record = {**result.to_json(), "verdicts": {k: v.to_json() for k, v in verdicts.items()}}
+        with lock:
+            writer.write_case(cid, case.to_json())
+            writer.write(record)
+        progress.done += 1
+        for v in verdicts.values():
+            progress.counts[v.verdict] = progress.counts.get(v.verdict, 0) + 1
+        if on_progress:
+            on_progress(progress)
+        if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
+            progress.stopped = (
+                f"{impl}: stopped after {failures_in_a_row} failures in a row "
+                f"(last: {result.status}: {result.message}); other implementations go on"
+            )
+            break
+    if worker is not None:
+        worker.close()
+    return progress
+
+
+def judge_safely(case: spec.Case, result: ImplResult, versions: dict[str, str],
+                 strict_profile: str | None) -> dict[str, compare.Verdict]:
+    """The engine's verdicts; a failure of the reference itself is recorded, never fatal."""
+    try:
+        return compare.judge(case, result, versions, strict_profile)
+    except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the implementation's result
+        return {"*": compare.Verdict("error", strict_profile or "", stage="reference",
+                                     reason=f"the reference or the engine failed: {type(exc).__name__}: {exc}")}
+
+
+def run_all(
+    impls: Iterable[str],
+    cases: list[spec.Case],
+    writer: ResultsWriter,
+    *,
+    jobs: int = 1,
+    **kwargs: Any,
+) -> list[ImplProgress]:
+    """Run implementations, `jobs` at a time (each in its own worker process)."""
+    impls = list(impls)
+    lock = threading.Lock()
+    results: dict[str, ImplProgress] = {}
+    pending = list(impls)
+    pending_lock = threading.Lock()
+
+    def loop() -> None:
+        while True:
+            with pending_lock:
+                if not pending:
+                    return
+                impl = pending.pop(0)
+            results[impl] = run_implementation(impl, cases, writer, lock=lock, **kwargs)
+
+    threads = [threading.Thread(target=loop) for _ in range(max(1, min(jobs, len(impls))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [results[i] for i in impls if i in results]
