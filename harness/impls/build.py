@@ -1,0 +1,286 @@
+"""Build a Keras model, and the arguments `compile`/`fit` take, from a Case.
+
+Shared by Keras 3, tf-keras, the tf.keras bundled with TensorFlow 2.12-2.15 and standalone
+keras 2.3.1: every function takes the keras module (`keras`, `tf_keras`, `tf.keras`) as its
+first argument and uses only API common to all of them. The few version quirks sit behind one
+small hook each (`_ops`, `_regularizer`, `set_float_dtype`, `_weight_short_name`).
+
+The model is functional, with named Inputs and named layers; its outputs are the outputs'
+layers in Case order, so an output's name is its layer's name (as in the Case). Every weight
+is assigned from the Case (`assign_weights`); the initializers never matter.
+
+Argument forms (the Case says which):
+- `loss_argument`: "single" one loss object, "list" one per output, "dict" keyed by output name.
+- `loss_weights_argument`: None ("omitted"), a list, or a dict keyed by output name.
+- `sample_weight_argument`: None, one array ("single"), a list, or a dict keyed by output name.
+- `x_argument` / `y_argument`: one array when there is one input / output, else a list in Case
+  order (the structure of `model.inputs` / `model.outputs`).
+Each takes an optional `rows` slice so that a path can hand over part of the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.spec import Case, Layer, Regularizer
+from harness.vocabulary import LOSSES
+
+# --------------------------------------------------------------------------------------
+# Version hooks (one small function each)
+# --------------------------------------------------------------------------------------
+
+
+def _ops(keras: Any) -> Any:
+    """Tensor ops with `sum` and `square`: `keras.ops` in Keras 3, `keras.backend` in Keras 2."""
+    return getattr(keras, "ops", None) or keras.backend
+
+
+def set_float_dtype(keras: Any, dtype: str) -> None:
+    """Set floatx (Keras 3: keras.config.set_floatx; Keras 2: keras.backend.set_floatx).
+
+    Layers also get `dtype=` explicitly (`build_model`), so the policy of every layer is the
+    Case's dtype whatever the global default.
+    """
+    config = getattr(keras, "config", None)
+    setter = getattr(config, "set_floatx", None) or keras.backend.set_floatx
+    setter(dtype)
+
+
+def _regularizer(keras: Any, reg: Regularizer | None) -> Any:
+    """`L1(l1)`, `L2(l2)`, `L1L2(l1, l2)` by kind. keras 2.3.1 has only the L1L2 class (and the
+    l1/l2 functions that return one), so L1/L2 fall back to L1L2 with the other factor 0."""
+    if reg is None:
+        return None
+    regs = keras.regularizers
+    if reg.kind == "l1" and hasattr(regs, "L1"):
+        return regs.L1(l1=reg.l1)
+    if reg.kind == "l2" and hasattr(regs, "L2"):
+        return regs.L2(l2=reg.l2)
+    return regs.L1L2(l1=reg.l1, l2=reg.l2)
+
+
+def _weight_short_name(variable: Any) -> str:
+    """'kernel' from 'hidden/kernel:0' (Keras 2), 'kernel' (Keras 3 `name`), or
+    'rnn/simple_rnn_cell/kernel:0'."""
+    return str(variable.name).split("/")[-1].split(":")[0]
+
+
+# --------------------------------------------------------------------------------------
+# The custom layer
+# --------------------------------------------------------------------------------------
+
+_ADD_LOSS_CLASSES: dict[int, type] = {}
+
+
+def add_loss_layer_class(keras: Any) -> type:
+    """AddLossL2 for this keras module: identity that calls add_loss(factor * sum(square(x))).
+
+    supports_masking=True, so the default compute_mask passes the mask on unchanged.
+    One class per keras module (cached), defined against that module's Layer base.
+    """
+    key = id(keras)
+    if key in _ADD_LOSS_CLASSES:
+        return _ADD_LOSS_CLASSES[key]
+    ops = _ops(keras)
+
+    class AddLossL2(keras.layers.Layer):
+        def __init__(self, factor: float = 0.0, **kwargs: Any):
+            super().__init__(**kwargs)
+            self.factor = float(factor)
+            self.supports_masking = True
+
+        def call(self, inputs: Any) -> Any:
+            self.add_loss(self.factor * ops.sum(ops.square(inputs)))
+            return inputs
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return input_shape
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "factor": self.factor}
+
+    _ADD_LOSS_CLASSES[key] = AddLossL2
+    return AddLossL2
+
+
+# --------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------
+
+
+def _make_layer(keras: Any, layer: Layer, dtype: str) -> Any:
+    L = keras.layers
+    cfg = dict(layer.config)
+    regs = layer.regularizers
+    common: dict[str, Any] = {"name": layer.name, "dtype": dtype}
+    if "activity" in regs:
+        common["activity_regularizer"] = _regularizer(keras, regs["activity"])
+    if layer.type == "Dense":
+        return L.Dense(
+            cfg["units"],
+            activation=cfg["activation"],
+            use_bias=cfg["use_bias"],
+            kernel_regularizer=_regularizer(keras, regs.get("kernel")),
+            bias_regularizer=_regularizer(keras, regs.get("bias")),
+            **common,
+        )
+    if layer.type == "Embedding":
+        return L.Embedding(
+            cfg["input_dim"],
+            cfg["output_dim"],
+            mask_zero=cfg["mask_zero"],
+            embeddings_regularizer=_regularizer(keras, regs.get("embeddings")),
+            **common,
+        )
+    if layer.type == "Masking":
+        return L.Masking(mask_value=float(cfg["mask_value"]), **common)
+    if layer.type == "Activation":
+        return L.Activation(cfg["activation"], **common)
+    if layer.type == "Concatenate":
+        return L.Concatenate(axis=-1, **common)
+    if layer.type == "Add":
+        return L.Add(**common)
+    if layer.type == "GlobalAveragePooling1D":
+        return L.GlobalAveragePooling1D(**common)
+    if layer.type == "AddLossL2":
+        return add_loss_layer_class(keras)(factor=cfg["factor"], **common)
+    if layer.type == "SimpleRNN":
+        return L.SimpleRNN(
+            cfg["units"],
+            activation=cfg["activation"],
+            return_sequences=cfg["return_sequences"],
+            kernel_regularizer=_regularizer(keras, regs.get("kernel")),
+            recurrent_regularizer=_regularizer(keras, regs.get("recurrent_kernel")),
+            bias_regularizer=_regularizer(keras, regs.get("bias")),
+            **common,
+        )
+    raise ValueError(f"layer {layer.name!r}: type {layer.type!r} has no builder")
+
+
+def build_model(keras: Any, case: Case) -> Any:
+    """The functional model of the Case, weights assigned from the Case. Call `set_float_dtype`
+    first (the adapters do, once per case)."""
+    tensors: dict[str, Any] = {}
+    inputs = []
+    for inp in case.inputs:
+        dtype = "int32" if inp.kind == "int" else case.dtype
+        tensors[inp.name] = keras.Input(shape=tuple(inp.data.shape[1:]), name=inp.name, dtype=dtype)
+        inputs.append(tensors[inp.name])
+    for layer in case.layers:
+        args = [tensors[name] for name in layer.inbound]
+        tensors[layer.name] = _make_layer(keras, layer, case.dtype)(args if len(args) > 1 else args[0])
+    outputs = [tensors[o.layer] for o in case.outputs]
+    model = keras.Model(
+        inputs=inputs if len(inputs) > 1 else inputs[0],
+        outputs=outputs if len(outputs) > 1 else outputs[0],
+    )
+    assign_weights(model, case)
+    return model
+
+
+def assign_weights(model: Any, case: Case) -> None:
+    """Set every weight of every layer from the Case, matching by the variable's short name.
+
+    Raises ValueError when the model's weights and the Case's differ in names or shapes.
+    """
+    for spec in case.layers:
+        layer = model.get_layer(spec.name)
+        variables = list(layer.weights)
+        names = [_weight_short_name(v) for v in variables]
+        if sorted(names) != sorted(spec.weights):
+            raise ValueError(f"layer {spec.name!r}: model has weights {names}, the case {sorted(spec.weights)}")
+        dtype = case.dtype
+        layer.set_weights([np.asarray(spec.weights[n], dtype=dtype) for n in names])
+
+
+def weights_snapshot(model: Any) -> list[np.ndarray]:
+    """Copies of every weight of the model (to check that a zero-learning-rate step left them)."""
+    return [np.array(w, copy=True) for w in model.get_weights()]
+
+
+def weights_equal(before: list[np.ndarray], after: list[np.ndarray]) -> bool:
+    """Exact equality, NaN equal to NaN (a NaN weight that stayed NaN did not move)."""
+    return len(before) == len(after) and all(
+        a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(before, after)
+    )
+
+
+def output_names(model: Any) -> list[str]:
+    """model.output_names as a list (a property in Keras 3 and Keras 2)."""
+    return list(model.output_names)
+
+
+# --------------------------------------------------------------------------------------
+# Losses and data in the Case's forms
+# --------------------------------------------------------------------------------------
+
+
+def make_loss(keras: Any, loss_name: str, options: dict[str, Any]) -> Any:
+    """The loss object `keras.losses.<keras_class>(**options)`; options as in the Case
+    (reduction given as its string value, which every version accepts)."""
+    entry = LOSSES[loss_name]
+    cls = getattr(keras.losses, entry.keras_class, None)
+    if cls is None:
+        raise NotImplementedError(f"{keras.__name__}.losses has no class {entry.keras_class}")
+    return cls(**options)
+
+
+def loss_argument(keras: Any, case: Case) -> Any:
+    outs = case.outputs
+    if case.loss_form == "single":
+        return make_loss(keras, outs[0].loss, dict(outs[0].loss_options))
+    losses = [make_loss(keras, o.loss, dict(o.loss_options)) for o in outs]
+    if case.loss_form == "list":
+        return losses
+    return {o.name: loss for o, loss in zip(outs, losses)}
+
+
+def loss_weights_argument(case: Case) -> Any:
+    if case.loss_weights_form == "omitted":
+        return None
+    if case.loss_weights_form == "list":
+        return [o.loss_weight for o in case.outputs]
+    return {o.name: o.loss_weight for o in case.outputs}
+
+
+def _cast_float(a: np.ndarray, dtype: str) -> np.ndarray:
+    return np.asarray(a, dtype=dtype)
+
+
+def x_argument(case: Case, rows: slice = slice(None)) -> Any:
+    xs = [
+        np.asarray(i.data[rows], dtype=np.int32) if i.kind == "int" else _cast_float(i.data[rows], case.dtype)
+        for i in case.inputs
+    ]
+    return xs if len(xs) > 1 else xs[0]
+
+
+def _target(case: Case, out: Any, rows: slice) -> np.ndarray:
+    t = out.target[rows]
+    return np.asarray(t, dtype=np.int32) if t.dtype.kind in "iu" else _cast_float(t, case.dtype)
+
+
+def y_argument(case: Case, rows: slice = slice(None)) -> Any:
+    ys = [_target(case, o, rows) for o in case.outputs]
+    return ys if len(ys) > 1 else ys[0]
+
+
+def sample_weight_argument(case: Case, rows: slice = slice(None)) -> Any:
+    form = case.sample_weight_form
+    if form == "omitted":
+        return None
+    sws = [_cast_float(o.sample_weight[rows], case.dtype) for o in case.outputs]  # type: ignore[index]
+    if form == "single":
+        return sws[0]
+    if form == "list":
+        return sws
+    return {o.name: sw for o, sw in zip(case.outputs, sws)}
+
+
+def nested_list(value: Any) -> Any:
+    """A numpy array (or tensor with .numpy()) as nested lists of Python floats."""
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    return np.asarray(value, dtype=np.float64).tolist()
