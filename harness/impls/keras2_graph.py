@@ -1,0 +1,311 @@
+"""Adapter: Keras 2 in TF1 graph mode, where `Model.compile` assembles the total loss once, as a
+tensor, in `_prepare_total_loss` (DESIGN.md, "Keras 2 graph-mode training loop").
+
+Serves (harness.impls, chosen by HARNESS_IMPL, read at import time):
+- "tf_keras-graph": the tf-keras package (TF_USE_LEGACY_KERAS=1);
+  tf_keras/src/engine/training_v1.py Model._prepare_total_loss.
+- "tf.keras-graph": tf.keras bundled with TensorFlow 2.12-2.15;
+  keras/src/engine/training_v1.py Model._prepare_total_loss.
+and lends its runner (`GraphFlavor`, `run_case`) to harness.impls.keras231 (standalone keras
+2.3.1: keras/engine/training.py Model._prepare_total_loss), which passes its own flavor.
+
+Graph mode: `tf.compat.v1.disable_eager_execution()` runs at import, before any layer exists,
+so that `keras.Model(...)` is a training_v1.Model (tf_keras/src/utils/version_utils.py
+ModelVersionSelector swaps the base class when not executing eagerly outside functions) and
+layers are base_layer_v1.Layer. Every run checks this: the class that defines
+`_prepare_total_loss` for the built model must come from the flavor's expected module, or every
+path is an error saying so. The message of each result records that module.
+
+Paths (all mode "graph"), each on a model whose weights are re-assigned from the Case and whose
+stateful loss metrics are reset first:
+- compute_loss: `model.total_loss` (the tensor `_prepare_total_loss` built) and `sum(model.losses)`
+  evaluated by one backend function fed the whole batch (the same feeds as the test function:
+  inputs + targets + sample weights).
+- test_on_batch, train_on_batch (SGD, learning rate 0; `weights_moved`), evaluate and fit (one
+  epoch, shuffle False, both with batch_size = case.evaluate_batch_size).
+Terms: "output/<name>" from the per-output losses the path returns (the `<name>_loss` entries of
+metrics_names / history when there are >= 2 outputs); "regularization" on compute_loss only.
+
+Temporal (rank-2) sample weights need `compile(sample_weight_mode="temporal")` in every Keras 2
+graph implementation (keras 2.3.1 engine/training_utils.py get_output_sample_weight_and_mode
+makes a rank-1 placeholder otherwise; training_v1 ditto via training_utils_v1). The adapter
+passes "temporal" for the outputs whose Case sample weight is rank 2, None for the others
+(a dict keyed by output name), and None when no output has one; see `sample_weight_mode`.
+
+One process runs cases one after another: `backend.clear_session()` (which resets the default
+graph and the session) before each case keeps memory flat.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.impls import build
+from harness.impls.paths import installed_versions, to_array, to_float
+from harness.results import ImplResult, PathResult
+from harness.spec import Case
+
+MODE = "graph"
+PATHS = ("compute_loss", "test_on_batch", "train_on_batch", "evaluate", "fit")
+
+# Feeds of the whole batch for `model.total_loss`: (keras, model, x, y, sample_weight) ->
+# (placeholders, values), in the order the implementation's own test function uses.
+Feeds = Callable[[Any, Any, Any, Any, Any], tuple[list[Any], list[Any]]]
+
+
+@dataclass(frozen=True)
+class GraphFlavor:
+    impl: str
+    keras: Any  # the keras module the model is built with
+    tf: Any  # tensorflow (for add_n of model.losses in the model's graph)
+    engine_module: str  # the module whose Model._prepare_total_loss must be the one used
+    make_optimizer: Callable[[], Any]  # SGD with learning rate 0
+    feeds: Feeds
+    unsupported_losses: dict[str, str]  # Case loss name -> reason (class absent in this version)
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+
+def _error(path: str, exc: BaseException) -> PathResult:
+    message = f"{exc}".strip() or repr(exc)
+    if len(message) > 2000:
+        message = message[:2000] + " ..."
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        message += f" [at {last.filename.split('site-packages/')[-1]}:{last.lineno} in {last.name}]"
+    return PathResult(path=path, mode=MODE, status="error", error_type=type(exc).__name__, error_message=message)
+
+
+def sample_weight_mode(case: Case) -> Any:
+    """`compile(sample_weight_mode=...)` for the Case: None unless some output has rank-2 sample
+    weights; then "temporal" for those outputs and None for the others, keyed by output name
+    (keras 2.3.1 training_utils.prepare_sample_weights and training_v1 accept a dict naming
+    every output)."""
+    temporal = {o.name: o.sample_weight is not None and o.sample_weight.ndim == 2 for o in case.outputs}
+    if not any(temporal.values()):
+        return None
+    if len(case.outputs) == 1:
+        return "temporal"
+    return {name: ("temporal" if t else None) for name, t in temporal.items()}
+
+
+def prepare_total_loss_module(model: Any) -> str:
+    """The module defining the `_prepare_total_loss` the model uses (e.g.
+    'tf_keras.src.engine.training_v1')."""
+    for klass in type(model).__mro__:
+        if "_prepare_total_loss" in vars(klass):
+            return inspect.getmodule(klass).__name__  # type: ignore[union-attr]
+    return "(none)"
+
+
+def _per_output_terms(names: list[str], values: Any, case: Case) -> dict[str, float]:
+    """'output/<name>' from `<name>_loss` entries (metrics_names + returned list, or history)."""
+    if len(case.outputs) < 2:
+        return {}
+    if isinstance(values, dict):
+        lookup = {k: v[-1] if isinstance(v, list) else v for k, v in values.items()}
+    else:
+        lookup = dict(zip(names, values))
+    return {f"output/{o.name}": to_float(lookup[f"{o.name}_loss"]) for o in case.outputs if f"{o.name}_loss" in lookup}
+
+
+def _total(values: Any) -> float:
+    return to_float(values[0] if isinstance(values, (list, tuple)) else values)
+
+
+# --------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------
+
+
+def _build_and_compile(flavor: GraphFlavor, case: Case) -> Any:
+    keras = flavor.keras
+    keras.backend.clear_session()
+    build.set_float_dtype(keras, case.dtype)
+    model = build.build_model(keras, case)
+    model.compile(
+        optimizer=flavor.make_optimizer(),
+        loss=build.loss_argument(keras, case),
+        loss_weights=build.loss_weights_argument(case),
+        sample_weight_mode=sample_weight_mode(case),
+    )
+    return model
+
+
+def _fresh(model: Any, case: Case) -> Any:
+    """Weights back to the Case's values and stateful loss metrics emptied, so that no path sees
+    what an earlier one did (the per-output losses are Mean metrics that accumulate until
+    reset_metrics: keras 2.3.1 training.py _prepare_total_loss `_output_loss_metrics[i]`,
+    training_v1 `endpoint.output_loss_metric`)."""
+    build.assign_weights(model, case)
+    model.reset_metrics()
+    return model
+
+
+def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
+    """Every path of `case` on this graph-mode implementation. Never raises for a problem with
+    the case."""
+    started = time.perf_counter()
+    result = ImplResult(case_id=case.id, impl=flavor.impl)
+
+    missing = sorted({o.loss for o in case.outputs if o.loss in flavor.unsupported_losses})
+    if missing:
+        reason = "; ".join(f"{name}: {flavor.unsupported_losses[name]}" for name in missing)
+        result.paths = [PathResult(p, MODE, "unsupported", reason=reason) for p in PATHS]
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
+    try:
+        model = _build_and_compile(flavor, case)
+        engine = prepare_total_loss_module(model)
+        if engine != flavor.engine_module:
+            raise AssertionError(
+                f"model class {type(model).__module__}.{type(model).__name__} takes _prepare_total_loss "
+                f"from {engine}, not {flavor.engine_module}: graph mode is not in force"
+            )
+    except Exception as exc:
+        result.paths = [_error(p, exc) for p in PATHS]
+        result.message = f"model build/compile failed: {type(exc).__name__}: {exc}"
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+    notes = [
+        f"model {type(model).__module__}.{type(model).__name__}; total loss from {engine}._prepare_total_loss; "
+        f"sample_weight_mode={sample_weight_mode(case)!r}"
+    ]
+    names = build.output_names(model)
+    if names != case.output_names():
+        notes.append(f"model.output_names {names} != case output names {case.output_names()}")
+
+    x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
+
+    try:
+        preds = model.predict(x, batch_size=case.batch_size, verbose=0)
+        preds = preds if isinstance(preds, (list, tuple)) else [preds]
+        result.predictions = {o.name: to_array(p).tolist() for o, p in zip(case.outputs, preds)}
+    except Exception as exc:
+        notes.append(f"predict failed: {type(exc).__name__}: {exc}")
+
+    for path in PATHS:
+        try:
+            result.paths.append(_run_path(flavor, path, _fresh(model, case), case, x, y, sw))
+        except Exception as exc:
+            result.paths.append(_error(path, exc))
+
+    result.message = "; ".join(notes)
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _run_path(flavor: GraphFlavor, path: str, model: Any, case: Case, x: Any, y: Any, sw: Any) -> PathResult:
+    ebs = case.evaluate_batch_size
+    if path == "compute_loss":
+        return _compute_loss(flavor, model, x, y, sw)
+    if path == "test_on_batch":
+        values = model.test_on_batch(x, y, sample_weight=sw)
+        return PathResult(path, MODE, "ok", total=_total(values),
+                          terms=_per_output_terms(model.metrics_names, np.atleast_1d(values).tolist(), case))
+    if path == "evaluate":
+        values = model.evaluate(x, y, sample_weight=sw, batch_size=ebs, verbose=0)
+        return PathResult(path, MODE, "ok", total=_total(values),
+                          terms=_per_output_terms(model.metrics_names, np.atleast_1d(values).tolist(), case))
+    before = build.weights_snapshot(model)
+    if path == "train_on_batch":
+        values = model.train_on_batch(x, y, sample_weight=sw)
+        total = _total(values)
+        terms = _per_output_terms(model.metrics_names, np.atleast_1d(values).tolist(), case)
+    elif path == "fit":
+        history = model.fit(x, y, sample_weight=sw, batch_size=ebs, epochs=1, shuffle=False, verbose=0).history
+        total = to_float(history["loss"][-1])
+        terms = _per_output_terms([], history, case)
+    else:
+        raise ValueError(f"unknown path {path!r}")
+    moved = not build.weights_equal(before, build.weights_snapshot(model))
+    return PathResult(path, MODE, "ok", total=total, terms=terms, weights_moved=moved)
+
+
+def _compute_loss(flavor: GraphFlavor, model: Any, x: Any, y: Any, sw: Any) -> PathResult:
+    """`model.total_loss` and `sum(model.losses)` in one backend function on the whole batch."""
+    backend, tf = flavor.keras.backend, flavor.tf
+    placeholders, values = flavor.feeds(flavor.keras, model, x, y, sw)
+    with model.total_loss.graph.as_default():
+        losses = list(model.losses)
+        regularization = tf.add_n([tf.cast(v, model.total_loss.dtype) for v in losses]) if losses else None
+    fetches = [model.total_loss] + ([regularization] if regularization is not None else [])
+    out = backend.function(placeholders, fetches)(values)
+    terms = {"regularization": to_float(out[1]) if regularization is not None else 0.0}
+    return PathResult("compute_loss", MODE, "ok", total=to_float(out[0]), terms=terms)
+
+
+# --------------------------------------------------------------------------------------
+# tf_keras-graph and tf.keras-graph
+# --------------------------------------------------------------------------------------
+
+
+def _feeds_training_v1(keras: Any, model: Any, x: Any, y: Any, sw: Any) -> tuple[list[Any], list[Any]]:
+    """As training_v1.Model.test_on_batch: standardize, update the sample-weight modes (this
+    recompiles the loss sub-graph when they change: _recompile_weights_loss_and_weighted_metrics),
+    then feed `_feed_inputs + _feed_targets + _feed_sample_weights`. The learning phase is
+    not fed: it is a placeholder_with_default(False) (tf_keras/src/backend.py
+    symbolic_learning_phase), i.e. test mode, and no layer of the vocabulary reads it."""
+    xs, ys, sws = model._standardize_user_data(x, y, sample_weight=sw)
+    values = list(xs) + list(ys or []) + [s for s in (sws or []) if s is not None]
+    model._update_sample_weight_modes(sample_weights=sws)
+    model._recompile_weights_loss_and_weighted_metrics()
+    placeholders = list(model._feed_inputs) + list(model._feed_targets) + list(model._feed_sample_weights)
+    return placeholders, values
+
+
+def _load_default_flavor() -> GraphFlavor:
+    impl = os.environ.get("HARNESS_IMPL", "")
+    if impl not in ("tf_keras-graph", "tf.keras-graph"):
+        raise ImportError(
+            f"harness.impls.keras2_graph serves 'tf_keras-graph' and 'tf.keras-graph'; HARNESS_IMPL={impl!r}"
+        )
+    import tensorflow as tf
+
+    # Before any layer is built (and before keras is imported): Model becomes training_v1.Model.
+    tf.compat.v1.disable_eager_execution()
+    if impl == "tf_keras-graph":
+        import tf_keras as keras
+
+        engine = "tf_keras.src.engine.training_v1"
+    else:
+        keras_version = installed_versions("tensorflow")["keras"]
+        if not keras_version.startswith("2."):
+            raise ImportError(f"tf.keras-graph needs the Keras 2 bundled with TF 2.12-2.15; keras is {keras_version!r}")
+        keras = tf.keras
+        engine = "keras.src.engine.training_v1"
+
+    def sgd() -> Any:
+        # The legacy (OptimizerV2) SGD: the only kind training_v1 drives in graph mode.
+        return keras.optimizers.legacy.SGD(learning_rate=0.0)
+
+    return GraphFlavor(impl=impl, keras=keras, tf=tf, engine_module=engine, make_optimizer=sgd,
+                       feeds=_feeds_training_v1, unsupported_losses={})
+
+
+if os.environ.get("HARNESS_IMPL", "") in ("tf_keras-graph", "tf.keras-graph"):
+    FLAVOR: GraphFlavor | None = _load_default_flavor()
+else:  # imported by harness.impls.keras231 for its runner: no framework is loaded here
+    FLAVOR = None
+
+
+def versions() -> dict[str, str]:
+    return installed_versions("tensorflow")
+
+
+def run(case: Case) -> ImplResult:
+    if FLAVOR is None:
+        raise RuntimeError("set HARNESS_IMPL to 'tf_keras-graph' or 'tf.keras-graph' before importing this module")
+    return run_case(FLAVOR, case)
