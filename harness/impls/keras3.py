@@ -1,0 +1,85 @@
+"""Adapter: Keras 3 on one backend (KERAS_BACKEND, set by the worker before this import).
+
+Serves "keras3-tensorflow", "keras3-jax", "keras3-torch" and "keras3-numpy" (harness.impls).
+The total loss is assembled by keras/src/trainers/trainer.py `Trainer.compute_loss`:
+`CompileLoss(y, y_pred, sample_weight)` (keras/src/trainers/compile_utils.py, CompileLoss.call)
+plus `_aggregate_additional_loss(loss)` for each of `self.losses`.
+
+Paths and modes (harness.impls.paths does the running):
+- compute_loss/eager: `model.compute_loss(x, y, y_pred, sample_weight, training=True)`, the
+  3.15 signature (`training` is ignored by the default implementation: "del training").
+- test_on_batch, train_on_batch, evaluate, fit in modes
+  "eager" (run_eagerly=True), "compiled" (run_eagerly=False, jit_compile=False) and
+  "jit" (run_eagerly=False, jit_compile=True) where the backend has it:
+  tensorflow: eager, compiled (tf.function), jit (XLA);
+  jax: eager, compiled (run_eagerly=False, jit_compile=True: the default "auto" resolves to
+       True on jax, and a jitted step is all a non-eager jax step can be: "jit" is that same
+       program, so it is not listed twice);
+  torch: eager, compiled; jit (torch.compile via jit_compile=True) is reported unsupported:
+       dynamo compiles every model anew, which costs many seconds per case on CPU;
+  numpy: eager only, evaluation paths only: keras/src/backend/numpy/trainer.py
+       NumpyTrainer.fit/train_on_batch raise NotImplementedError ("fit not implemented for
+       NumPy backend."), and its make_test_function runs test_step in Python whatever
+       run_eagerly says, so "compiled" is the same program as "eager".
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import keras
+
+from harness.impls import paths
+from harness.results import ImplResult
+from harness.spec import Case
+
+BACKEND = keras.backend.backend()
+IMPL = os.environ.get("HARNESS_IMPL") or f"keras3-{BACKEND}"
+if IMPL != f"keras3-{BACKEND}":
+    raise ImportError(f"implementation {IMPL!r} asked for, but Keras 3 runs on backend {BACKEND!r} "
+                      f"(set KERAS_BACKEND before the first import of keras)")
+
+EAGER = paths.Mode("eager", {"run_eagerly": True, "jit_compile": False})
+COMPILED = paths.Mode("compiled", {"run_eagerly": False, "jit_compile": False})
+JIT = paths.Mode("jit", {"run_eagerly": False, "jit_compile": True})
+
+MODES: dict[str, tuple[paths.Mode, ...]] = {
+    "tensorflow": (EAGER, COMPILED, JIT),
+    # jax: a non-eager step is jax.jit-ed exactly when jit_compile is true (jax/trainer.py
+    # make_train_function: `if not self.run_eagerly and self.jit_compile`); "auto" resolves to
+    # True on jax (Trainer._resolve_auto_jit_compile), so "compiled" is what users get.
+    "jax": (EAGER, paths.Mode("compiled", {"run_eagerly": False, "jit_compile": True})),
+    "torch": (EAGER, COMPILED, paths.Mode("jit", unsupported=(
+        "not run: jit_compile=True means torch.compile (dynamo), which recompiles every model "
+        "and costs many seconds per case on CPU"))),
+    "numpy": (EAGER, paths.Mode("compiled", unsupported=(
+        "the numpy backend has no compiled step: NumpyTrainer.make_test_function runs test_step "
+        "in Python whatever run_eagerly says (same program as eager)"))),
+}
+
+TRAIN_UNSUPPORTED = {
+    "numpy": "the numpy backend cannot train: NumpyTrainer.fit / train_on_batch raise "
+    "NotImplementedError (keras/src/backend/numpy/trainer.py)",
+}
+
+
+def _compute_loss(model: Any, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
+    return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+
+
+FLAVOR = paths.Flavor(
+    impl=IMPL,
+    keras=keras,
+    modes=MODES[BACKEND],
+    compute_loss=(("eager", _compute_loss),),
+    train_unsupported=TRAIN_UNSUPPORTED.get(BACKEND),
+)
+
+
+def versions() -> dict[str, str]:
+    return paths.installed_versions(BACKEND)
+
+
+def run(case: Case) -> ImplResult:
+    return paths.run_case(FLAVOR, case)

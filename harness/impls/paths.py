@@ -1,0 +1,294 @@
+"""The loss paths of one Case on one eager-capable Keras (Keras 3, tf-keras, tf.keras 2.12-2.15).
+
+`run_case(flavor, case)` builds the model once (harness.impls.build), then reports, each as its
+own PathResult (harness.results): the direct compute-loss call(s), and for every mode
+`test_on_batch`, `train_on_batch` (SGD, learning rate 0), `evaluate` and `fit` (one epoch,
+shuffle=False, both with batch_size=case.evaluate_batch_size, so the last batch is uneven when
+the batch does not divide), plus the predictions. It never raises for a problem with the case.
+
+A `Flavor` holds what differs between implementations: the keras module, the modes (each the
+`compile` keyword arguments, or the reason it is unsupported), the compute-loss variants, and
+whether training is possible. Nothing else about an implementation lives here.
+
+Terms (results.py): "output/<name>" is the `<name>_loss` entry of the logs the path returns
+(Keras 3 CompileLoss and tf-keras LossesContainer both log the *unweighted* per-output loss
+under that key when there are >= 2 outputs); "regularization" is `sum(model.losses)` after one
+forward pass `model(x)` on the whole batch, attached to the whole-batch paths (compute_loss,
+test_on_batch, train_on_batch), not to evaluate/fit (whose logs average over batches).
+
+Weights are re-assigned from the Case before every path, so a path that moved them (a finding:
+learning rate 0 must not) cannot leak into the next. After an error the model is rebuilt.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.impls import build
+from harness.results import ImplResult, PathResult
+from harness.spec import Case
+
+TRAIN_PATHS = ("train_on_batch", "fit")
+MODE_PATHS = ("test_on_batch", "train_on_batch", "evaluate", "fit")
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str  # "eager" | "function" | "compiled" | "jit"
+    compile_kwargs: dict[str, Any] = field(default_factory=dict)  # run_eagerly / jit_compile
+    unsupported: str | None = None  # reason, when this implementation has no such mode
+
+
+# A compute-loss variant: (model, x, y, y_pred, sample_weight) -> scalar tensor.
+ComputeLoss = Callable[[Any, Any, Any, Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class Flavor:
+    impl: str
+    keras: Any
+    modes: tuple[Mode, ...]
+    compute_loss: tuple[tuple[str, ComputeLoss], ...]  # (mode name, call)
+    train_unsupported: str | None = None  # reason, when the implementation cannot train
+    clear_session: bool = True
+
+
+# --------------------------------------------------------------------------------------
+# Versions
+# --------------------------------------------------------------------------------------
+
+
+def _dist_version(*names: str) -> str:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ""
+
+
+def installed_versions(backend: str) -> dict[str, str]:
+    """Exact installed distribution versions (VERSION_KEYS of harness.impls); "" when absent."""
+    return {
+        "python": platform.python_version(),
+        "numpy": _dist_version("numpy"),
+        "tensorflow": _dist_version("tensorflow", "tensorflow-cpu", "tensorflow-intel"),
+        "keras": _dist_version("keras"),
+        "tf_keras": _dist_version("tf-keras", "tf_keras"),
+        "jax": _dist_version("jax"),
+        "torch": _dist_version("torch"),
+        "backend": backend,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------
+
+
+def to_float(value: Any) -> float:
+    """A scalar tensor of any backend (or a Python/NumPy number) as a Python float."""
+    if hasattr(value, "detach"):  # torch
+        value = value.detach().cpu().numpy()
+    elif hasattr(value, "numpy"):
+        value = value.numpy()
+    return float(np.asarray(value, dtype=np.float64).reshape(()))
+
+
+def to_array(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    elif hasattr(value, "numpy"):
+        value = value.numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def _error(path: str, mode: str, exc: BaseException) -> PathResult:
+    message = f"{exc}".strip() or repr(exc)
+    if len(message) > 600:
+        message = message[:600] + " ..."
+    # The innermost frame helps attribute the error to a Keras source line.
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        message += f" [at {last.filename.split('site-packages/')[-1]}:{last.lineno} in {last.name}]"
+    return PathResult(path=path, mode=mode, status="error", error_type=type(exc).__name__, error_message=message)
+
+
+def _output_terms(logs: dict[str, Any], case: Case) -> dict[str, float]:
+    if len(case.outputs) < 2:
+        return {}
+    terms = {}
+    for out in case.outputs:
+        key = f"{out.name}_loss"
+        if key in logs:
+            value = logs[key]
+            terms[f"output/{out.name}"] = to_float(value[-1] if isinstance(value, list) else value)
+    return terms
+
+
+def _logs_total(logs: Any) -> float:
+    if isinstance(logs, dict):
+        return to_float(logs["loss"])
+    if isinstance(logs, (list, tuple)):
+        return to_float(logs[0])
+    return to_float(logs)
+
+
+# --------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------
+
+
+class _NotApplicable(Exception):
+    """The implementation silently replaced the requested mode: the path is unsupported."""
+
+
+class _Model:
+    """The case's model, built lazily and compiled for one mode at a time.
+
+    `get(mode)` returns the model with every weight re-assigned from the Case, compiled for
+    `mode` (compiling again only when the mode changes); `spoil()` after an error forces a
+    rebuild, so one failed path cannot leave a half-updated model to the next.
+    """
+
+    def __init__(self, flavor: Flavor, case: Case):
+        self.flavor, self.case = flavor, case
+        self._model: Any = None
+        self._mode: str | None = None
+
+    def get(self, mode: Mode | None = None) -> Any:
+        if self._model is None:
+            self._model = build.build_model(self.flavor.keras, self.case)
+            self._mode = None
+        else:
+            build.assign_weights(self._model, self.case)
+        if mode is not None and self._mode != mode.name:
+            _compile(self.flavor, self._model, self.case, mode)
+            self._mode = mode.name
+        if mode is not None and mode.compile_kwargs.get("jit_compile") and not getattr(self._model, "jit_compile", True):
+            # Keras 3 Trainer.jit_compile setter: model_supports_jit False -> warns, runs without.
+            raise _NotApplicable(f"jit_compile=True asked, but the model runs with jit_compile="
+                                 f"{self._model.jit_compile} (model_supports_jit is False)")
+        return self._model
+
+    def spoil(self) -> None:
+        self._model, self._mode = None, None
+
+
+def _compile(flavor: Flavor, model: Any, case: Case, mode: Mode) -> None:
+    keras = flavor.keras
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.0),
+        loss=build.loss_argument(keras, case),
+        loss_weights=build.loss_weights_argument(case),
+        **mode.compile_kwargs,
+    )
+
+
+def run_case(flavor: Flavor, case: Case) -> ImplResult:
+    """Every path of `case` on this implementation. Never raises for a problem with the case."""
+    started = time.perf_counter()
+    keras = flavor.keras
+    result = ImplResult(case_id=case.id, impl=flavor.impl)
+    notes: list[str] = []
+    holder = _Model(flavor, case)
+    try:
+        if flavor.clear_session:
+            keras.backend.clear_session()
+        build.set_float_dtype(keras, case.dtype)
+        model = holder.get()
+    except Exception as exc:  # the model cannot be built: every path shares the error
+        for path in ("compute_loss",) + MODE_PATHS:
+            result.paths.append(_error(path, "build", exc))
+        result.message = f"model build failed: {type(exc).__name__}: {exc}"
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
+    names = build.output_names(model)
+    if names != case.output_names():
+        notes.append(f"model.output_names {names} != case output names {case.output_names()}")
+
+    x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
+
+    # Predictions, and the regularization term from one forward pass on the whole batch.
+    try:
+        preds = model.predict(x, batch_size=case.batch_size, verbose=0)
+        preds = preds if isinstance(preds, (list, tuple)) else [preds]
+        result.predictions = {o.name: to_array(p).tolist() for o, p in zip(case.outputs, preds)}
+    except Exception as exc:
+        notes.append(f"predict failed: {type(exc).__name__}: {exc}")
+    regularization: float | None = None
+    try:
+        model(x, training=True)
+        regularization = float(sum(to_float(v) for v in model.losses))
+    except Exception as exc:
+        notes.append(f"forward pass for model.losses failed: {type(exc).__name__}: {exc}")
+    whole_batch_terms = {} if regularization is None else {"regularization": regularization}
+
+    # compute_loss needs a compiled model (the loss container comes from compile); the mode
+    # does not matter for a direct call, so the first supported mode is used. y_pred comes
+    # from model(x, training=True), as in train_step, which also refills model.losses.
+    first_mode = next((m for m in flavor.modes if m.unsupported is None), None)
+    for variant, call in flavor.compute_loss:
+        try:
+            model = holder.get(first_mode)
+            y_pred = model(x, training=True)
+            total = to_float(call(model, x, y, y_pred, sw))
+            result.paths.append(PathResult("compute_loss", variant, "ok", total=total, terms=dict(whole_batch_terms)))
+        except Exception as exc:
+            result.paths.append(_error("compute_loss", variant, exc))
+            holder.spoil()
+
+    for mode in flavor.modes:
+        for path in MODE_PATHS:
+            if mode.unsupported is not None:
+                result.paths.append(PathResult(path, mode.name, "unsupported", reason=mode.unsupported))
+            elif path in TRAIN_PATHS and flavor.train_unsupported is not None:
+                result.paths.append(PathResult(path, mode.name, "unsupported", reason=flavor.train_unsupported))
+            else:
+                try:
+                    model = holder.get(mode)
+                    result.paths.append(_run_path(path, mode.name, model, case, x, y, sw, whole_batch_terms))
+                except _NotApplicable as exc:
+                    result.paths.append(PathResult(path, mode.name, "unsupported", reason=str(exc)))
+                except Exception as exc:
+                    result.paths.append(_error(path, mode.name, exc))
+                    holder.spoil()
+
+    result.message = "; ".join(notes) or None
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _run_path(path: str, mode: str, model: Any, case: Case, x: Any, y: Any, sw: Any,
+              whole_batch_terms: dict[str, float]) -> PathResult:
+    ebs = case.evaluate_batch_size
+    if path == "test_on_batch":
+        logs = model.test_on_batch(x, y, sample_weight=sw, return_dict=True)
+        return PathResult(path, mode, "ok", total=_logs_total(logs),
+                          terms={**_output_terms(logs, case), **whole_batch_terms})
+    if path == "evaluate":
+        logs = model.evaluate(x, y, sample_weight=sw, batch_size=ebs, verbose=0, return_dict=True)
+        return PathResult(path, mode, "ok", total=_logs_total(logs), terms=_output_terms(logs, case))
+    before = build.weights_snapshot(model)
+    if path == "train_on_batch":
+        logs = model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+        terms = {**_output_terms(logs, case), **whole_batch_terms}
+        total = _logs_total(logs)
+    elif path == "fit":
+        history = model.fit(x, y, sample_weight=sw, batch_size=ebs, epochs=1, shuffle=False, verbose=0)
+        logs = history.history
+        terms = _output_terms(logs, case)
+        total = to_float(logs["loss"][-1])
+    else:
+        raise ValueError(f"unknown path {path!r}")
+    moved = not build.weights_equal(before, build.weights_snapshot(model))
+    return PathResult(path, mode, "ok", total=total, terms=terms, weights_moved=moved)
