@@ -1,0 +1,154 @@
+"""`python -m harness cases`: draw, write, show and count Cases."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import spec
+
+HELP = """Draw Cases and look at them.
+
+  --stats -n 1000 [--seed N] [--hypothesis]
+      How often each feature (harness.features.FEATURES) appears in n drawn cases, as a
+      count and a percentage; features below 10% are flagged LOW and the exit status is 1.
+      Cases come from the fixed-seed corpus (harness.strategies.corpus) unless --hypothesis,
+      which draws them through Hypothesis (seeded by --seed) as the property tests do.
+      A loss option (huber delta, focal gamma/alpha/class balancing) is reported as a share
+      of the cases that use its loss. Losses are reported as one group line: with 16 losses
+      drawn uniformly per output, one loss cannot be in 10% of cases by design; the line
+      gives the spread (least and most frequent), and a loss under 5% or missing is flagged.
+  --write DIR -n N --seed S
+      Write the fixed-seed corpus as DIR/<id>.json (the same files in every environment).
+  --show FILE
+      Pretty-print one case file with its id and features, after validating it
+      (exit 2 with the CaseError message if it is malformed).
+"""
+
+THRESHOLD = 10.0  # percent of cases each feature must reach
+LOSS_THRESHOLD = 5.0  # percent of cases each individual loss must reach
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--stats", action="store_true", help="feature frequencies over n drawn cases")
+    what.add_argument("--write", metavar="DIR", help="write the fixed-seed corpus to DIR/<id>.json")
+    what.add_argument("--show", metavar="FILE", help="validate and pretty-print one case file")
+    p.add_argument("-n", type=int, default=1000, help="number of cases (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="corpus / Hypothesis seed (default 0)")
+    p.add_argument("--hypothesis", action="store_true", help="--stats: draw through Hypothesis, not the corpus")
+    p.add_argument("--verbose", action="store_true", help="--stats: also list every loss")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.show:
+        return _show(args.show)
+    if args.write:
+        return _write(Path(args.write), args.n, args.seed)
+    return _stats(args.n, args.seed, args.hypothesis, args.verbose)
+
+
+def _show(path: str) -> int:
+    from harness.features import features
+
+    try:
+        case = spec.load(path)
+    except spec.CaseError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(spec.pretty(case))
+    print(f"# id {case.id}; valid", file=sys.stderr)
+    print("# features: " + " ".join(sorted(features(case))), file=sys.stderr)
+    return 0
+
+
+def _progress(i: int, n: int, start: float) -> None:
+    if n >= 200 and (i + 1) % 200 == 0:
+        print(f"  {i + 1}/{n} cases, {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+
+def _write(directory: Path, n: int, seed: int) -> int:
+    from harness.strategies import corpus_case
+
+    directory.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for i in range(n):
+        case = corpus_case(seed, i)
+        spec.dump(case, directory / f"{case.id}.json")
+        _progress(i, n, start)
+    print(f"wrote {n} cases (seed {seed}) to {directory}", file=sys.stderr)
+    return 0
+
+
+def draw_with_hypothesis(n: int, seed: int, **constraints: Any) -> list[spec.Case]:
+    """n Cases as Hypothesis generates them for a property test (generate phase only, seeded)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    from harness.strategies import cases
+
+    drawn: list[spec.Case] = []
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(cases(**constraints))
+    def collect(case: spec.Case) -> None:
+        drawn.append(case)
+
+    collect()
+    return drawn
+
+
+def _stats(n: int, seed: int, use_hypothesis: bool, verbose: bool) -> int:
+    from harness import vocabulary
+    from harness.features import CONDITIONS, FEATURES, all_features, features
+    from harness.strategies import corpus_case
+
+    start = time.perf_counter()
+    if use_hypothesis:
+        print(f"drawing {n} cases through Hypothesis (seed {seed}) ...", file=sys.stderr, flush=True)
+        drawn = draw_with_hypothesis(n, seed)
+    else:
+        drawn = []
+        for i in range(n):
+            drawn.append(corpus_case(seed, i))
+            _progress(i, n, start)
+    counts = {name: 0 for name in all_features()}
+    for case in drawn:
+        for name in features(case):
+            counts[name] = counts.get(name, 0) + 1
+    total = len(drawn)
+    source = "Hypothesis" if use_hypothesis else "corpus"
+    print(f"features of {total} cases ({source}, seed {seed}); LOW = below {THRESHOLD:.0f}%")
+    low: list[str] = []
+    width = max(map(len, counts)) + 2
+    for name in all_features():
+        if name.startswith("loss:"):
+            continue
+        count = counts[name]
+        cond = CONDITIONS.get(name)
+        base = counts[cond] if cond else total
+        pct = 100.0 * count / base if base else 0.0
+        flag = "  LOW" if pct < THRESHOLD else ""
+        if flag:
+            low.append(name)
+        where = f"  of {base} cases with {cond}" if cond else ""
+        print(f"  {name:<{width}}{count:>6}  {pct:5.1f}%{where}{flag}")
+    loss_pct = {name: 100.0 * counts[f"loss:{name}"] / total for name in vocabulary.LOSSES}
+    lo = min(loss_pct, key=loss_pct.get)
+    hi = max(loss_pct, key=loss_pct.get)
+    low_losses = [name for name, p in loss_pct.items() if p < LOSS_THRESHOLD]
+    flag = "  LOW: " + ", ".join(low_losses) if low_losses else ""
+    print(f"  {'loss:* (' + str(len(loss_pct)) + ' losses)':<{width}}"
+          f"  min {loss_pct[lo]:.1f}% ({lo}), max {loss_pct[hi]:.1f}% ({hi}){flag}")
+    if verbose:
+        for name, p in sorted(loss_pct.items(), key=lambda kv: kv[1]):
+            print(f"    loss:{name:<{width - 5}}{counts['loss:' + name]:>6}  {p:5.1f}%")
+    low += [f"loss:{n}" for n in low_losses]
+    print(f"{len(FEATURES)} named features + {len(all_features()) - len(FEATURES)} vocabulary features; "
+          f"{len(low)} LOW{': ' + ', '.join(low) if low else ''}; {time.perf_counter() - start:.1f} s")
+    return 1 if low else 0

@@ -1,0 +1,763 @@
+"""Strategies that draw valid Cases: for Hypothesis (`cases`) and as a fixed-seed corpus (`corpus`).
+
+One generator, two drivers. `draw_case(source, constraints)` is written against a tiny
+interface, `Source`, that has one primitive: `integer(lo, hi)` (inclusive; shrinks towards
+`lo`). Everything else (booleans, choices, values, names, permutations) is built on it here.
+
+- `HypothesisSource` forwards `integer` to `draw(st.integers(lo, hi))`, so Hypothesis
+  generates and shrinks every choice; `group` wraps a sub-draw in its own composite so the
+  shrinker can delete or simplify one output, one layer or one array as a block.
+- `RandomSource` drives the same generator from `random.Random(str_seed).random()`, the
+  one method whose sequence Python documents as stable across versions for a given seed.
+  This is what `corpus(seed, n)` uses, so the corpus (and every case id) is the same in
+  every environment: it does not depend on numpy (whose `Generator` methods may change
+  their streams between versions; our venvs run numpy 1.26 and 2.4) nor on Hypothesis'
+  internals (whose choice-to-value mapping changes between releases). Case i of seed s is
+  drawn from its own seed "harness-corpus:s:i", so `corpus(s, 10)` starts with `corpus(s, 5)`.
+
+Shrink order. A Case is drawn shape first, then data: number of outputs, batch, time, dtype,
+forms, each output's rank/loss/options/units, the mask source and mask pattern, the layer
+graph (types, inbound, configs, regularizers), names and output order; then weights, inputs,
+targets, sample weights and loss weights. Every "feature switch" is `boolean(p)`, false at
+the shrink target, and every choice list is ordered simplest first, so a failing Case shrinks
+toward fewer outputs, fewer layers, shorter sequences, fewer features switched on and
+smaller values.
+
+Values are float32-exact: every real is an integer times a power of two (e.g. k/1024), so
+float32 and float64 implementations see the same numbers and Hypothesis draws cheap
+integers (a float draw costs Hypothesis 9 bytes of its 8 KiB budget; a small int 2-3).
+Regimes: the comfortable middle, large values (edge regime: saturated sigmoid/softmax heads,
+large logits), tiny and zero sample/loss weights.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Protocol, Sequence, TypeVar
+
+import numpy as np
+from hypothesis import strategies as st
+
+from harness import spec, vocabulary
+from harness.spec import Case, Input, Layer, Output, Regularizer
+
+T = TypeVar("T")
+
+# --------------------------------------------------------------------------------------
+# The draw interface and its two drivers
+# --------------------------------------------------------------------------------------
+
+
+class Source(Protocol):
+    def integer(self, lo: int, hi: int) -> int:
+        """A uniform-ish integer in [lo, hi]; shrinks towards lo."""
+
+    def group(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(source, *args)` as one block (a Hypothesis span; a no-op elsewhere)."""
+
+
+class RandomSource:
+    """Drives the generator from `random.Random(seed).random()` only (stable across Pythons)."""
+
+    def __init__(self, seed: str | int):
+        self._random = random.Random(seed)
+
+    def integer(self, lo: int, hi: int) -> int:
+        if hi <= lo:
+            return lo
+        return lo + min(int(self._random.random() * (hi - lo + 1)), hi - lo)
+
+    def group(self, fn: Callable[..., T], *args: Any) -> T:
+        return fn(self, *args)
+
+
+@st.composite
+def _span(draw: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    return fn(HypothesisSource(draw), *args)
+
+
+class HypothesisSource:
+    """Drives the generator from a Hypothesis `draw`."""
+
+    def __init__(self, draw: Callable[..., Any]):
+        self._draw = draw
+
+    def integer(self, lo: int, hi: int) -> int:
+        if hi <= lo:
+            return lo
+        return self._draw(st.integers(lo, hi))
+
+    def group(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._draw(_span(fn, args))
+
+
+# ---- derived draws (shared by both drivers) ---------------------------------------------
+
+
+def boolean(src: Source, p: float) -> bool:
+    """True with probability ~p; shrinks to False (the feature switched off)."""
+    if p <= 0:
+        return False
+    if p >= 1:
+        return True
+    return src.integer(0, 99) >= round(100 * (1 - p))
+
+
+def choice(src: Source, options: Sequence[T], weights: Sequence[float] | None = None) -> T:
+    """One of `options` (weighted); shrinks towards options[0]."""
+    if len(options) == 1:
+        return options[0]
+    if weights is None:
+        return options[src.integer(0, len(options) - 1)]
+    cumulative = np.cumsum([round(100 * w) for w in weights])
+    k = src.integer(0, int(cumulative[-1]) - 1)
+    return options[int(np.searchsorted(cumulative, k, side="right"))]
+
+
+def permutation(src: Source, n: int) -> list[int]:
+    """A permutation of range(n) (Fisher-Yates from the front); shrinks to the identity."""
+    order = list(range(n))
+    for i in range(n - 1):
+        j = i + src.integer(0, n - 1 - i)
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+# Real values: integer * 2**-e, all float32-exact (|k| < 2**24).
+def _middle(src: Source) -> float:  # [-2, 2], step 1/1024
+    return src.integer(-2048, 2048) / 1024
+
+
+def _unit(src: Source) -> float:  # [-1, 1], step 1/1024
+    return src.integer(-1024, 1024) / 1024
+
+
+def _large(src: Source) -> float:  # +-[8, 32], step 1/64: saturates sigmoid/softmax, large logits
+    k = src.integer(-1536, 1536)
+    return (8 + abs(k) / 64) * (1 if k >= 0 else -1)
+
+
+def _values(src: Source, shape: tuple[int, ...], draw_one: Callable[[Source], float]) -> np.ndarray:
+    def fill(s: Source) -> np.ndarray:
+        flat = [draw_one(s) for _ in range(int(np.prod(shape, dtype=np.int64)))]
+        return np.array(flat, dtype=np.float64).reshape(shape)
+
+    return src.group(fill)
+
+
+def _weight_value(src: Source, zero: float = 0.15) -> float:
+    """A sample or loss weight: (0, 4] mostly, sometimes exactly zero, sometimes tiny."""
+    kind = choice(src, ("middle", "zero", "tiny"), (0.9 - zero, zero, 0.10))
+    if kind == "zero":
+        return 0.0
+    if kind == "tiny":
+        return src.integer(1, 64) * 2.0**-16  # <= 2**-10
+    return src.integer(1, 64) / 16
+
+
+def _not_all_equal(a: np.ndarray) -> np.ndarray:
+    """Weights are drawn so that they matter: an array of 2+ equal weights gets one changed."""
+    if a.size >= 2 and np.all(a == a.flat[0]):
+        a = a.copy()
+        a.flat[-1] = a.flat[0] + 0.5
+    return a
+
+
+# --------------------------------------------------------------------------------------
+# Constraints
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What `cases(**constraints)` / `corpus(..., **constraints)` may draw. Defaults: everything."""
+
+    min_outputs: int = 1
+    max_outputs: int = 4
+    max_batch: int = 6
+    max_time: int = 5
+    max_features: int = 4
+    dtypes: tuple[str, ...] = spec.DTYPES
+    losses: tuple[str, ...] = tuple(vocabulary.LOSSES)
+    loss_forms: tuple[str, ...] = spec.LOSS_FORMS
+    loss_weights_forms: tuple[str, ...] = spec.LOSS_WEIGHTS_FORMS
+    sample_weight_forms: tuple[str, ...] = spec.SAMPLE_WEIGHT_FORMS
+    temporal: bool = True  # rank-3 outputs
+    masks: bool = True  # Masking / Embedding(mask_zero=True)
+    fully_masked: bool = True  # fully masked samples and batches
+    regularizers: tuple[str, ...] = spec.REGULARIZER_KINDS  # () for none
+    add_loss: bool = True
+    simple_rnn: bool = True
+    edge_values: bool = True  # saturated heads, large logits
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_outputs <= self.max_outputs:
+            raise ValueError("need 1 <= min_outputs <= max_outputs")
+        for name, allowed in (("dtypes", spec.DTYPES), ("losses", tuple(vocabulary.LOSSES)),
+                              ("loss_forms", spec.LOSS_FORMS), ("loss_weights_forms", spec.LOSS_WEIGHTS_FORMS),
+                              ("sample_weight_forms", spec.SAMPLE_WEIGHT_FORMS),
+                              ("regularizers", spec.REGULARIZER_KINDS)):
+            value = getattr(self, name)
+            bad = [v for v in value if v not in allowed]
+            if bad or (not value and name != "regularizers"):
+                raise ValueError(f"constraint {name}: expected a non-empty subset of {allowed}, got {value!r}")
+
+
+def _constraints(**kwargs: Any) -> Constraints:
+    known = {f.name for f in fields(Constraints)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise TypeError(f"unknown constraint(s) {unknown}; known: {sorted(known)}")
+    return Constraints(**{k: tuple(v) if isinstance(v, (list, set)) else v for k, v in kwargs.items()})
+
+
+# --------------------------------------------------------------------------------------
+# The plan (shape): everything but the numbers
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tensor:
+    name: str
+    shape: tuple[int, ...]  # without the batch axis
+    mask: np.ndarray | None  # (batch, time) bool, True = valid; None = no Keras mask
+
+
+@dataclass
+class _LayerPlan:
+    type: str
+    inbound: list[str]
+    config: dict[str, Any]
+    weight_shapes: dict[str, tuple[int, ...]]
+    regularizers: dict[str, Regularizer]
+    name: str = ""
+    large: bool = False  # weights in the large regime (edge heads)
+
+
+@dataclass
+class _OutputPlan:
+    temporal: bool
+    loss: str
+    options: dict[str, Any]
+    units: int
+    activation: str = "linear"
+    layer: str = ""  # name of the producing layer
+    mask: np.ndarray | None = None
+
+
+@dataclass
+class _Plan:
+    dtype: str
+    batch: int
+    time: int
+    evaluate_batch_size: int
+    loss_form: str
+    loss_weights_form: str
+    sample_weight_form: str
+    sample_weight_temporal: bool  # single form: one (batch, time) array for all outputs
+    edge: bool
+    outputs: list[_OutputPlan]
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # name, kind, shape, mask, mask_value
+    layers: list[_LayerPlan] = field(default_factory=list)
+    pool: list[_Tensor] = field(default_factory=list)
+
+
+_RESERVED = {"loss", "input", "output", "dense", "model", "sequential"}
+_ALPHA = "abcdefghijklmnopqrstuvwxyz"
+_ALNUM = _ALPHA + "0123456789"
+
+
+def _identifier(src: Source, used: set[str]) -> str:
+    """A random lower-case identifier (3-6 chars), unused so far: no accidental 'dense_1' order."""
+    for attempt in range(3):
+        length = src.integer(3, 6)
+        name = _ALPHA[src.integer(0, 25)] + "".join(_ALNUM[src.integer(0, 35)] for _ in range(length - 1))
+        if name not in used and name not in _RESERVED:
+            used.add(name)
+            return name
+    n = 0
+    while f"{name}{n}" in used:
+        n += 1
+    used.add(f"{name}{n}")
+    return f"{name}{n}"
+
+
+def _loss_options(src: Source, entry: vocabulary.LossEntry, c: Constraints) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    reduction = choice(src, ("default", "sum_over_batch_size", "sum"))
+    if reduction != "default":
+        opts["reduction"] = reduction
+    for key in entry.options:  # registry order: stable
+        if key == "from_logits":
+            if boolean(src, 0.4):
+                opts[key] = True
+            elif boolean(src, 0.25):
+                opts[key] = False  # the default, spelled out
+        elif key == "label_smoothing":
+            if boolean(src, 0.45):
+                opts[key] = src.integer(1, 32) / 64  # (0, 0.5]
+        elif key == "delta":
+            if boolean(src, 0.7):
+                opts[key] = src.integer(1, 48) / 16  # (0, 3]
+        elif key == "gamma":
+            if boolean(src, 0.6):
+                opts[key] = src.integer(0, 20) / 4  # [0, 5]
+        elif key == "alpha":
+            if boolean(src, 0.6):
+                opts[key] = src.integer(0, 16) / 16  # [0, 1]
+        elif key == "apply_class_balancing":
+            if boolean(src, 0.6):
+                opts[key] = True
+        else:  # a new option in the registry: leave it at its default
+            pass
+    return opts
+
+
+def _head_activation(src: Source, entry: vocabulary.LossEntry, options: dict[str, Any]) -> str:
+    """An output activation that fits the loss: what users write."""
+    if options.get("from_logits"):
+        return "linear"
+    if entry.pred_kind == "probability":
+        return "sigmoid"
+    if entry.pred_kind == "distribution":
+        return "softmax"
+    if entry.pred_kind == "positive":
+        return choice(src, ("softplus", "relu"), (0.8, 0.2))
+    return choice(src, vocabulary.ACTIVATIONS)
+
+
+def _output_plan(src: Source, c: Constraints, loss: str, options: dict[str, Any]) -> _OutputPlan:
+    temporal = c.temporal and boolean(src, 0.5)
+    entry = vocabulary.LOSSES[loss]
+    needs_classes = entry.target_kind in ("distribution", "sparse") or entry.pred_kind == "distribution"
+    units = src.integer(2, 4) if needs_classes else src.integer(1, 4)
+    return _OutputPlan(temporal=temporal, loss=loss, options=options, units=units)
+
+
+def _mask_pattern(src: Source, batch: int, time: int, c: Constraints) -> np.ndarray:
+    """Valid (True) / masked (False) per (sample, timestep)."""
+    if c.fully_masked and boolean(src, 0.25):
+        return np.zeros((batch, time), dtype=bool)  # a fully masked batch
+    style = choice(src, ("trailing", "leading", "scattered"))
+    mask = np.ones((batch, time), dtype=bool)
+    for b in range(batch):
+        state = choice(src, ("valid", "partial", "full"), (0.35, 0.45, 0.2 if c.fully_masked else 0.0))
+        if state == "full":
+            mask[b] = False
+        elif state == "partial" and time > 1:
+            n_masked = src.integer(1, time - 1)
+            if style == "trailing":
+                mask[b, time - n_masked:] = False
+            elif style == "leading":
+                mask[b, :n_masked] = False
+            else:
+                for t in range(time):
+                    mask[b, t] = not boolean(src, 0.5)
+    return mask
+
+
+def _can_pool(t: _Tensor) -> bool:
+    """GlobalAveragePooling1D over a fully masked sample divides 0 by 0 in every Keras
+    (keras/src/layers/pooling/global_average_pooling1d.py `call`: sum(x*mask)/sum(mask)):
+    the NaN would hide every other feature of the case, so we never pool such a tensor."""
+    return len(t.shape) == 2 and (t.mask is None or bool(np.all(t.mask.any(axis=1))))
+
+
+def _and_masks(tensors: Sequence[_Tensor]) -> np.ndarray | None:
+    masks = [t.mask for t in tensors if t.mask is not None]
+    if not masks:
+        return None
+    out = masks[0].copy()
+    for m in masks[1:]:
+        out &= m
+    return out
+
+
+def _regularizer(src: Source, c: Constraints) -> Regularizer:
+    kind = choice(src, c.regularizers)
+    factor = lambda: src.integer(1, 256) / 512  # noqa: E731  [1/512, 1/2]: non-negligible
+    if kind == "l1":
+        return Regularizer("l1", l1=factor())
+    if kind == "l2":
+        return Regularizer("l2", l2=factor())
+    return Regularizer("l1_l2", l1=factor(), l2=factor())
+
+
+def _regularizers(src: Source, c: Constraints, weights: Sequence[str], activity: bool = True) -> dict[str, Regularizer]:
+    regs: dict[str, Regularizer] = {}
+    if not c.regularizers:
+        return regs
+    for w in weights:
+        p = {"bias": 0.12, "kernel": 0.15}.get(w, 0.2)
+        if boolean(src, p):
+            regs[w] = _regularizer(src, c)
+    if activity and boolean(src, 0.1):
+        regs["activity"] = _regularizer(src, c)
+    return regs
+
+
+class _Builder:
+    """Appends layers to a plan, tracking each tensor's shape and Keras mask."""
+
+    def __init__(self, plan: _Plan, src: Source, c: Constraints):
+        self.plan, self.src, self.c = plan, src, c
+
+    def group(self, method: Callable[..., Any], *args: Any) -> Any:
+        """Run `method(self, *args)` as one block of draws (so it shrinks as a unit)."""
+
+        def block(s: Source) -> Any:
+            outer, self.src = self.src, s
+            try:
+                return method(self, *args)
+            finally:
+                self.src = outer
+
+        return self.src.group(block)
+
+    def add(self, layer: _LayerPlan, shape: tuple[int, ...], mask: np.ndarray | None) -> _Tensor:
+        layer.name = f"#{len(self.plan.layers)}"  # placeholder; real names are drawn later
+        self.plan.layers.append(layer)
+        t = _Tensor(layer.name, shape, mask)
+        self.plan.pool.append(t)
+        return t
+
+    def dense(self, base: _Tensor, units: int, activation: str, *, use_bias: bool | None = None,
+              large: bool = False) -> _Tensor:
+        src = self.src
+        if use_bias is None:
+            use_bias = boolean(src, 0.8)
+        shapes = {"kernel": (base.shape[-1], units)}
+        if use_bias:
+            shapes["bias"] = (units,)
+        regs = _regularizers(src, self.c, tuple(shapes))
+        layer = _LayerPlan("Dense", [base.name], {"units": units, "activation": activation, "use_bias": use_bias},
+                           shapes, regs, large=large)
+        return self.add(layer, base.shape[:-1] + (units,), base.mask)
+
+    def pick(self, rank: int | None = None, pred: Callable[[_Tensor], bool] | None = None) -> _Tensor | None:
+        options = [t for t in self.plan.pool if (rank is None or len(t.shape) == rank) and (pred is None or pred(t))]
+        if not options:
+            return None
+        return options[self.src.integer(0, len(options) - 1)]
+
+    def body_op(self) -> None:
+        src, c = self.src, self.c
+        ops = ["Dense", "Activation", "Concatenate", "Add", "GlobalAveragePooling1D", "SimpleRNN"]
+        op = choice(src, ops, (0.25, 0.15, 0.2, 0.15, 0.1, 0.15 if c.simple_rnn else 0.0))
+        if op == "GlobalAveragePooling1D":
+            base = self.pick(pred=_can_pool)
+            if base is None:
+                op = "Dense"
+            else:
+                self.add(_LayerPlan(op, [base.name], {}, {}, {}), base.shape[1:], None)
+                return
+        if op == "SimpleRNN":
+            base = self.pick(rank=2)
+            if base is None:
+                op = "Dense"
+            else:
+                units = src.integer(1, self.c.max_features)
+                shapes = {"kernel": (base.shape[-1], units), "recurrent_kernel": (units, units), "bias": (units,)}
+                regs = _regularizers(src, c, tuple(shapes))
+                cfg = {"units": units, "activation": choice(src, ("tanh", "relu", "linear")), "return_sequences": True}
+                self.add(_LayerPlan(op, [base.name], cfg, shapes, regs), base.shape[:-1] + (units,), base.mask)
+                return
+        base = self.pick()
+        assert base is not None
+        if op == "Dense":
+            self.dense(base, src.integer(1, c.max_features), choice(src, vocabulary.ACTIVATIONS))
+        elif op == "Activation":
+            act = choice(src, vocabulary.ACTIVATIONS)
+            self.add(_LayerPlan(op, [base.name], {"activation": act}, {}, {}), base.shape, base.mask)
+        elif op == "Concatenate":
+            others = [t for t in self.plan.pool if len(t.shape) == len(base.shape) and t is not base]
+            if not others or boolean(src, 0.3):
+                other = self.dense(self.pick(rank=len(base.shape)) or base, src.integer(1, c.max_features),
+                                   choice(src, vocabulary.ACTIVATIONS))
+            else:
+                other = others[src.integer(0, len(others) - 1)]
+            parts = [base, other] if boolean(src, 0.5) else [other, base]
+            self.add(_LayerPlan(op, [t.name for t in parts], {}, {}, {}),
+                     base.shape[:-1] + (sum(t.shape[-1] for t in parts),), _and_masks(parts))
+        elif op == "Add":
+            same = [t for t in self.plan.pool if t.shape == base.shape and t is not base]
+            if not same or boolean(src, 0.5):
+                source = self.pick(rank=len(base.shape)) or base
+                other = self.dense(source, base.shape[-1], choice(src, vocabulary.ACTIVATIONS))
+            else:
+                other = same[src.integer(0, len(same) - 1)]
+            parts = [base, other] if boolean(src, 0.5) else [other, base]
+            self.add(_LayerPlan(op, [t.name for t in parts], {}, {}, {}), base.shape, _and_masks(parts))
+
+    def head(self, out: _OutputPlan) -> None:
+        src, c = self.src, self.c
+        rank = 2 if out.temporal else 1
+        base = self.pick(rank=rank)
+        if base is None:  # a vector output and no vector tensor: pool a sequence
+            seq = self.pick(pred=_can_pool)
+            assert seq is not None, "the input plan guarantees a poolable sequence or a vector input"
+            base = self.add(_LayerPlan("GlobalAveragePooling1D", [seq.name], {}, {}, {}), seq.shape[1:], None)
+        entry = vocabulary.LOSSES[out.loss]
+        out.activation = _head_activation(src, entry, out.options)
+        # Edge regime: large head weights saturate sigmoid/softmax; logits heads get them more often.
+        large = self.c.edge_values and boolean(src, 0.7 if self.plan.edge else 0.0 if not out.options.get("from_logits") else 0.3)
+        if out.activation != "linear" and boolean(src, 0.2):
+            # Dense(linear) then Activation: the output op is the activation itself.
+            logits = self.dense(base, out.units, "linear", large=large)
+            t = self.add(_LayerPlan("Activation", [logits.name], {"activation": out.activation}, {}, {}),
+                         logits.shape, logits.mask)
+        else:
+            t = self.dense(base, out.units, out.activation, large=large)
+        out.layer, out.mask = t.name, t.mask
+
+
+def _plan(src: Source, c: Constraints) -> _Plan:
+    n_out = src.integer(c.min_outputs, c.max_outputs)
+    batch = src.integer(1, c.max_batch)
+    time = src.integer(1, c.max_time)
+    dtype = choice(src, c.dtypes)
+    # evaluate batch size: often one that leaves an uneven last batch
+    uneven = [e for e in range(2, batch) if batch % e]
+    if uneven and boolean(src, 0.7):
+        ebs = choice(src, uneven)
+    else:
+        ebs = src.integer(1, batch)
+    loss_form = choice(src, c.loss_forms)
+    lw_form = choice(src, c.loss_weights_forms)
+    sw_form = choice(src, c.sample_weight_forms)
+
+    if loss_form == "single":
+        loss = choice(src, c.losses)
+        options = _loss_options(src, vocabulary.LOSSES[loss], c)
+        outs = [src.group(_output_plan, c, loss, options) for _ in range(n_out)]
+    else:
+        outs = []
+        for _ in range(n_out):
+            loss = choice(src, c.losses)
+            outs.append(src.group(_output_plan, c, loss, _loss_options(src, vocabulary.LOSSES[loss], c)))
+    edge = c.edge_values and boolean(src, 0.3)
+    sw_temporal = sw_form == "single" and all(o.temporal for o in outs) and boolean(src, 0.5)
+    plan = _Plan(dtype, batch, time, ebs, loss_form, lw_form, sw_form, sw_temporal, edge, outs)
+    b = _Builder(plan, src, c)
+    b.group(_plan_inputs)
+    n_body = src.integer(0, 2)
+    for _ in range(n_body):
+        b.group(_Builder.body_op)
+    if c.add_loss and boolean(b.src, 0.22):
+        base = b.pick()
+        assert base is not None
+        b.add(_LayerPlan("AddLossL2", [base.name], {"factor": src.integer(1, 128) / 64}, {}, {}), base.shape, base.mask)
+    for out in outs:
+        b.group(_Builder.head, out)
+    return plan
+
+
+def _plan_inputs(b: _Builder) -> None:
+    """Inputs and mask sources: a sequence (float, Masking or Embedding) and/or a vector input."""
+    plan, c, src = b.plan, b.c, b.src
+    any_temporal = any(o.temporal for o in plan.outputs)
+    any_vector = any(not o.temporal for o in plan.outputs)
+    n_seq = 0
+    if any_temporal or boolean(src, 0.5):
+        n_seq = 2 if boolean(src, 0.15) else 1
+    for _ in range(n_seq):
+        source = choice(src, ("float", "masking", "embedding_mask", "embedding"),
+                        (0.25, 0.4, 0.25, 0.1) if c.masks else (0.7, 0.0, 0.0, 0.3))
+        mask = _mask_pattern(src, plan.batch, plan.time, c) if source in ("masking", "embedding_mask") else None
+        if source.startswith("embedding"):
+            vocab = src.integer(2, 6)
+            dim = src.integer(1, c.max_features)
+            inp = {"kind": "int", "shape": (plan.time,), "mask": mask, "vocab": vocab, "mask_zero": mask is not None}
+            plan.inputs.append(inp)
+            inp["name"] = f"#in{len(plan.inputs) - 1}"
+            regs = _regularizers(src, c, ("embeddings",))
+            cfg = {"input_dim": vocab, "output_dim": dim, "mask_zero": mask is not None}
+            b.add(_LayerPlan("Embedding", [inp["name"]], cfg, {"embeddings": (vocab, dim)}, regs), (plan.time, dim), mask)
+        else:
+            features = src.integer(1, c.max_features)
+            mask_value = 0.0
+            if source == "masking" and boolean(src, 0.3):
+                mask_value = src.integer(-8, 8) / 4
+            inp = {"kind": "float", "shape": (plan.time, features), "mask": mask, "mask_value": mask_value}
+            plan.inputs.append(inp)
+            inp["name"] = f"#in{len(plan.inputs) - 1}"
+            if source == "masking":
+                b.add(_LayerPlan("Masking", [inp["name"]], {"mask_value": mask_value}, {}, {}), (plan.time, features), mask)
+            else:
+                plan.pool.append(_Tensor(inp["name"], (plan.time, features), None))
+    poolable = any(_can_pool(t) for t in plan.pool)
+    if any_vector and (not poolable or n_seq == 0 or boolean(src, 0.3)):
+        features = src.integer(1, c.max_features)
+        plan.inputs.append({"kind": "float", "shape": (features,), "mask": None, "name": f"#in{len(plan.inputs)}"})
+        plan.pool.append(_Tensor(plan.inputs[-1]["name"], (features,), None))
+    if not plan.inputs:  # only possible with no outputs at all; keep the invariant explicit
+        raise AssertionError("no inputs planned")
+
+
+# --------------------------------------------------------------------------------------
+# The data: weights, inputs, targets, sample weights, loss weights
+# --------------------------------------------------------------------------------------
+
+
+def _float_sequence(src: Source, batch: int, shape: tuple[int, ...], mask: np.ndarray | None, mask_value: float) -> np.ndarray:
+    x = _values(src, (batch,) + shape, _middle)
+    if mask is not None:
+        for b_ in range(batch):
+            for t in range(shape[0]):
+                if not mask[b_, t]:
+                    x[b_, t, :] = mask_value
+                elif np.all(x[b_, t, :] == mask_value):  # a valid step must differ somewhere
+                    x[b_, t, 0] = mask_value + 0.5
+    return x
+
+
+def _tokens(src: Source, batch: int, time: int, mask: np.ndarray | None, vocab: int) -> np.ndarray:
+    def fill(s: Source) -> np.ndarray:
+        ids = np.zeros((batch, time), dtype=np.int64)
+        for b_ in range(batch):
+            for t in range(time):
+                if mask is None:
+                    ids[b_, t] = s.integer(0, vocab - 1)
+                elif mask[b_, t]:
+                    ids[b_, t] = s.integer(1, vocab - 1)
+        return ids
+
+    return src.group(fill)
+
+
+def _target(src: Source, out: _OutputPlan, batch: int, time: int) -> np.ndarray:
+    entry = vocabulary.LOSSES[out.loss]
+    shape = (batch, time, out.units) if out.temporal else (batch, out.units)
+    kind = entry.target_kind
+    if kind == "sparse":
+        return np.array([src.integer(0, out.units - 1) for _ in range(int(np.prod(shape[:-1])))],
+                        dtype=np.int64).reshape(shape[:-1])
+    if kind == "real":
+        y = _values(src, shape, _middle)
+        if out.mask is not None:  # masked positions carry non-zero targets, so their loss is non-zero
+            y[~out.mask] = np.where(y[~out.mask] == 0, 0.75, y[~out.mask])
+        return y
+    if kind == "nonzero_real":
+        return _values(src, shape, lambda s: (lambda k: (abs(k) + 8) / 64 * (1 if k >= 0 else -1))(s.integer(-248, 248)))
+    if kind == "nonnegative":
+        return _values(src, shape, lambda s: s.integer(0, 1024) / 256)
+    if kind == "probability":
+        if boolean(src, 0.5):  # soft labels
+            return _values(src, shape, lambda s: s.integer(0, 64) / 64)
+        return _values(src, shape, lambda s: float(s.integer(0, 1)))
+    if kind == "plus_minus_one":
+        return _values(src, shape, lambda s: float(2 * s.integer(0, 1) - 1))
+    if kind == "distribution":
+        soft = boolean(src, 0.5)
+        rows = int(np.prod(shape[:-1]))
+        y = np.zeros((rows, out.units))
+        for r in range(rows):
+            if soft:
+                counts = np.array([src.integer(0, 8) for _ in range(out.units)], dtype=np.float64)
+                if counts.sum() == 0:
+                    counts[0] = 1
+                y[r] = (counts / counts.sum()).astype(np.float32)  # float32-exact; sums to 1 within 1e-7
+            else:
+                y[r, src.integer(0, out.units - 1)] = 1.0
+        return y.reshape(shape)
+    raise AssertionError(f"no target drawer for target_kind {kind!r}")
+
+
+def _sample_weight(src: Source, shape: tuple[int, ...]) -> np.ndarray:
+    return _not_all_equal(_values(src, shape, _weight_value))
+
+
+def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], note: str) -> Case:
+    batch, time = plan.batch, plan.time
+    layers = []
+    for lp in plan.layers:
+        weights = {}
+        for w, shape in lp.weight_shapes.items():
+            draw_one = _large if lp.large else (_unit if w != "bias" else _middle)
+            weights[w] = _values(src, shape, draw_one)
+        layers.append(Layer(names[lp.name], lp.type, tuple(names[n] for n in lp.inbound), dict(lp.config),
+                            weights, dict(lp.regularizers)))
+    inputs = []
+    for inp in plan.inputs:
+        if inp["kind"] == "int":
+            data = _tokens(src, batch, time, inp["mask"], inp["vocab"])
+        elif len(inp["shape"]) == 2:
+            data = _float_sequence(src, batch, inp["shape"], inp["mask"], inp["mask_value"])
+        else:
+            data = _values(src, (batch,) + inp["shape"], _middle)
+        inputs.append(Input(names[inp["name"]], inp["kind"], data))
+
+    outs = [plan.outputs[i] for i in order]
+    targets = [src.group(_target, o, batch, time) for o in outs]
+
+    sws: list[np.ndarray | None] = [None] * len(outs)
+    if plan.sample_weight_form == "single":
+        shared = _sample_weight(src, (batch, time) if plan.sample_weight_temporal else (batch,))
+        sws = [shared] * len(outs)
+    elif plan.sample_weight_form in ("list", "dict"):
+        sws = [_sample_weight(src, (batch, time) if o.temporal and boolean(src, 0.5) else (batch,)) for o in outs]
+
+    lws: list[float | None] = [None] * len(outs)
+    if plan.loss_weights_form != "omitted":
+        lws = list(_not_all_equal(np.array([_weight_value(src, zero=0.2) for _ in outs])).tolist())
+
+    outputs = tuple(
+        Output(names[o.layer], y, o.loss, dict(o.options), lw, sw)
+        for o, y, lw, sw in zip(outs, targets, lws, sws)
+    )
+    return Case(
+        dtype=plan.dtype,
+        inputs=tuple(inputs),
+        layers=tuple(layers),
+        outputs=outputs,
+        loss_form=plan.loss_form,
+        loss_weights_form=plan.loss_weights_form,
+        sample_weight_form=plan.sample_weight_form,
+        evaluate_batch_size=plan.evaluate_batch_size,
+        note=note,
+    )
+
+
+def draw_case(src: Source, constraints: Constraints | None = None, note: str = "") -> Case:
+    """Draw one valid Case from `src` (shape first, then data). Validates before returning."""
+    c = constraints or Constraints()
+    plan = src.group(_plan, c)
+    used: set[str] = set()
+    names = {inp["name"]: _identifier(src, used) for inp in plan.inputs}
+    names.update({lp.name: _identifier(src, used) for lp in plan.layers})
+    order = permutation(src, len(plan.outputs))
+    case = _fill(src, plan, names, order, note)
+    spec.validate(case, "<drawn case>")
+    return case
+
+
+# --------------------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------------------
+
+
+def cases(**constraints: Any) -> st.SearchStrategy[Case]:
+    """A Hypothesis strategy of valid Cases; keyword arguments are `Constraints` fields."""
+    c = _constraints(**constraints)
+
+    @st.composite
+    def _cases(draw: Any) -> Case:
+        return draw_case(HypothesisSource(draw), c)
+
+    return _cases()
+
+
+def corpus_case(seed: int, index: int, **constraints: Any) -> Case:
+    """Case `index` of the fixed-seed corpus `seed` (independent of the other indices)."""
+    c = _constraints(**constraints)
+    return draw_case(RandomSource(f"harness-corpus:{seed}:{index}"), c, note=f"corpus seed={seed} index={index}")
+
+
+def corpus(seed: int, n: int, **constraints: Any) -> list[Case]:
+    """The fixed-seed corpus: the same n Cases with the same ids in every environment."""
+    return [corpus_case(seed, i, **constraints) for i in range(n)]
+
+
+__all__ = ["Constraints", "Source", "RandomSource", "HypothesisSource", "boolean", "choice", "permutation",
+           "draw_case", "cases", "corpus", "corpus_case"]
