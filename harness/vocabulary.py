@@ -11,7 +11,7 @@ Nothing here imports a framework.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -295,3 +295,11 @@ LOSSES: dict[str, LossEntry] = {
 }
 
 REGULARIZERS = ("l1", "l2", "l1_l2")
+
+# Each loss's NumPy float64 reference: `entry.reference(y_true, y_pred, options=None, ctx=None)`
+# gives the per-element loss (harness.reference.losses.per_element; `ctx` carries rule choices).
+from functools import partial as _partial  # noqa: E402
+
+from harness.reference.losses import per_element as _per_element  # noqa: E402  (NumPy only)
+
+LOSSES = {name: replace(e, reference=_partial(_per_element, name)) for name, e in LOSSES.items()}

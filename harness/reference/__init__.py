@@ -1,0 +1,17 @@
+"""The NumPy float64 reference: forward pass, per-element losses, aggregation under named rules.
+
+Public API:
+    predictions(case) -> {output name: float64 array}
+    compute(case, profile, path="test_on_batch") -> Breakdown
+    rules.RULES, rules.PROFILES, rules.expected_profile(impl, versions)
+
+A profile is a name in rules.PROFILES or a complete rule -> alternative mapping, e.g.
+`compute(case, {**rules.PROFILES["tf_keras-2.21"], "mask_normalisation": "all_entries"})`.
+NaN and inf come out as values (a fully masked batch under "valid_entries" gives NaN).
+"""
+
+from harness.reference import rules
+from harness.reference.aggregate import Breakdown, OutputRecord, compute, output_masks, predictions
+from harness.reference.forward import Penalty
+
+__all__ = ["Breakdown", "OutputRecord", "Penalty", "compute", "output_masks", "predictions", "rules"]

@@ -1,0 +1,256 @@
+"""From per-element losses to the total loss, with its per-term breakdown, for each path.
+
+One batch (sources in rules.py; the rule names in brackets):
+  output loss = reduce(sum(losses * sample_weight * mask_weight))       [mask_normalisation,
+                                                                          sample_weight_broadcast]
+      sum_over_batch_size: divided by the number of entries of `losses`; sum: not divided.
+  weighted    = loss_weight * output loss (no factor when loss_weights are omitted)
+  total       = sum of weighted output losses + sum(model.losses)
+  model.losses: weight regularizers, activity regularizers [activity_regularizer_scaling], add_loss.
+
+Paths: "compute_loss", "test_on_batch", "train_on_batch" run the whole batch once (at learning
+rate 0 train_on_batch reports the loss of the weights it starts from). "evaluate" and "fit" run
+consecutive batches of case.evaluate_batch_size (the last one may be shorter) and average them
+[evaluate_total, evaluate_output_log].
+
+Magnitudes: for each figure, the sum of absolute values of everything summed into it (the
+engine scales tolerances by it, since terms can cancel).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from harness.reference import forward
+from harness.reference import losses as loss_fns
+from harness.reference import rules as rules_mod
+from harness.spec import Case
+
+WHOLE_BATCH_PATHS = ("compute_loss", "test_on_batch", "train_on_batch")
+BATCHED_PATHS = ("evaluate", "fit")
+
+
+def _enc(x: float) -> float | str:
+    from harness.results import encode_float
+
+    return encode_float(x)
+
+
+@dataclass
+class OutputRecord:
+    name: str
+    loss: str
+    reduction: str
+    unweighted: float  # the output's loss (for evaluate/fit: averaged as its log averages it)
+    loss_weight: float  # 1.0 when loss weights are omitted
+    weighted: float  # its contribution to the total
+    magnitude: float  # of `unweighted`
+    weighted_magnitude: float  # of `weighted`
+    valid_entries: int | None = None  # unmasked entries when the output has a mask (whole batch)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: (_enc(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        return out
+
+
+@dataclass
+class Breakdown:
+    path: str
+    profile: dict[str, str]
+    total: float
+    magnitude: float
+    terms: dict[str, float]
+    term_magnitudes: dict[str, float]
+    outputs: list[OutputRecord]
+    regularization: list[forward.Penalty]
+    batches: list[dict[str, Any]] = field(default_factory=list)  # evaluate/fit: size, total, magnitude
+    notes: list[str] = field(default_factory=list)  # e.g. a broadcast error an implementation would raise
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "profile": dict(self.profile),
+            "total": _enc(self.total),
+            "magnitude": _enc(self.magnitude),
+            "terms": {k: _enc(v) for k, v in self.terms.items()},
+            "term_magnitudes": {k: _enc(v) for k, v in self.term_magnitudes.items()},
+            "outputs": [o.to_json() for o in self.outputs],
+            "regularization": [p.to_json() for p in self.regularization],
+            "batches": [{k: (_enc(v) if isinstance(v, float) else v) for k, v in b.items()} for b in self.batches],
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------------------------------
+# One batch
+# ---------------------------------------------------------------------------------------
+
+
+def _sample_weight_for(per: np.ndarray, sw: np.ndarray, rule: str, has_mask: bool) -> tuple[np.ndarray | None, str | None]:
+    """The sample weight broadcast to the per-element losses, or (None, why) on a broadcast error."""
+    if sw.shape == per.shape:
+        return sw, None
+    if sw.ndim == 1 and per.ndim == 2:
+        if rule == "per_sample" or per.shape[1] == 1:
+            return np.broadcast_to(sw[:, None], per.shape), None
+        if rule == "trailing_axis_inplace_mask" and has_mask:
+            return None, (f"sample weight of shape {sw.shape} multiplied in place by a mask of shape "
+                          f"{per.shape} (keras/src/losses/loss.py:apply_mask `sample_weight *= float_mask`)")
+        if sw.shape[0] in (per.shape[1], 1):  # NumPy broadcasting against the trailing (time) axis
+            return np.broadcast_to(sw[None, :], per.shape), None
+        return None, (f"sample weight of shape {sw.shape} does not broadcast against losses of shape "
+                      f"{per.shape} (keras/src/losses/loss.py:squeeze_or_expand_to_same_rank)")
+    return np.broadcast_to(sw, per.shape), None
+
+
+def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Mapping[str, str],
+                 notes: list[str]) -> tuple[float, float, int | None]:
+    r = forward.rounder(case.dtype)
+    options = {k: (forward.round_scalar(case.dtype, v) if isinstance(v, float) and not isinstance(v, bool) else v)
+               for k, v in out.loss_options.items() if k != "reduction"}
+    reduction = out.loss_options.get("reduction", "sum_over_batch_size")
+    y = out.target[rows]
+    if out.target.dtype.kind not in "iu":
+        y = r(y)
+    ctx = loss_fns.LossContext(rules=rules, dtype=case.dtype, keras_logits=t.keras_logits)
+    per = loss_fns.per_element(out.loss, y, t.value, options, ctx)
+    weights = np.ones(per.shape)
+    if out.sample_weight is not None:
+        sw, err = _sample_weight_for(per, r(out.sample_weight[rows]), rules["sample_weight_broadcast"],
+                                     t.mask is not None and t.mask.shape == per.shape)
+        if sw is None:
+            notes.append(f"output {out.name!r}: {err}")
+            return math.nan, math.nan, None
+        weights = weights * sw
+    valid = None
+    if t.mask is not None and t.mask.shape == per.shape:
+        m = t.mask.astype(np.float64)
+        valid = int(m.sum())
+        if reduction == "sum_over_batch_size":
+            mode = rules["mask_normalisation"]
+            if mode == "valid_entries":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    m = m * (np.float64(m.size) / np.float64(valid))  # 0 * inf = NaN when all masked
+            elif mode == "valid_entries_no_nan":
+                m = m * (m.size / valid if valid else 0.0)
+        weights = weights * m
+    with np.errstate(invalid="ignore", over="ignore"):
+        weighted = per * weights
+        total = float(np.sum(weighted))
+        magnitude = float(np.sum(np.abs(weighted)))
+    if reduction == "sum_over_batch_size":
+        total /= per.size
+        magnitude /= per.size
+    return total, magnitude, valid
+
+
+@dataclass
+class _Batch:
+    size: int
+    total: float
+    magnitude: float
+    outputs: list[OutputRecord]
+    penalties: list[forward.Penalty]
+    notes: list[str]
+
+
+def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str]) -> _Batch:
+    fwd = forward.run(case, rows, rules["activity_regularizer_scaling"])
+    notes: list[str] = []
+    records = []
+    for out in case.outputs:
+        value, mag, valid = _output_loss(case, out, fwd.tensors[out.layer], rows, rules, notes)
+        lw = 1.0 if out.loss_weight is None else forward.round_scalar(case.dtype, out.loss_weight)
+        records.append(OutputRecord(
+            name=out.name, loss=out.loss, reduction=out.loss_options.get("reduction", "sum_over_batch_size"),
+            unweighted=value, loss_weight=lw, weighted=lw * value, magnitude=mag,
+            weighted_magnitude=abs(lw) * mag, valid_entries=valid,
+        ))
+    penalties = forward.weight_penalties(case) + fwd.penalties
+    total = sum(o.weighted for o in records) + sum(p.value for p in penalties)
+    magnitude = sum(o.weighted_magnitude for o in records) + sum(p.magnitude for p in penalties)
+    return _Batch(len(rows), total, magnitude, records, penalties, notes)
+
+
+def _terms(outputs: list[OutputRecord], penalties: list[forward.Penalty], rules: Mapping[str, str]):
+    terms, mags = {}, {}
+    for o in outputs:
+        key = f"output/{o.name}"
+        if rules["output_log"] == "unweighted":
+            terms[key], mags[key] = o.unweighted, o.magnitude
+        else:
+            terms[key], mags[key] = o.weighted, o.weighted_magnitude
+    terms["regularization"] = float(sum(p.value for p in penalties))
+    mags["regularization"] = float(sum(p.magnitude for p in penalties))
+    return terms, mags
+
+
+# ---------------------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------------------
+
+
+def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_batch") -> "Breakdown":
+    """The reference total and breakdown of `case` on `path` under `profile` (a name or a mapping)."""
+    rules = rules_mod.resolve(profile)
+    n = case.batch_size
+    if path in WHOLE_BATCH_PATHS:
+        b = _one_batch(case, np.arange(n), rules)
+        terms, mags = _terms(b.outputs, b.penalties, rules)
+        return Breakdown(path, rules, b.total, b.magnitude, terms, mags, b.outputs, b.penalties, notes=b.notes)
+    if path not in BATCHED_PATHS:
+        raise ValueError(f"unknown path {path!r}; known: {', '.join(WHOLE_BATCH_PATHS + BATCHED_PATHS)}")
+
+    size = case.evaluate_batch_size
+    batches = [_one_batch(case, np.arange(s, min(s + size, n)), rules) for s in range(0, n, size)]
+    sizes = np.array([b.size for b in batches], dtype=np.float64)
+
+    def avg(values: list[float], how: str) -> float:
+        v = np.array(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            if how == "batch_size_weighted":
+                return float(np.sum(v * sizes) / np.sum(sizes))
+            return float(np.mean(v))
+
+    total_how, out_how = rules["evaluate_total"], rules["evaluate_output_log"]
+    outputs = []
+    for i, first in enumerate(batches[0].outputs):
+        per = [b.outputs[i] for b in batches]
+        outputs.append(OutputRecord(
+            name=first.name, loss=first.loss, reduction=first.reduction,
+            unweighted=avg([o.unweighted for o in per], out_how), loss_weight=first.loss_weight,
+            weighted=avg([o.weighted for o in per], total_how),
+            magnitude=avg([o.magnitude for o in per], out_how),
+            weighted_magnitude=avg([o.weighted_magnitude for o in per], total_how),
+        ))
+    # Penalties averaged like the total, one record per (layer, weight).
+    penalties = []
+    for j, first in enumerate(batches[0].penalties):
+        penalties.append(forward.Penalty(
+            first.layer, first.weight, first.kind,
+            avg([b.penalties[j].value for b in batches], total_how),
+            avg([b.penalties[j].magnitude for b in batches], total_how),
+        ))
+    terms, mags = _terms(outputs, penalties, rules)
+    notes = [f"batch {k}: {note}" for k, b in enumerate(batches) for note in b.notes]
+    return Breakdown(
+        path, rules, avg([b.total for b in batches], total_how), avg([b.magnitude for b in batches], total_how),
+        terms, mags, outputs, penalties,
+        batches=[{"size": b.size, "total": b.total, "magnitude": b.magnitude} for b in batches], notes=notes,
+    )
+
+
+def predictions(case: Case) -> dict[str, np.ndarray]:
+    """Output name -> float64 prediction of the whole batch."""
+    fwd = forward.run(case, np.arange(case.batch_size))
+    return {out.name: np.array(fwd.tensors[out.layer].value, dtype=np.float64) for out in case.outputs}
+
+
+def output_masks(case: Case) -> dict[str, np.ndarray | None]:
+    """Output name -> the Keras mask its tensor carries (whole batch), or None."""
+    fwd = forward.run(case, np.arange(case.batch_size))
+    return {out.name: fwd.tensors[out.layer].mask for out in case.outputs}

@@ -1,0 +1,247 @@
+"""The forward pass of the vocabulary's layers in NumPy float64, with Keras masks.
+
+Every value of a Case (inputs, weights, targets, sample weights, scalars) is first rounded to
+the case dtype, since the implementations see float32 values in a float32 case; arithmetic is
+then float64.
+
+Masks (what each layer does with a Keras mask; sources tf_keras/src/layers/... and
+keras/src/layers/... for each class):
+- Embedding(mask_zero=True) creates `ids != 0`; Masking creates `any(x != mask_value, -1)` and
+  multiplies its output by it (masked steps become 0).
+- Dense, Activation, AddLossL2 (supports_masking=True), SimpleRNN(return_sequences=True) pass
+  the mask on unchanged.
+- Concatenate and Add combine: the AND of the masks present (an input without a mask counts as
+  all-true); no mask on any input gives no mask.
+- GlobalAveragePooling1D consumes it: sum(x * mask) / sum(mask) over time (a fully masked
+  sample gives 0/0 = NaN in both tf_keras and Keras 3), and outputs no mask.
+- SimpleRNN at a masked step keeps its state and repeats its previous output (zeros before the
+  first unmasked step): zero_output_for_mask defaults to False in tf_keras/src/layers/rnn/
+  base_rnn.py:RNN and keras/src/layers/rnn/rnn.py:RNN, and backend rnn keeps prev_output.
+
+Activity regularizers and AddLossL2's add_loss are computed on the layer's output / input of
+the batch being run (penalty divided by batch size or not: rule activity_regularizer_scaling).
+`keras_logits` records, for outputs produced by a sigmoid or softmax activation, the
+pre-activation values (tf_keras backend.sigmoid/softmax and Keras 3 activations attach them as
+`_keras_logits`); AddLossL2 returns its input object unchanged, so it passes them on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from harness.spec import Case, Layer, Regularizer
+
+
+def rounder(dtype: str):
+    """Round an array or scalar to the case dtype, returned as float64."""
+    if dtype == "float32":
+        return lambda x: np.asarray(x, dtype=np.float32).astype(np.float64)
+    return lambda x: np.asarray(x, dtype=np.float64)
+
+
+def round_scalar(dtype: str, x: float) -> float:
+    return float(np.float32(x)) if dtype == "float32" else float(x)
+
+
+@dataclass
+class Tensor:
+    value: np.ndarray
+    mask: np.ndarray | None = None  # bool, shape value.shape[:2] for temporal tensors
+    keras_logits: tuple[str, np.ndarray] | None = None
+
+
+@dataclass
+class Penalty:
+    """One entry of model.losses: a weight or activity regularizer, or an add_loss."""
+
+    layer: str
+    weight: str  # "kernel" | "bias" | "embeddings" | "recurrent_kernel" | "activity" | "add_loss"
+    kind: str  # "l1" | "l2" | "l1_l2" | "add_loss"
+    value: float
+    magnitude: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"layer": self.layer, "weight": self.weight, "kind": self.kind,
+                "value": _enc(self.value), "magnitude": _enc(self.magnitude)}
+
+
+def _enc(x: float) -> float | str:
+    from harness.results import encode_float
+
+    return encode_float(x)
+
+
+@dataclass
+class ForwardResult:
+    tensors: dict[str, Tensor]
+    penalties: list[Penalty] = field(default_factory=list)  # activity and add_loss, in layer order
+
+
+# ---------------------------------------------------------------------------------------
+# Activations
+# ---------------------------------------------------------------------------------------
+
+
+def activation(name: str, x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name == "linear":
+            return x
+        if name == "relu":
+            return np.maximum(x, 0.0)
+        if name == "tanh":
+            return np.tanh(x)
+        if name == "sigmoid":
+            from harness.reference.losses import sigmoid
+
+            return sigmoid(x)
+        if name == "softmax":
+            m = np.max(x, axis=-1, keepdims=True)
+            e = np.exp(x - m)
+            return e / np.sum(e, axis=-1, keepdims=True)
+        if name == "elu":
+            return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
+        if name == "softplus":
+            return np.logaddexp(0.0, x)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def _with_logits(name: str, pre: np.ndarray, out: np.ndarray) -> tuple[str, np.ndarray] | None:
+    return (name, pre) if name in ("sigmoid", "softmax") else None
+
+
+def penalty_value(reg: Regularizer, x: np.ndarray, dtype: str) -> float:
+    """l1 * sum(|x|) + l2 * sum(x^2) with the factors rounded to the dtype (cast_to_floatx)."""
+    total = 0.0
+    if reg.l1:
+        total += round_scalar(dtype, reg.l1) * float(np.sum(np.abs(x)))
+    if reg.l2:
+        total += round_scalar(dtype, reg.l2) * float(np.sum(np.square(x)))
+    return total
+
+
+# ---------------------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------------------
+
+
+def _dense(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray]) -> Tensor:
+    x = ins[0]
+    pre = np.tensordot(x.value, w["kernel"], axes=([-1], [0]))
+    if layer.config["use_bias"]:
+        pre = pre + w["bias"]
+    act = layer.config["activation"]
+    out = activation(act, pre)
+    return Tensor(out, x.mask, _with_logits(act, pre, out))
+
+
+def _embedding(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray]) -> Tensor:
+    ids = ins[0].value.astype(np.int64)
+    mask = ids != 0 if layer.config["mask_zero"] else None
+    return Tensor(w["embeddings"][ids], mask)
+
+
+def _masking(layer: Layer, ins: list[Tensor], mask_value: float) -> Tensor:
+    x = ins[0].value
+    keep = np.any(x != mask_value, axis=-1)
+    return Tensor(x * keep[..., None], keep)
+
+
+def _combine_masks(ins: list[Tensor]) -> np.ndarray | None:
+    masks = [t.mask for t in ins if t.mask is not None]
+    if not masks:
+        return None
+    return np.logical_and.reduce(masks)
+
+
+def _gap1d(ins: list[Tensor]) -> Tensor:
+    x = ins[0]
+    if x.mask is None:
+        return Tensor(np.mean(x.value, axis=1))
+    m = x.mask.astype(np.float64)[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return Tensor(np.sum(np.where(m > 0, x.value, 0.0), axis=1) / np.sum(m, axis=1))
+
+
+def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray]) -> Tensor:
+    x = ins[0]
+    batch, steps = x.value.shape[:2]
+    units = w["recurrent_kernel"].shape[0]
+    state = np.zeros((batch, units))
+    prev_out = np.zeros((batch, units))
+    outs = []
+    for t in range(steps):
+        h = activation(layer.config["activation"], x.value[:, t] @ w["kernel"] + state @ w["recurrent_kernel"] + w["bias"])
+        if x.mask is not None:
+            keep = x.mask[:, t][:, None]
+            h_out = np.where(keep, h, prev_out)
+            state = np.where(keep, h, state)
+        else:
+            h_out = h
+            state = h
+        prev_out = h_out
+        outs.append(h_out)
+    return Tensor(np.stack(outs, axis=1), x.mask)
+
+
+def run(case: Case, rows: np.ndarray, activity_scaling: str = "batch_mean") -> ForwardResult:
+    """Run the case's layers on the samples `rows` (indices into the batch)."""
+    r = rounder(case.dtype)
+    tensors: dict[str, Tensor] = {}
+    for inp in case.inputs:
+        data = inp.data[rows]
+        tensors[inp.name] = Tensor(data.astype(np.int64) if inp.kind == "int" else r(data))
+    penalties: list[Penalty] = []
+    n = len(rows)
+    for layer in case.layers:
+        ins = [tensors[name] for name in layer.inbound]
+        w = {k: r(v) for k, v in layer.weights.items()}
+        kind = layer.type
+        if kind == "Dense":
+            out = _dense(layer, ins, w)
+        elif kind == "Embedding":
+            out = _embedding(layer, ins, w)
+        elif kind == "Masking":
+            out = _masking(layer, ins, round_scalar(case.dtype, layer.config["mask_value"]))
+        elif kind == "Activation":
+            act = layer.config["activation"]
+            value = activation(act, ins[0].value)
+            out = Tensor(value, ins[0].mask, _with_logits(act, ins[0].value, value))
+        elif kind == "Concatenate":
+            out = Tensor(np.concatenate([t.value for t in ins], axis=-1), _combine_masks(ins))
+        elif kind == "Add":
+            out = Tensor(np.sum([t.value for t in ins], axis=0), _combine_masks(ins))
+        elif kind == "GlobalAveragePooling1D":
+            out = _gap1d(ins)
+        elif kind == "AddLossL2":
+            x = ins[0]
+            value = round_scalar(case.dtype, layer.config["factor"]) * float(np.sum(np.square(x.value)))
+            penalties.append(Penalty(layer.name, "add_loss", "add_loss", value, abs(value)))
+            out = Tensor(x.value, x.mask, x.keras_logits)
+        elif kind == "SimpleRNN":
+            out = _simple_rnn(layer, ins, w)
+        else:
+            raise ValueError(f"layer {layer.name!r}: the reference has no forward pass for type {kind!r}")
+        activity = layer.regularizers.get("activity")
+        if activity is not None:
+            value = penalty_value(activity, out.value, case.dtype)
+            if activity_scaling == "batch_mean":
+                value = value / n if n else 0.0
+            penalties.append(Penalty(layer.name, "activity", activity.kind, value, abs(value)))
+        tensors[layer.name] = out
+    return ForwardResult(tensors, penalties)
+
+
+def weight_penalties(case: Case) -> list[Penalty]:
+    """Weight regularizers (independent of the batch), in layer order then weight-name order."""
+    out = []
+    for layer in case.layers:
+        for name in sorted(layer.regularizers):
+            if name == "activity":
+                continue
+            reg = layer.regularizers[name]
+            value = penalty_value(reg, rounder(case.dtype)(layer.weights[name]), case.dtype)
+            out.append(Penalty(layer.name, name, reg.kind, value, abs(value)))
+    return out

@@ -1,0 +1,402 @@
+"""Semantic rules: every choice on which Keras implementations differ, with named alternatives.
+
+A Rule is one question ("how is a masked loss normalised?"); each Alternative is one answer,
+with the file and function of each implementation that gives it (paths relative to
+site-packages: `tf_keras/...` and `keras/...` from /work/venvs/core (tf-keras 2.21, Keras 3.15.1),
+`keras/src/...` of TF 2.15 from /work/venvs/tf215 (same text as tf_keras 2.21 for every function
+cited here), and `keras/...` of the standalone keras==2.3.1 wheel (marked "keras 2.3.1:")).
+
+A profile is a choice for every rule. `PROFILES` holds the profiles of the implementations we
+run; `expected_profile(impl, versions)` says which one an implementation should match. All
+version quirks live in that one function.
+
+Rules that were suggested but refuted by the sources (kept here so nobody re-adds them):
+- "activity regularizer summed, not divided by batch size" in Keras 3: Keras 3.15.1
+  `keras/src/layers/layer.py:Layer.__call__` divides by the batch size (divide_no_nan); only
+  standalone keras 2.3.1 sums.
+- "training_v1 folds the mask into sample weights and divides by all entries": tf_keras 2.21
+  `tf_keras/src/engine/training_v1.py:Model._prepare_total_loss` calls
+  `losses_utils.apply_valid_mask` (valid entries); only keras 2.3.1 divides by all entries.
+- "Keras 3 divides by valid + epsilon": Keras 3.15.1 `keras/src/losses/loss.py:apply_mask` uses
+  `divide_no_nan(total, valid)`, so a fully masked batch gives 0, not NaN and not total/eps.
+- "per-output logs are weighted by loss_weight": every implementation logs the unweighted
+  loss (the rule `output_log` is kept with its one used answer, for the record).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Alternative:
+    description: str
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    question: str
+    alternatives: dict[str, Alternative]
+
+
+_TFK = "tf_keras/src"
+_K3 = "keras/src"
+_K231 = "keras 2.3.1: keras"
+
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in [
+        Rule(
+            "mask_normalisation",
+            "With reduction sum_over_batch_size, what divides the sum of a masked output's weighted losses?",
+            {
+                "valid_entries": Alternative(
+                    "mask * total/valid (plain division): the sum is divided by the number of unmasked "
+                    "entries; a fully masked batch gives 0 * inf = NaN.",
+                    [f"{_TFK}/utils/losses_utils.py:apply_valid_mask",
+                     f"{_TFK}/losses.py:Loss.__call__",
+                     f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss"],
+                ),
+                "valid_entries_no_nan": Alternative(
+                    "mask * divide_no_nan(total, valid): divided by the unmasked entries; a fully masked "
+                    "batch gives 0.",
+                    [f"{_K3}/losses/loss.py:apply_mask", f"{_K3}/losses/loss.py:reduce_weighted_values",
+                     f"{_K3}/losses/loss.py:Loss.__call__"],
+                ),
+                "all_entries": Alternative(
+                    "the mask is folded into the sample weights and the sum divided by all entries.",
+                    [f"{_K231}/engine/training.py:Model._prepare_total_loss",
+                     f"{_K231}/utils/losses_utils.py:compute_weighted_loss"],
+                ),
+            },
+        ),
+        Rule(
+            "sample_weight_broadcast",
+            "How does a per-sample weight (batch,) meet a temporal output's per-step losses (batch, time)?",
+            {
+                "per_sample": Alternative(
+                    "the weight is expanded to (batch, 1) and applies to every step of its sample.",
+                    [f"{_TFK}/utils/losses_utils.py:squeeze_or_expand_dimensions",
+                     f"{_TFK}/utils/losses_utils.py:compute_weighted_loss",
+                     f"{_K231}/utils/losses_utils.py:compute_weighted_loss"],
+                ),
+                "trailing_axis": Alternative(
+                    "ranks are only reconciled when the last axis is 1; otherwise (batch,) broadcasts "
+                    "against the trailing time axis: weight[t] scales step t when time == batch, and "
+                    "time != batch is a broadcast error (the reference gives NaN and notes the error).",
+                    [f"{_K3}/losses/loss.py:squeeze_or_expand_to_same_rank",
+                     f"{_K3}/losses/loss.py:reduce_weighted_values", f"{_K3}/losses/loss.py:apply_mask"],
+                ),
+                "trailing_axis_inplace_mask": Alternative(
+                    "as trailing_axis, but when the output has a mask, apply_mask's in-place "
+                    "`sample_weight *= float_mask` cannot grow (batch,) to (batch, time): an error "
+                    "(NumPy arrays and torch tensors are mutated in place; TF and JAX are not).",
+                    [f"{_K3}/losses/loss.py:apply_mask", f"{_K3}/backend/numpy/core.py:convert_to_tensor",
+                     f"{_K3}/backend/torch/core.py:convert_to_tensor"],
+                ),
+            },
+        ),
+        Rule(
+            "activity_regularizer_scaling",
+            "Is an activity regularizer's penalty divided by the batch size?",
+            {
+                "batch_mean": Alternative(
+                    "penalty(output) / batch size (divide_no_nan, or plain division in v1 layers).",
+                    [f"{_TFK}/engine/base_layer.py:Layer._handle_activity_regularization",
+                     f"{_TFK}/engine/base_layer_v1.py:Layer._handle_activity_regularization",
+                     f"{_K3}/layers/layer.py:Layer.__call__"],
+                ),
+                "sum": Alternative(
+                    "penalty(output), summed over the batch, not divided.",
+                    [f"{_K231}/engine/base_layer.py:Layer.__call__"],
+                ),
+            },
+        ),
+        Rule(
+            "probability_crossentropy",
+            "Crossentropy on an output produced by a sigmoid/softmax activation: use its logits?",
+            {
+                "recover_logits": Alternative(
+                    "the loss uses the activation's input (the tensor's _keras_logits, or the Sigmoid/"
+                    "Softmax op's input in a graph), exactly and without clipping, even when "
+                    "from_logits=True was passed.",
+                    [f"{_TFK}/backend.py:_get_logits", f"{_TFK}/backend.py:sigmoid",
+                     f"{_TFK}/backend.py:softmax",
+                     f"{_K3}/backend/tensorflow/nn.py:_get_logits",
+                     f"{_K3}/backend/tensorflow/nn.py:sigmoid", f"{_K3}/activations/activations.py:sigmoid"],
+                ),
+                "clip_epsilon": Alternative(
+                    "the probabilities are clipped to [epsilon, 1 - epsilon] and logged.",
+                    [f"{_K3}/backend/jax/nn.py:binary_crossentropy", f"{_K3}/backend/jax/nn.py:categorical_crossentropy",
+                     f"{_K3}/backend/torch/nn.py:binary_crossentropy", f"{_K3}/backend/numpy/nn.py:binary_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "bce_probability_log",
+            "Binary crossentropy on (clipped) probabilities: log(p) or log(p + epsilon)?",
+            {
+                "log_plus_epsilon": Alternative(
+                    "clip to [eps, 1 - eps], then -(t log(p + eps) + (1 - t) log(1 - p + eps)).",
+                    [f"{_TFK}/backend.py:binary_crossentropy"],
+                ),
+                "log": Alternative(
+                    "clip to [eps, 1 - eps], then -(t log p + (1 - t) log(1 - p)).",
+                    [f"{_K3}/backend/tensorflow/nn.py:binary_crossentropy",
+                     f"{_K3}/backend/jax/nn.py:binary_crossentropy",
+                     f"{_K3}/backend/torch/nn.py:binary_crossentropy",
+                     f"{_K3}/backend/numpy/nn.py:binary_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "bce_from_logits",
+            "Binary crossentropy with from_logits=True (logits not recovered from an activation):",
+            {
+                "exact": Alternative(
+                    "the numerically exact sigmoid crossentropy with logits.",
+                    [f"{_TFK}/backend.py:binary_crossentropy",
+                     f"{_K3}/backend/tensorflow/nn.py:binary_crossentropy",
+                     f"{_K3}/backend/jax/nn.py:binary_crossentropy",
+                     f"{_K3}/backend/torch/nn.py:binary_crossentropy"],
+                ),
+                "sigmoid_then_clip": Alternative(
+                    "sigmoid(logits), then clipped to [eps, 1 - eps] and logged: bounded for large logits.",
+                    [f"{_K3}/backend/numpy/nn.py:binary_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "sparse_ce_probability",
+            "Sparse categorical crossentropy on probabilities (logits not recovered):",
+            {
+                "log_softmax_of_clipped": Alternative(
+                    "logits = log(clip(p, eps, 1 - eps)), then sparse softmax crossentropy with logits "
+                    "(so the clipped row is renormalised after clipping).",
+                    [f"{_TFK}/backend.py:sparse_categorical_crossentropy",
+                     f"{_K3}/backend/tensorflow/nn.py:sparse_categorical_crossentropy"],
+                ),
+                "renormalise_clip_log": Alternative(
+                    "p / sum(p), clipped to [eps, 1 - eps], -log of the target's entry.",
+                    [f"{_K3}/backend/jax/nn.py:sparse_categorical_crossentropy",
+                     f"{_K3}/backend/torch/nn.py:sparse_categorical_crossentropy",
+                     f"{_K3}/backend/numpy/nn.py:sparse_categorical_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "focal_from_logits",
+            "Binary focal crossentropy with from_logits=True: what is its crossentropy factor computed on?",
+            {
+                "bce_on_given_logits": Alternative(
+                    "backend.binary_crossentropy(target, output, from_logits=True): the given tensor "
+                    "(or its recovered _keras_logits) as logits; the focal factor uses sigmoid(output).",
+                    [f"{_TFK}/backend.py:binary_focal_crossentropy"],
+                ),
+                "bce_on_sigmoid": Alternative(
+                    "y_pred = sigmoid(output) first, then crossentropy on probabilities (whose logits the "
+                    "TensorFlow backend recovers from ops.sigmoid's _keras_logits; other backends clip).",
+                    [f"{_K3}/losses/losses.py:binary_focal_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "cosine_norm_floor",
+            "cosine_similarity: how is a zero or tiny vector normalised?",
+            {
+                "sumsq_1e-12": Alternative(
+                    "x * rsqrt(max(sum(x^2), 1e-12)) (tf.linalg.l2_normalize): norm floored at 1e-6.",
+                    [f"{_TFK}/losses.py:cosine_similarity", f"{_K231}/losses.py:cosine_proximity"],
+                ),
+                "norm_1e-7": Alternative(
+                    "x * min(rsqrt(sum(x^2)), 1/epsilon): norm floored at epsilon = 1e-7.",
+                    [f"{_K3}/losses/losses.py:cosine_similarity", f"{_K3}/ops/nn.py:normalize"],
+                ),
+            },
+        ),
+        Rule(
+            "label_smoothing_classes",
+            "categorical_crossentropy label smoothing: the number of classes is read from which axis?",
+            {
+                "last_axis": Alternative(
+                    "y * (1 - ls) + ls / shape[-1].",
+                    [f"{_TFK}/losses.py:categorical_crossentropy", f"{_K3}/losses/losses.py:categorical_crossentropy"],
+                ),
+                "axis_1": Alternative(
+                    "y * (1 - ls) + ls / shape[1] (the time axis for temporal outputs).",
+                    [f"{_K231}/losses.py:categorical_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "output_log",
+            "What does the per-output loss in the logs show?",
+            {
+                "unweighted": Alternative(
+                    "the output's loss before its loss weight.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss",
+                     f"{_K3}/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_K231}/engine/training.py:Model._prepare_total_loss"],
+                ),
+                "weighted": Alternative("the output's loss times its loss weight.", []),
+            },
+        ),
+        Rule(
+            "evaluate_total",
+            "evaluate/fit over several batches: how are the per-batch totals averaged?",
+            {
+                "batch_size_weighted": Alternative(
+                    "mean of the batch totals weighted by batch size (a Mean metric with "
+                    "sample_weight=batch size, or the v1 aggregator's sum of value * batch size / samples).",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/training_utils_v1.py:MetricsAggregator.aggregate",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.test_step",
+                     f"{_K3}/backend/jax/trainer.py:JAXTrainer._update_metrics_variables"],
+                ),
+                "batch_mean": Alternative("plain mean of the batch totals.", []),
+            },
+        ),
+        Rule(
+            "evaluate_output_log",
+            "evaluate/fit over several batches: how are the per-output logged losses averaged?",
+            {
+                "batch_size_weighted": Alternative(
+                    "Mean metric updated with sample_weight = batch size.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_K3}/trainers/compile_utils.py:CompileLoss.call"],
+                ),
+                "batch_mean": Alternative(
+                    "Mean metric updated once per batch without weights (a stateful metric the v1 "
+                    "loop reads as is).",
+                    [f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss",
+                     f"{_TFK}/engine/training_utils_v1.py:MetricsAggregator.aggregate",
+                     f"{_K231}/engine/training.py:Model._prepare_total_loss"],
+                ),
+            },
+        ),
+    ]
+}
+
+
+_TF_KERAS = {
+    "mask_normalisation": "valid_entries",
+    "sample_weight_broadcast": "per_sample",
+    "activity_regularizer_scaling": "batch_mean",
+    "probability_crossentropy": "recover_logits",
+    "bce_probability_log": "log_plus_epsilon",
+    "bce_from_logits": "exact",
+    "sparse_ce_probability": "log_softmax_of_clipped",
+    "focal_from_logits": "bce_on_given_logits",
+    "cosine_norm_floor": "sumsq_1e-12",
+    "label_smoothing_classes": "last_axis",
+    "output_log": "unweighted",
+    "evaluate_total": "batch_size_weighted",
+    "evaluate_output_log": "batch_size_weighted",
+}
+
+_KERAS3_TF = {
+    **_TF_KERAS,
+    "mask_normalisation": "valid_entries_no_nan",
+    "sample_weight_broadcast": "trailing_axis",
+    "bce_probability_log": "log",
+    "focal_from_logits": "bce_on_sigmoid",
+    "cosine_norm_floor": "norm_1e-7",
+}
+
+_KERAS3_JAX = {
+    **_KERAS3_TF,
+    "probability_crossentropy": "clip_epsilon",
+    "sparse_ce_probability": "renormalise_clip_log",
+}
+
+PROFILES: dict[str, dict[str, str]] = {
+    "tf_keras-2.21": dict(_TF_KERAS),
+    "keras2-graph": {**_TF_KERAS, "evaluate_output_log": "batch_mean"},
+    # TF 2.15's bundled keras/src has the same text for every function cited above.
+    "tf.keras-2.15": dict(_TF_KERAS),
+    "tf.keras-2.15-graph": {**_TF_KERAS, "evaluate_output_log": "batch_mean"},
+    "keras-2.3.1": {
+        **_TF_KERAS,
+        "mask_normalisation": "all_entries",
+        "activity_regularizer_scaling": "sum",
+        "label_smoothing_classes": "axis_1",
+        "evaluate_output_log": "batch_mean",
+    },
+    "keras-3.15": dict(_KERAS3_TF),
+    "keras-3.15-jax": dict(_KERAS3_JAX),
+    "keras-3.15-torch": {**_KERAS3_JAX, "sample_weight_broadcast": "trailing_axis_inplace_mask"},
+    "keras-3.15-numpy": {**_KERAS3_JAX, "sample_weight_broadcast": "trailing_axis_inplace_mask",
+                         "bce_from_logits": "sigmoid_then_clip"},
+}
+
+IMPLEMENTATIONS = (
+    "keras3-tensorflow", "keras3-jax", "keras3-torch", "keras3-numpy",
+    "tf_keras", "tf_keras-graph", "tf.keras", "tf.keras-graph", "keras2.3.1",
+)
+
+
+def _check_profiles() -> None:
+    for pname, profile in PROFILES.items():
+        assert set(profile) == set(RULES), (pname, set(RULES) ^ set(profile))
+        for rule, alt in profile.items():
+            assert alt in RULES[rule].alternatives, (pname, rule, alt)
+
+
+_check_profiles()
+
+
+def resolve(profile: str | Mapping[str, str]) -> dict[str, str]:
+    """A complete rule -> alternative mapping from a profile name or a (complete) mapping."""
+    if isinstance(profile, str):
+        if profile not in PROFILES:
+            raise KeyError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        return dict(PROFILES[profile])
+    chosen = dict(profile)
+    missing = [r for r in RULES if r not in chosen]
+    unknown = [r for r in chosen if r not in RULES]
+    if missing or unknown:
+        raise KeyError(f"profile mapping: missing rules {missing}, unknown rules {unknown} "
+                       "(start from PROFILES[name] and override)")
+    for rule, alt in chosen.items():
+        if alt not in RULES[rule].alternatives:
+            raise KeyError(f"rule {rule!r} has no alternative {alt!r}; "
+                           f"choose one of {', '.join(RULES[rule].alternatives)}")
+    return chosen
+
+
+def _major_minor(version: str | None) -> tuple[int, int] | None:
+    if not version:
+        return None
+    parts = version.split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return None
+
+
+def expected_profile(impl: str, versions: Mapping[str, str]) -> str:
+    """The profile an implementation should match, given its versions. All version quirks here.
+
+    Only the versions installed here were read (tf-keras 2.21, Keras 3.15.1, TF 2.15's keras,
+    keras 2.3.1); other versions map to the nearest read profile, which is an assumption that
+    the verdicts test, not a fact.
+    """
+    if impl.startswith("keras3-"):
+        backend = versions.get("backend") or impl.split("-", 1)[1]
+        return "keras-3.15" if backend == "tensorflow" else f"keras-3.15-{backend}"
+    if impl == "tf_keras":
+        return "tf_keras-2.21"
+    if impl == "tf_keras-graph":
+        return "keras2-graph"
+    if impl == "tf.keras":
+        return "tf.keras-2.15"
+    if impl == "tf.keras-graph":
+        return "tf.keras-2.15-graph"
+    if impl == "keras2.3.1":
+        return "keras-2.3.1"
+    raise KeyError(f"unknown implementation {impl!r}; known: {', '.join(IMPLEMENTATIONS)}")
