@@ -16,6 +16,7 @@ from typing import Sequence
 # name -> module path (the module has HELP, add_arguments, run)
 COMMANDS: dict[str, str] = {
     "cases": "harness.commands.cases",
+    "impls": "harness.impls_cli",
 }
 
 

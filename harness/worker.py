@@ -10,7 +10,8 @@ Protocol (JSON lines, UTF-8, one object per line, each line flushed as written):
        {"kind": "header", "schema": 1, "impl": NAME, "versions": {...VERSION_KEYS...}}
    If the adapter cannot be imported (framework missing, wrong version, crash in import), the
    header carries `"import_error": "<Type>: <message>"` (versions as far as known) and the
-   worker exits with status 3. An unknown NAME is an import error too.
+   worker exits with status 3. An unknown NAME, or an unmet `requires` of the registry entry
+   (checked from distribution metadata before any import), is an import error too.
 2. Then it reads stdin line by line. Each non-blank line is one Case in the canonical JSON of
    harness.spec.dumps. For each, it writes exactly one line:
        {"kind": "result", ...ImplResult.to_json()...}      the case ran (paths inside say how)
@@ -32,7 +33,7 @@ import sys
 import traceback
 from typing import IO, Any
 
-from harness.impls import IMPLEMENTATIONS, VERSION_KEYS
+from harness.impls import IMPLEMENTATIONS, VERSION_KEYS, unmet_requirements
 from harness.results import RESULTS_SCHEMA_VERSION, ImplResult
 
 IMPORT_ERROR_EXIT = 3
@@ -59,11 +60,24 @@ def _header(impl: str, versions: dict[str, str], import_error: str | None = None
     return record
 
 
+def _known_versions() -> dict[str, str]:
+    """Versions from distribution metadata, for a header whose adapter did not import."""
+    import platform
+
+    from harness.impls import installed_version
+
+    versions = {k: installed_version(k) for k in VERSION_KEYS if k not in ("python", "backend")}
+    return {"python": platform.python_version(), **versions, "backend": ""}
+
+
 def load_adapter(impl: str) -> Any:
     """Set the implementation's environment and import its adapter (raises on failure)."""
     entry = IMPLEMENTATIONS.get(impl)
     if entry is None:
         raise LookupError(f"unknown implementation {impl!r}; known: {', '.join(IMPLEMENTATIONS)}")
+    unmet = unmet_requirements(entry)
+    if unmet:
+        raise ImportError(f"{impl} cannot run in this Python: " + "; ".join(unmet))
     os.environ.update(entry.environment())
     return importlib.import_module(entry.module)
 
@@ -77,7 +91,7 @@ def serve(impl: str, lines: IO[str], out: IO[str]) -> int:
         if isinstance(exc, KeyboardInterrupt):
             raise
         traceback.print_exc(file=sys.stderr)
-        _write(out, _header(impl, {k: "" for k in VERSION_KEYS}, f"{type(exc).__name__}: {exc}"))
+        _write(out, _header(impl, _known_versions(), f"{type(exc).__name__}: {exc}"))
         return IMPORT_ERROR_EXIT
     _write(out, _header(impl, versions))
 

@@ -10,6 +10,9 @@ An adapter module (`Implementation.module`) has this module-level contract:
                                    implementation lacks is status "unsupported" with a reason,
                                    an exception is status "error" with its type and message
 
+`unmet_requirements(impl)` checks `requires` from distribution metadata (no import); the worker
+checks it before importing the adapter, so a Keras 2 `keras` is never taken for Keras 3.
+
 Selection is by environment variable only, set before the adapter is imported: `env` of the
 entry, plus `HARNESS_IMPL=<name>` which the worker sets for every implementation. A module
 serving several implementations (harness.impls.tf_keras serves "tf_keras" and "tf.keras")
@@ -18,6 +21,8 @@ reads HARNESS_IMPL at import time, as Keras 3 reads KERAS_BACKEND.
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -126,3 +131,53 @@ def get(name: str) -> Implementation:
         return IMPLEMENTATIONS[name]
     except KeyError:
         raise KeyError(f"unknown implementation {name!r}; known: {', '.join(IMPLEMENTATIONS)}") from None
+
+
+# --------------------------------------------------------------------------------------
+# The requirement check (distribution metadata only: nothing is imported)
+# --------------------------------------------------------------------------------------
+
+# Distribution names to try for a requirement key (TensorFlow ships as tensorflow-cpu too).
+_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-intel"), "tf_keras": ("tf-keras",)}
+
+
+def installed_version(requirement: str) -> str:
+    """The installed version of a requirement key ("" when not installed)."""
+    for dist in _DISTRIBUTIONS.get(requirement, (requirement,)):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ""
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(2, 13, 0) from '2.13.0+cpu' or '2.15.0rc1': the leading release numbers only."""
+    match = re.match(r"\d+(\.\d+)*", version)
+    return tuple(int(p) for p in match.group(0).split(".")) if match else ()
+
+
+def _satisfies(version: str, specifier: str) -> bool:
+    """A small subset of PEP 440 specifiers: comma-separated ==, !=, >=, <=, >, < clauses."""
+    have = _release(version)
+    for clause in filter(None, (c.strip() for c in specifier.split(","))):
+        op, want_text = re.match(r"(==|!=|>=|<=|>|<)\s*(.+)", clause).groups()  # type: ignore[union-attr]
+        want = _release(want_text)
+        width = max(len(have), len(want))
+        a, b = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
+        ok = {"==": a == b, "!=": a != b, ">=": a >= b, "<=": a <= b, ">": a > b, "<": a < b}[op]
+        if not ok:
+            return False
+    return True
+
+
+def unmet_requirements(impl: Implementation) -> list[str]:
+    """Why `impl` cannot run in this Python (empty when every required distribution fits)."""
+    problems = []
+    for name, specifier in impl.requires.items():
+        version = installed_version(name)
+        if not version:
+            problems.append(f"{name}{specifier} is not installed")
+        elif specifier and not _satisfies(version, specifier):
+            problems.append(f"{name}{specifier} is needed, {version} is installed")
+    return problems

@@ -22,7 +22,6 @@ learning rate 0 must not) cannot leak into the next. After an error the model is
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 import time
 import traceback
@@ -31,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.impls import build
+from harness.impls import VERSION_KEYS, build, installed_version
 from harness.results import ImplResult, PathResult
 from harness.spec import Case
 
@@ -65,27 +64,10 @@ class Flavor:
 # --------------------------------------------------------------------------------------
 
 
-def _dist_version(*names: str) -> str:
-    for name in names:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return ""
-
-
 def installed_versions(backend: str) -> dict[str, str]:
     """Exact installed distribution versions (VERSION_KEYS of harness.impls); "" when absent."""
-    return {
-        "python": platform.python_version(),
-        "numpy": _dist_version("numpy"),
-        "tensorflow": _dist_version("tensorflow", "tensorflow-cpu", "tensorflow-intel"),
-        "keras": _dist_version("keras"),
-        "tf_keras": _dist_version("tf-keras", "tf_keras"),
-        "jax": _dist_version("jax"),
-        "torch": _dist_version("torch"),
-        "backend": backend,
-    }
+    versions = {k: installed_version(k) for k in VERSION_KEYS if k not in ("python", "backend")}
+    return {"python": platform.python_version(), **versions, "backend": backend}
 
 
 # --------------------------------------------------------------------------------------
