@@ -51,6 +51,7 @@ from harness.impls import build
 from harness.impls.paths import installed_versions, to_array, to_float
 from harness.results import ImplResult, PathResult
 from harness.spec import Case
+from harness.vocabulary import LOSSES
 
 MODE = "graph"
 PATHS = ("compute_loss", "test_on_batch", "train_on_batch", "evaluate", "fit")
@@ -68,7 +69,6 @@ class GraphFlavor:
     engine_module: str  # the module whose Model._prepare_total_loss must be the one used
     make_optimizer: Callable[[], Any]  # SGD with learning rate 0
     feeds: Feeds
-    unsupported_losses: dict[str, str]  # Case loss name -> reason (class absent in this version)
 
 
 # --------------------------------------------------------------------------------------
@@ -159,9 +159,10 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
     started = time.perf_counter()
     result = ImplResult(case_id=case.id, impl=flavor.impl)
 
-    missing = sorted({o.loss for o in case.outputs if o.loss in flavor.unsupported_losses})
+    missing = sorted({LOSSES[o.loss].keras_class for o in case.outputs
+                      if getattr(flavor.keras.losses, LOSSES[o.loss].keras_class, None) is None})
     if missing:
-        reason = "; ".join(f"{name}: {flavor.unsupported_losses[name]}" for name in missing)
+        reason = f"{flavor.keras.__name__}.losses has no class " + ", ".join(missing)
         result.paths = [PathResult(p, MODE, "unsupported", reason=reason) for p in PATHS]
         result.seconds = round(time.perf_counter() - started, 3)
         return result
@@ -292,7 +293,7 @@ def _load_default_flavor() -> GraphFlavor:
         return keras.optimizers.legacy.SGD(learning_rate=0.0)
 
     return GraphFlavor(impl=impl, keras=keras, tf=tf, engine_module=engine, make_optimizer=sgd,
-                       feeds=_feeds_training_v1, unsupported_losses={})
+                       feeds=_feeds_training_v1)
 
 
 if os.environ.get("HARNESS_IMPL", "") in ("tf_keras-graph", "tf.keras-graph"):
