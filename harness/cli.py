@@ -17,6 +17,8 @@ from typing import Sequence
 COMMANDS: dict[str, str] = {
     "cases": "harness.commands.cases",
     "impls": "harness.impls_cli",
+    "run": "harness.commands.run",
+    "replay": "harness.commands.replay",
 }
 
 

@@ -1,0 +1,162 @@
+"""`python -m harness run`: the differential engine over drawn and stored cases.
+
+Draws a fixed-seed corpus (the same case ids in every environment) and reads the stored cases
+(cases/), runs every chosen implementation in its own worker process, judges each path against
+the reference (harness.compare), appends to reports/results/<env>.jsonl, prints counts per
+implementation x path, and lists each unexplained finding with the one command that replays it.
+Exit status: 0 no unexplained finding (or --exit-zero), 1 unexplained findings, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from harness import spec
+
+PROFILES = {"ci": 12, "dev": 60, "deep": 2000}  # drawn cases per settings profile
+DEFAULT_RESULTS_DIR = Path("reports/results")
+FINDINGS_DIR = Path("reports/cases")
+
+
+HELP = __doc__
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--impl", action="append", metavar="NAME",
+                   help="implementation to run (repeatable); default: every one importable here "
+                        "(see `python -m harness impls`)")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="ci",
+                   help="how many cases to draw: " + ", ".join(f"{k}={v}" for k, v in PROFILES.items()))
+    p.add_argument("-n", type=int, help="number of drawn cases (overrides --profile)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fixed corpus (same ids everywhere)")
+    p.add_argument("--cases", type=Path, action="append", metavar="DIR",
+                   help="stored cases to run as well (repeatable; default: cases/)")
+    p.add_argument("--no-stored", action="store_true", help="run drawn cases only")
+    p.add_argument("--env", default=os.environ.get("TOX_ENV_NAME", "local"),
+                   help="environment name: results go to reports/results/<env>.jsonl (default: $TOX_ENV_NAME or 'local')")
+    p.add_argument("--out", type=Path, help="results file (overrides --env)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue an existing results file, skipping done cases")
+    g.add_argument("--overwrite", action="store_true", help="start the results file over")
+    p.add_argument("--strict", metavar="PROFILE",
+                   help="judge every implementation against this one profile (e.g. tf_keras-2.21)")
+    p.add_argument("--jobs", type=int, default=1, help="implementations run at once (default 1)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per case before a worker is killed")
+    p.add_argument("--exit-zero", action="store_true",
+                   help="exit 0 even with unexplained findings (tox: findings go to the report)")
+
+
+def _available_impls(requested: list[str] | None) -> list[str]:
+    from harness import impls
+
+    if requested:
+        unknown = [n for n in requested if n not in impls.IMPLEMENTATIONS]
+        if unknown:
+            raise SystemExit(_usage_error(f"--impl: unknown implementation {', '.join(unknown)}; "
+                                          f"expected one of {', '.join(impls.IMPLEMENTATIONS)}"))
+        return requested
+    # Cheap: which implementations' distributions are installed here (no framework import).
+    # One that then fails to import is recorded by the driver as import-error, not skipped.
+    return [name for name, impl in impls.IMPLEMENTATIONS.items() if not impls.unmet_requirements(impl)]
+
+
+def _usage_error(message: str) -> int:
+    print(f"harness: error: {message}", file=sys.stderr)
+    return 2
+
+
+def load_stored(dirs: list[Path]) -> list[spec.Case]:
+    """Every *.json under the given folders, sorted by path; a malformed file stops the run (exit 2)."""
+    cases = []
+    for d in dirs:
+        if not d.exists():
+            raise spec.CaseError(str(d), "(folder)", "an existing folder of case files")
+        for path in sorted(d.rglob("*.json")):
+            cases.append(spec.load(path))
+    return cases
+
+
+def collect_cases(args: argparse.Namespace) -> list[spec.Case]:
+    from harness import strategies
+
+    n = args.n if args.n is not None else PROFILES[args.profile]
+    drawn = strategies.corpus(seed=args.seed, n=n) if n > 0 else []
+    stored = [] if args.no_stored else load_stored(args.cases or [Path("cases")])
+    seen, cases = set(), []
+    for case in stored + drawn:
+        if case.id not in seen:
+            seen.add(case.id)
+            cases.append(case)
+    return cases
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness import driver
+    from harness.resultsfile import ResultsLocked, ResultsWriter
+
+    try:
+        impls = _available_impls(args.impl)
+        cases = collect_cases(args)
+    except spec.CaseError as exc:
+        return _usage_error(str(exc))
+    if not impls:
+        return _usage_error("no implementation is importable here (see `python -m harness impls`)")
+    out = args.out or DEFAULT_RESULTS_DIR / f"{args.env}.jsonl"
+    try:
+        writer = ResultsWriter(out, resume=args.resume, overwrite=args.overwrite)
+    except (ResultsLocked, FileExistsError) as exc:
+        return _usage_error(str(exc))
+    print(f"harness run: {len(cases)} cases x {len(impls)} implementations -> {out}", file=sys.stderr)
+    started = time.monotonic()
+
+    def progress(p: "driver.ImplProgress") -> None:
+        counts = " ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
+        print(f"  [{p.impl}] {p.done}/{p.total} cases  ({counts})", file=sys.stderr, flush=True)
+
+    with writer:
+        progresses = driver.run_all(impls, cases, writer, jobs=args.jobs, case_timeout=args.timeout,
+                                    strict_profile=args.strict, on_progress=progress)
+    for p in progresses:
+        if p.stopped:
+            print(f"harness run: {p.stopped}", file=sys.stderr)
+    findings = summarize(out, impls)
+    print(f"harness run: {time.monotonic() - started:.1f} s; results in {out}")
+    return 1 if findings and not args.exit_zero else 0
+
+
+def summarize(path: Path, impls: list[str] | None = None) -> int:
+    """Print implementation x path counts from a results file; list findings with a replay command.
+    Returns the number of unexplained (case, implementation, path) findings."""
+    from harness import resultsfile
+
+    data = resultsfile.read(path)
+    table: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    findings = []
+    FINDINGS_DIR.mkdir(parents=True, exist_ok=True)
+    for rec in data.results:
+        if impls and rec["impl"] not in impls:
+            continue
+        for key, v in rec.get("verdicts", {}).items():
+            label = v["verdict"]
+            if label == "explained":
+                label = "explained:" + "+".join(sorted(v.get("rules", {})))
+            table[(rec["impl"], key)][label] += 1
+            if v["verdict"] == "unexplained":
+                findings.append((rec, key, v))
+    for (impl, key), counts in sorted(table.items()):
+        text = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+        print(f"{impl:22s} {key:28s} {text}")
+    for rec, key, v in findings:
+        case_file = FINDINGS_DIR / f"{rec['case_id']}.json"
+        if not case_file.exists() and rec["case_id"] in data.cases:
+            spec.dump(spec.from_json(data.cases[rec["case_id"]], str(path)), case_file)
+        print(f"FINDING {rec['impl']} {key} case {rec['case_id']}: {v.get('stage')} "
+              f"value {v.get('value')} reference {v.get('expected')} ({v.get('reason') or ''})\n"
+              f"  replay: python -m harness replay {case_file} --impl {rec['impl']}")
+    return len(findings)
