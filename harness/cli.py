@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "impls": "harness.impls_cli",
     "run": "harness.commands.run",
     "replay": "harness.commands.replay",
+    "rules": "harness.commands.rules",
 }
 
 
