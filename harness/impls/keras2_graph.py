@@ -69,6 +69,8 @@ class GraphFlavor:
     engine_module: str  # the module whose Model._prepare_total_loss must be the one used
     make_optimizer: Callable[[], Any]  # SGD with learning rate 0
     feeds: Feeds
+    # The targets as this implementation takes them (default: harness.impls.build.y_argument).
+    y_argument: Callable[[Case], Any] = build.y_argument
 
 
 # --------------------------------------------------------------------------------------
@@ -167,6 +169,17 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
         result.seconds = round(time.perf_counter() - started, 3)
         return result
 
+    if case.sample_weight_form == "single" and len(case.outputs) > 1:
+        # Keras 2 takes one sample-weight array only for a one-output model: keras 2.3.1
+        # engine/training_utils.py standardize_sample_or_class_weights, tf_keras
+        # engine/training_utils_v1.py standardize_sample_or_class_weights raise TypeError
+        # ("The model has multiple outputs, so `sample_weight` should be either a list or a dict").
+        reason = ("Keras 2 accepts a single sample_weight array only for a one-output model "
+                  "(training_utils standardize_sample_or_class_weights: list or dict required)")
+        result.paths = [PathResult(p, MODE, "unsupported", reason=reason) for p in PATHS]
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
     try:
         model = _build_and_compile(flavor, case)
         engine = prepare_total_loss_module(model)
@@ -188,7 +201,7 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
     if names != case.output_names():
         notes.append(f"model.output_names {names} != case output names {case.output_names()}")
 
-    x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
+    x, y, sw = build.x_argument(case), flavor.y_argument(case), build.sample_weight_argument(case)
 
     try:
         preds = model.predict(x, batch_size=case.batch_size, verbose=0)
@@ -253,6 +266,14 @@ def _compute_loss(flavor: GraphFlavor, model: Any, x: Any, y: Any, sw: Any) -> P
 # --------------------------------------------------------------------------------------
 
 
+def enable_while_loop_gradients(tf: Any) -> None:
+    """In TF1 graph mode on TF 2.x, the gradient of a while_v2 loop (SimpleRNN) needs the loop's
+    intermediates as outputs; without this, the first train step fails with "Connecting to
+    invalid output N of source node .../while" and the broken nodes then poison every later
+    session run in the graph. Only what the graph exports changes, not a value."""
+    tf.compat.v1.experimental.output_all_intermediates(True)
+
+
 def _feeds_training_v1(keras: Any, model: Any, x: Any, y: Any, sw: Any) -> tuple[list[Any], list[Any]]:
     """As training_v1.Model.test_on_batch: standardize, update the sample-weight modes (this
     recompiles the loss sub-graph when they change: _recompile_weights_loss_and_weighted_metrics),
@@ -277,6 +298,7 @@ def _load_default_flavor() -> GraphFlavor:
 
     # Before any layer is built (and before keras is imported): Model becomes training_v1.Model.
     tf.compat.v1.disable_eager_execution()
+    enable_while_loop_gradients(tf)
     if impl == "tf_keras-graph":
         import tf_keras as keras
 
