@@ -1,0 +1,398 @@
+"""Load results files from several environments, join them by case id, group findings by cause.
+
+Input: `reports/results/*.jsonl` (harness/resultsfile.py), possibly from several machines copied
+into one folder. The environment's name is the file stem. Each result record is tied to the
+header (exact versions) that its worker wrote last for the same implementation in the same file.
+
+Grouping (one group = one cause, shown by its smallest case):
+
+- explained:   key = (implementation family, frozenset of (rule, alternative)). Every member
+               differs from its expected profile exactly by those rules; the group lists which
+               implementations and path/modes show it.
+- unexplained: key = (environment, implementation, path, stage, kinds of differing terms).
+               `path` without the mode (eager and compiled runs of one cause fall together);
+               at stage "predictions" (the forward pass differs) the path is "*": every path
+               of the run shares that one cause;
+               the kinds of differing terms ("total", "output", "regularization") separate a
+               difference in one output's loss from one in the regularization sum. The group's
+               *shared features* (the features present in every member case, from
+               harness.features) are shown as its description: a deterministic summary of what
+               its members have in common, computed after grouping, not part of the key.
+- error / crashed / timeout / import-error: key = (environment, implementation, verdict, error
+               signature): the exception type and the innermost frame the adapter recorded
+               ("KeyError [at keras/src/trainers/compile_utils.py:712 in resolve_path]"), so one
+               exception raised on every path and mode is one group (`failure_signature`).
+
+Verdict keys whose path is "gradient" or "distribution" (added by a later issue) are kept apart
+in `Report.extra_sections` and never grouped with loss findings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness import resultsfile
+from harness.results import decode_float
+
+VERDICT_ORDER = ("agree", "explained", "unexplained", "error", "unsupported", "crashed", "timeout", "import-error")
+FAILURE_VERDICTS = ("error", "crashed", "timeout", "import-error")
+EXTRA_KINDS = ("gradient", "distribution")  # verdict-key paths that a later issue adds
+
+
+class ReportInputError(ValueError):
+    """No usable results: names the path and what was expected."""
+
+
+# --------------------------------------------------------------------------------------
+# The joined data
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Environment:
+    name: str  # file stem
+    path: Path
+    headers: list[dict[str, Any]] = field(default_factory=list)
+
+    def headers_of(self, impl: str) -> list[dict[str, Any]]:
+        return [h for h in self.headers if h["impl"] == impl]
+
+    def versions_by_impl(self) -> dict[str, list[dict[str, str]]]:
+        """Distinct version sets per implementation, in order of first appearance."""
+        out: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for h in self.headers:
+            v = dict(h.get("versions") or {})
+            if v not in out[h["impl"]]:
+                out[h["impl"]].append(v)
+        return dict(out)
+
+
+@dataclass
+class Member:
+    """One (environment, implementation, case, path/mode) verdict."""
+
+    env: str
+    impl: str
+    case_id: str
+    key: str  # "<path>/<mode>" or "*"
+    verdict: dict[str, Any]
+    path_result: dict[str, Any] | None  # the PathResult JSON for this key, if any
+    record: dict[str, Any]  # the whole result record
+    versions: dict[str, str]
+
+    @property
+    def path(self) -> str:
+        return self.key.split("/", 1)[0]
+
+    @property
+    def mode(self) -> str:
+        return self.key.split("/", 1)[1] if "/" in self.key else ""
+
+    @property
+    def run_label(self) -> str:
+        return f"{self.impl} [{self.env}]"
+
+    def number(self, name: str) -> float | None:
+        value = self.verdict.get(name)
+        return None if value is None else decode_float(value)
+
+
+@dataclass
+class Group:
+    kind: str  # "explained" | "unexplained" | "failure"
+    key: tuple
+    slug: str  # stable id for anchors and file names
+    title: str
+    members: list[Member] = field(default_factory=list)
+    representative: Member | None = None
+    shared_features: list[str] = field(default_factory=list)
+
+    @property
+    def case_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for m in self.members:
+            seen.setdefault(m.case_id, None)
+        return list(seen)
+
+    @property
+    def other_case_ids(self) -> list[str]:
+        rep = self.representative.case_id if self.representative else None
+        return [c for c in self.case_ids if c != rep]
+
+    @property
+    def runs(self) -> list[str]:
+        return sorted({m.run_label for m in self.members})
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted({m.key for m in self.members})
+
+    @property
+    def rules(self) -> dict[str, str]:
+        return dict(sorted(self.representative.verdict.get("rules", {}).items())) if self.representative else {}
+
+
+@dataclass
+class Report:
+    environments: list[Environment]
+    cases: dict[str, dict[str, Any]]  # case id -> Case JSON
+    members: list[Member]  # every loss-path verdict
+    extra_members: dict[str, list[Member]]  # "gradient" / "distribution" -> verdicts
+    groups: list[Group]
+
+    @property
+    def runs(self) -> list[tuple[str, str]]:
+        """(env, impl) pairs in a stable order."""
+        return sorted({(m.env, m.impl) for m in self.members} | {(m.env, m.impl) for ms in self.extra_members.values() for m in ms})
+
+    def versions_of(self, env: str, impl: str) -> dict[str, str]:
+        for m in self.members:
+            if m.env == env and m.impl == impl and m.versions:
+                return m.versions
+        for e in self.environments:
+            if e.name == env:
+                for v in e.versions_by_impl().get(impl, []):
+                    return v
+        return {}
+
+    def total_seconds(self) -> float:
+        seen, total = set(), 0.0
+        for m in self.members:
+            ident = (m.env, m.impl, m.case_id)
+            if ident not in seen:
+                seen.add(ident)
+                total += float(m.record.get("seconds") or 0.0)
+        return total
+
+    def started_span(self) -> tuple[str, str] | None:
+        stamps = sorted(str(h["started"]) for e in self.environments for h in e.headers if h.get("started"))
+        return (stamps[0], stamps[-1]) if stamps else None
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+def results_paths(inputs: Iterable[Path]) -> list[Path]:
+    """Expand folders to their *.jsonl files (sorted); keep files as given. Raises
+    ReportInputError for a path that does not exist or a folder without results."""
+    paths: list[Path] = []
+    for p in inputs:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(p.glob("*.jsonl"))
+            if not found:
+                raise ReportInputError(f"{p}: expected results files (*.jsonl) in this folder, found none")
+            paths.extend(found)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise ReportInputError(f"{p}: no such file or folder")
+    return paths
+
+
+def load(paths: Iterable[Path]) -> Report:
+    """Read every results file (resultsfile.ResultsError on a malformed one) and join by case id."""
+    environments: list[Environment] = []
+    cases: dict[str, dict[str, Any]] = {}
+    members: list[Member] = []
+    extra: dict[str, list[Member]] = {k: [] for k in EXTRA_KINDS}
+    for path in paths:
+        path = Path(path)
+        env = Environment(name=path.stem, path=path)
+        environments.append(env)
+        current: dict[str, dict[str, str]] = {}  # impl -> versions of its latest header
+        for n, record in resultsfile.iter_records(path):
+            kind = record["kind"]
+            if kind == "header":
+                env.headers.append(record)
+                current[record["impl"]] = dict(record.get("versions") or {})
+            elif kind == "case":
+                cases.setdefault(record["case_id"], record["case"])
+            else:
+                verdicts = record.get("verdicts") or {}
+                if not isinstance(verdicts, dict):
+                    raise resultsfile.ResultsError(f"{path}: line {n}: field verdicts: expected an object")
+                by_key = {f"{p.get('path')}/{p.get('mode')}": p for p in record.get("paths", [])}
+                for key, verdict in verdicts.items():
+                    if not isinstance(verdict, dict) or "verdict" not in verdict:
+                        raise resultsfile.ResultsError(
+                            f"{path}: line {n}: field verdicts.{key}: expected an object with a 'verdict'")
+                    m = Member(env.name, record["impl"], record["case_id"], key, verdict, by_key.get(key),
+                               record, current.get(record["impl"], {}))
+                    if m.path in EXTRA_KINDS:
+                        extra[m.path].append(m)
+                    else:
+                        members.append(m)
+    missing = sorted({m.case_id for m in members} - set(cases))
+    if missing:
+        raise resultsfile.ResultsError(
+            f"results refer to case ids with no 'case' record in any file: {', '.join(missing[:5])}"
+            + (" ..." if len(missing) > 5 else ""))
+    report = Report(environments, cases, members, extra, [])
+    report.groups = group(report)
+    return report
+
+
+# --------------------------------------------------------------------------------------
+# Grouping
+# --------------------------------------------------------------------------------------
+
+
+def case_size(case_json: dict[str, Any]) -> tuple[int, int, int]:
+    """(layers, outputs, array elements): the order in which a group's smallest case is chosen."""
+
+    def count(v: Any) -> int:
+        return sum(count(x) for x in v) if isinstance(v, list) else 1
+
+    elements = sum(count(i["data"]) for i in case_json.get("inputs", []))
+    for layer in case_json.get("layers", []):
+        elements += sum(count(w) for w in layer.get("weights", {}).values())
+    for o in case_json.get("outputs", []):
+        elements += count(o.get("target", []))
+        if o.get("sample_weight") is not None:
+            elements += count(o["sample_weight"])
+    return (len(case_json.get("layers", [])), len(case_json.get("outputs", [])), elements)
+
+
+def impl_family(impl: str) -> str:
+    from harness import impls
+
+    entry = impls.IMPLEMENTATIONS.get(impl)
+    return entry.family if entry else impl
+
+
+def term_kinds(names: Iterable[str]) -> tuple[str, ...]:
+    """'output/a', 'output/b' -> 'output'; 'total' and 'regularization' stay themselves."""
+    return tuple(sorted({n.split("/", 1)[0] for n in names}))
+
+
+def _slug(kind: str, title: str, key: tuple) -> str:
+    """A stable, file-name-safe id: the kind, the start of the title, a hash of the key."""
+    import hashlib
+
+    head = "".join(c if c.isalnum() else "-" for c in f"{kind}-{title}".lower())
+    head = "-".join(p for p in head.split("-") if p)[:48].strip("-")
+    return f"{head}-{hashlib.sha256(repr((kind, key)).encode()).hexdigest()[:8]}"
+
+
+def group_key(m: Member) -> tuple[str, tuple] | None:
+    v = m.verdict["verdict"]
+    if v == "explained":
+        rules = tuple(sorted((m.verdict.get("rules") or {}).items()))
+        return "explained", (impl_family(m.impl), rules)
+    if v == "unexplained":
+        stage = m.verdict.get("stage") or ""
+        if stage == "predictions":  # the forward pass differs: one cause for every path
+            return "unexplained", (m.env, m.impl, "*", stage, ())
+        return "unexplained", (m.env, m.impl, m.path, stage, term_kinds(m.verdict.get("differing_terms", [])))
+    if v in FAILURE_VERDICTS:
+        return "failure", (m.env, m.impl, v, failure_signature(m))
+    return None
+
+
+def failure_signature(m: Member) -> str:
+    """What identifies the cause of an error: its type and where it was raised.
+
+    harness/impls/paths.py appends "[at <file>:<line> in <function>]" (the innermost frame) to
+    error messages; with the type that names the place in Keras. Without it, the type and the
+    first 60 characters of the message. Crashes and timeouts: the verdict's reason as is."""
+    pr = m.path_result or {}
+    etype, message = pr.get("error_type"), str(pr.get("error_message") or "")
+    if not etype:
+        reason = str(m.verdict.get("reason") or m.verdict["verdict"])
+        return reason.split("\n", 1)[0][:100]
+    at = message.rfind(" [at ")
+    if at >= 0 and message.endswith("]"):
+        return f"{etype} {message[at + 1:]}"
+    return f"{etype}: {message[:60]}"
+
+
+def _title(kind: str, key: tuple) -> str:
+    if kind == "explained":
+        family, rules = key
+        return f"{family}: " + ", ".join(f"{r} = {a}" for r, a in rules)
+    if kind == "unexplained":
+        env, impl, path, stage, kinds = key
+        if stage == "predictions":
+            return f"{impl} [{env}]: the forward pass (predictions) differs from the reference"
+        return f"{impl} [{env}] {path}: the loss differs in {', '.join(kinds) or 'total'} (stage {stage or '?'})"
+    env, impl, verdict, signature = key
+    return f"{impl} [{env}]: {verdict}: {signature}"
+
+
+KIND_ORDER = {"unexplained": 0, "failure": 1, "explained": 2}
+
+
+def group(report: Report) -> list[Group]:
+    buckets: dict[tuple[str, tuple], list[Member]] = defaultdict(list)
+    for m in report.members:
+        k = group_key(m)
+        if k is not None:
+            buckets[k].append(m)
+    groups = []
+    for (kind, key), members in buckets.items():
+        members.sort(key=lambda m: (case_size(report.cases[m.case_id]), m.case_id, m.env, m.impl, m.key))
+        title = _title(kind, key)
+        g = Group(kind, key, _slug(kind, title, key), title, members, members[0])
+        g.shared_features = shared_features(report, g.case_ids)
+        groups.append(g)
+    groups.sort(key=lambda g: (KIND_ORDER[g.kind], -len(g.case_ids), g.title))
+    return groups
+
+
+def case_features(case_json: dict[str, Any]) -> set[str] | None:
+    """harness.features.features(case), or None when that module is not available."""
+    try:
+        from harness import features as features_mod
+        from harness import spec
+    except ImportError:
+        return None
+    return set(features_mod.features(spec.from_json(case_json)))
+
+
+def shared_features(report: Report, case_ids: list[str]) -> list[str]:
+    sets = [case_features(report.cases[c]) for c in case_ids]
+    if not sets or any(s is None for s in sets):
+        return []
+    common = set.intersection(*sets)  # type: ignore[arg-type]
+    return sorted(common)
+
+
+def feature_counts(report: Report) -> Counter | None:
+    counts: Counter = Counter()
+    for case_json in report.cases.values():
+        f = case_features(case_json)
+        if f is None:
+            return None
+        counts.update(f)
+    return counts
+
+
+def verdict_matrix(report: Report) -> tuple[list[tuple[str, str]], list[str], dict[tuple, Counter]]:
+    """Rows (env, impl), columns path/mode, cells Counter of verdicts."""
+    cells: dict[tuple, Counter] = defaultdict(Counter)
+    for m in report.members:
+        cells[(m.env, m.impl, m.key)][m.verdict["verdict"]] += 1
+    rows = sorted({(m.env, m.impl) for m in report.members})
+    cols = sorted({m.key for m in report.members}, key=_key_order)
+    return rows, cols, cells
+
+
+def _key_order(key: str) -> tuple:
+    from harness.results import PATHS
+
+    path, _, mode = key.partition("/")
+    return (PATHS.index(path) if path in PATHS else len(PATHS), path, mode)
+
+
+def abs_rel_diff(m: Member) -> float | None:
+    v = m.number("rel_diff")
+    if v is None:
+        return None
+    return abs(v) if not math.isnan(v) else math.inf

@@ -1,0 +1,328 @@
+"""Standalone reproducer scripts: plain Keras + NumPy, nothing of the harness.
+
+`reproducer(case_json, impl, key, ...)` returns the text of a Python script that, for the
+implementation family of `impl`, builds the Case's model with the functional API, sets every
+weight from the Case, compiles with the Case's loss / loss_weights forms (SGD at learning rate
+0), runs the path of the finding (`test_on_batch`, `train_on_batch`, `evaluate`, `fit`,
+`compute_loss`) with the Case's sample weights, and prints the loss. A comment states the value
+the reference computes and the value the implementation recorded.
+
+Every string from the Case enters the script through `repr()`, so a layer called `"); x("` is
+a string literal, never code. Numbers are written with `repr(float)` (exact round trip).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+# How each implementation is imported (the only lines that differ between families).
+PREAMBLES: dict[str, str] = {
+    "keras3": """\
+import os
+os.environ["KERAS_BACKEND"] = {backend!r}  # must be set before keras is imported
+import numpy as np
+import keras
+""",
+    "tf_keras": """\
+import os
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np
+import tf_keras as keras
+""",
+    "tf.keras": """\
+import numpy as np
+import tensorflow as tf
+keras = tf.keras  # TensorFlow 2.12-2.15: the bundled Keras 2
+""",
+    "tf_keras-graph": """\
+import os
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np
+import tensorflow as tf
+tf.compat.v1.disable_eager_execution()  # Keras 2 graph mode: training_v1._prepare_total_loss
+import tf_keras as keras
+""",
+    "tf.keras-graph": """\
+import numpy as np
+import tensorflow as tf
+tf.compat.v1.disable_eager_execution()  # Keras 2 graph mode: training_v1._prepare_total_loss
+keras = tf.keras
+""",
+    "keras2.3.1": """\
+import numpy as np
+import tensorflow as tf
+tf.compat.v1.disable_eager_execution()  # keras 2.3.1 builds TF1 graphs
+import keras  # standalone keras==2.3.1
+""",
+}
+
+REQUIREMENTS: dict[str, str] = {
+    "keras3": "keras>=3 with the {backend} backend installed",
+    "tf_keras": "tensorflow and tf-keras (same minor version)",
+    "tf.keras": "tensorflow>=2.12,<2.16",
+    "tf_keras-graph": "tensorflow and tf-keras (same minor version)",
+    "tf.keras-graph": "tensorflow>=2.12,<2.16",
+    "keras2.3.1": "keras==2.3.1 on a TensorFlow with graph mode (the harness adds compatibility aliases on TF>=2.16)",
+}
+
+# compile() keyword arguments that select a mode (harness/impls/paths.py Mode.compile_kwargs).
+MODE_KWARGS: dict[str, str] = {
+    "eager": "run_eagerly=True",
+    "function": "run_eagerly=False",
+    "compiled": "run_eagerly=False",
+    "jit": "jit_compile=True",
+}
+
+LOSS_CLASSES = None  # filled lazily from harness.vocabulary (report-time only)
+
+
+def flavor_of(impl: str) -> tuple[str, str]:
+    """(preamble name, backend) for an implementation name of harness.impls."""
+    if impl.startswith("keras3-"):
+        return "keras3", impl.split("-", 1)[1]
+    if impl in PREAMBLES:
+        return impl, ""
+    raise KeyError(f"no reproducer template for implementation {impl!r}")
+
+
+def _lit(value: Any) -> str:
+    """A Python literal for JSON data (lists, numbers, strings, bools, None)."""
+    return repr(value)
+
+
+def _array(value: Any, dtype: str) -> str:
+    return f"np.array({_lit(value)}, dtype={dtype!r})"
+
+
+def _regularizer(reg: dict[str, Any] | None, keras2_3: bool) -> str | None:
+    if not reg:
+        return None
+    kind, l1, l2 = reg["kind"], float(reg.get("l1", 0.0)), float(reg.get("l2", 0.0))
+    if kind == "l1" and not keras2_3:
+        return f"keras.regularizers.L1(l1={l1!r})"
+    if kind == "l2" and not keras2_3:
+        return f"keras.regularizers.L2(l2={l2!r})"
+    return f"keras.regularizers.L1L2(l1={l1!r}, l2={l2!r})"
+
+
+ADD_LOSS_CLASS = '''\
+class AddLossL2(keras.layers.Layer):
+    """Identity that calls add_loss(factor * sum(square(inputs)))."""
+
+    def __init__(self, factor=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = float(factor)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        ops = getattr(keras, "ops", None) or keras.backend
+        self.add_loss(self.factor * ops.sum(ops.square(inputs)))
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+'''
+
+
+def _layer_call(layer: dict[str, Any], dtype: str, keras2_3: bool) -> str:
+    cfg, regs, t = layer.get("config", {}), layer.get("regularizers", {}), layer["type"]
+    kw = [f"name={layer['name']!r}", f"dtype={dtype!r}"]
+    act = _regularizer(regs.get("activity"), keras2_3)
+    if act:
+        kw.append(f"activity_regularizer={act}")
+    for weight, arg in (("kernel", "kernel_regularizer"), ("bias", "bias_regularizer"),
+                        ("embeddings", "embeddings_regularizer"), ("recurrent_kernel", "recurrent_regularizer")):
+        r = _regularizer(regs.get(weight), keras2_3)
+        if r:
+            kw.append(f"{arg}={r}")
+    if t == "Dense":
+        head = f"keras.layers.Dense({cfg['units']!r}, activation={cfg['activation']!r}, use_bias={cfg['use_bias']!r}"
+    elif t == "Embedding":
+        head = f"keras.layers.Embedding({cfg['input_dim']!r}, {cfg['output_dim']!r}, mask_zero={cfg['mask_zero']!r}"
+    elif t == "Masking":
+        head = f"keras.layers.Masking(mask_value={float(cfg['mask_value'])!r}"
+    elif t == "Activation":
+        head = f"keras.layers.Activation({cfg['activation']!r}"
+    elif t == "Concatenate":
+        head = "keras.layers.Concatenate(axis=-1"
+    elif t == "Add":
+        head = "keras.layers.Add("
+    elif t == "GlobalAveragePooling1D":
+        head = "keras.layers.GlobalAveragePooling1D("
+    elif t == "AddLossL2":
+        head = f"AddLossL2(factor={float(cfg['factor'])!r}"
+    elif t == "SimpleRNN":
+        head = (f"keras.layers.SimpleRNN({cfg['units']!r}, activation={cfg['activation']!r}, "
+                f"return_sequences={cfg['return_sequences']!r}")
+    else:
+        raise ValueError(f"layer {layer['name']!r}: no reproducer for layer type {t!r}")
+    sep = "" if head.endswith("(") else ", "
+    return head + sep + ", ".join(kw) + ")"
+
+
+def _loss_expr(out: dict[str, Any]) -> str:
+    from harness.vocabulary import LOSSES
+
+    cls = LOSSES[out["loss"]].keras_class
+    opts = ", ".join(f"{k}={v!r}" for k, v in sorted(out.get("loss_options", {}).items()))
+    return f"keras.losses.{cls}({opts})"
+
+
+def _structure(case: dict[str, Any], items: list[str], names: list[str], form: str) -> str:
+    """A list / dict / single value in the Case's form ('single' uses the first item)."""
+    if form == "single":
+        return items[0]
+    if form == "dict":
+        return "{" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, items)) + "}"
+    return "[" + ", ".join(items) + "]"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.9g}"
+
+
+def reproducer(case: dict[str, Any], case_id: str, impl: str, key: str, *,
+               recorded: float | None, reference: float | None, reference_profile: str = "",
+               explained: float | None = None, explaining_rules: dict[str, str] | None = None,
+               versions: dict[str, str] | None = None) -> str:
+    """The script text for one finding (case JSON, implementation, "<path>/<mode>")."""
+    flavor, backend = flavor_of(impl)
+    keras2_3 = flavor == "keras2.3.1"
+    path, _, mode = key.partition("/")
+    dtype = case["dtype"]
+    outputs = case["outputs"]
+    names = [o["layer"] for o in outputs]
+    lines: list[str] = []
+    w = lines.append
+
+    version_text = ", ".join(f"{k} {v}" for k, v in sorted((versions or {}).items()) if v)
+    w(f'"""Reproducer for case {case_id}: {impl}, path {key}.')
+    w("")
+    w(f"Needs only: {REQUIREMENTS[flavor].format(backend=backend)} and numpy.")
+    if version_text:
+        w(f"Recorded with: {version_text}.")
+    w(f"Generated by `python -m harness report`; the model, weights and data are the case's, verbatim.")
+    w('"""')
+    w(PREAMBLES[flavor].format(backend=backend).rstrip("\n"))
+    w("")
+    w(f"# The implementation recorded:            {_fmt(recorded)}")
+    w(f"# The reference (float64) computes:       {_fmt(reference)}"
+      + (f"   (profile {reference_profile}, what this version documents)" if reference_profile else ""))
+    if explaining_rules:
+        w(f"# ... and with {', '.join(f'{r}={a}' for r, a in sorted(explaining_rules.items()))}: {_fmt(explained)}")
+    w(f"RECORDED = {recorded!r}" if recorded is None or recorded == recorded and abs(recorded) != float("inf")
+      else f"RECORDED = float({str(recorded)!r})")
+    w(f"REFERENCE = {reference!r}" if reference is None or reference == reference and abs(reference) != float("inf")
+      else f"REFERENCE = float({str(reference)!r})")
+    w("")
+    w(f"DTYPE = {dtype!r}")
+    w("keras.backend.set_floatx(DTYPE)")
+    w("")
+    if any(layer["type"] == "AddLossL2" for layer in case["layers"]):
+        w(ADD_LOSS_CLASS)
+    w("# ---- the model (functional API; tensors by layer name) ----")
+    w("t = {}")
+    for inp in case["inputs"]:
+        shape = _shape(inp["data"])[1:]
+        in_dtype = "int32" if inp["kind"] == "int" else dtype
+        w(f"t[{inp['name']!r}] = keras.Input(shape={tuple(shape)!r}, name={inp['name']!r}, dtype={in_dtype!r})")
+    for layer in case["layers"]:
+        args = [f"t[{n!r}]" for n in layer["inbound"]]
+        arg = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"
+        w(f"t[{layer['name']!r}] = {_layer_call(layer, dtype, keras2_3)}({arg})")
+    ins = [f"t[{i['name']!r}]" for i in case["inputs"]]
+    outs = [f"t[{n!r}]" for n in names]
+    w("model = keras.Model(inputs=" + (ins[0] if len(ins) == 1 else "[" + ", ".join(ins) + "]")
+      + ", outputs=" + (outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]") + ")")
+    w("")
+    w("# ---- every weight from the case, matched by the variable's short name ----")
+    w("WEIGHTS = {")
+    for layer in case["layers"]:
+        if layer.get("weights"):
+            w(f"    {layer['name']!r}: {{")
+            for wname, value in sorted(layer["weights"].items()):
+                w(f"        {wname!r}: {_lit(value)},")
+            w("    },")
+    w("}")
+    w("for layer_name, values in WEIGHTS.items():")
+    w("    layer = model.get_layer(layer_name)")
+    w('    short = [str(v.name).split("/")[-1].split(":")[0] for v in layer.weights]')
+    w("    layer.set_weights([np.asarray(values[s], dtype=DTYPE) for s in short])")
+    w("")
+    w("# ---- compile in the case's forms ----")
+    loss_items = [_loss_expr(o) for o in outputs]
+    w(f"loss = {_structure(case, loss_items, names, case['loss_form'])}  # form: {case['loss_form']}")
+    if case["loss_weights_form"] == "omitted":
+        w("loss_weights = None  # form: omitted")
+    else:
+        lw = [repr(float(o["loss_weight"])) for o in outputs]
+        w(f"loss_weights = {_structure(case, lw, names, case['loss_weights_form'])}  # form: {case['loss_weights_form']}")
+    mode_kw = MODE_KWARGS.get(mode, "")
+    if keras2_3 or flavor.endswith("-graph"):
+        mode_kw = ""  # graph mode: the session runs the graph; no eager / function switch
+    w("model.compile(optimizer=keras.optimizers.SGD(" + ("lr=0.0" if keras2_3 else "learning_rate=0.0") + "), "
+      "loss=loss, loss_weights=loss_weights" + (", " + mode_kw if mode_kw else "") + ")"
+      + (f"  # mode: {mode}" if mode else ""))
+    w("")
+    w("# ---- data ----")
+    xs = [_array(i["data"], "int32" if i["kind"] == "int" else dtype) for i in case["inputs"]]
+    w("x = " + (xs[0] if len(xs) == 1 else "[" + ", ".join(xs) + "]"))
+    ys = [_array(o["target"], "int32" if _all_ints(o["target"]) else dtype) for o in outputs]
+    w("y = " + (ys[0] if len(ys) == 1 else "[" + ", ".join(ys) + "]"))
+    if case["sample_weight_form"] == "omitted":
+        w("sample_weight = None  # form: omitted")
+    else:
+        sws = [_array(o["sample_weight"], dtype) for o in outputs]
+        w(f"sample_weight = {_structure(case, sws, names, case['sample_weight_form'])}  "
+          f"# form: {case['sample_weight_form']}")
+    w("")
+    w(f"# ---- the path: {path} ----")
+    w(_path_code(path, case, flavor))
+    w("")
+    w('print("loss", repr(float(loss_value)))')
+    w('print("recorded", RECORDED, "reference", REFERENCE)')
+    return "\n".join(lines) + "\n"
+
+
+def _path_code(path: str, case: dict[str, Any], flavor: str) -> str:
+    ebs = int(case["evaluate_batch_size"])
+    first = "out[0] if isinstance(out, (list, tuple)) else out"
+    if path == "test_on_batch":
+        return f"out = model.test_on_batch(x, y, sample_weight=sample_weight)\nprint(out)\nloss_value = {first}"
+    if path == "train_on_batch":
+        return ("out = model.train_on_batch(x, y, sample_weight=sample_weight)  # learning rate 0: weights stay\n"
+                f"print(out)\nloss_value = {first}")
+    if path == "evaluate":
+        return (f"out = model.evaluate(x, y, sample_weight=sample_weight, batch_size={ebs}, verbose=0)\n"
+                f"print(out)\nloss_value = {first}")
+    if path == "fit":
+        return (f"history = model.fit(x, y, sample_weight=sample_weight, batch_size={ebs}, epochs=1, "
+                "shuffle=False, verbose=0)\nprint(history.history)\nloss_value = history.history['loss'][-1]")
+    if path == "compute_loss" and flavor in ("keras3", "tf_keras", "tf.keras"):
+        if flavor == "keras3":
+            call = "model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)"
+        else:
+            call = "model.compute_loss(x, y, y_pred, sample_weight)"
+        return ("y_pred = model(x, training=True)\n"
+                f"out = {call}\n"
+                "loss_value = out.detach().cpu().numpy() if hasattr(out, 'detach') else np.asarray(out)")
+    return textwrap.dedent(f"""\
+        # (no direct way to run path {path!r} here; test_on_batch shows the same total loss)
+        out = model.test_on_batch(x, y, sample_weight=sample_weight)
+        loss_value = {first}""")
+
+
+def _shape(value: Any) -> list[int]:
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        value = value[0] if value else None
+    return shape
+
+
+def _all_ints(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(_all_ints(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool)
