@@ -22,6 +22,7 @@ reads HARNESS_IMPL at import time, as Keras 3 reads KERAS_BACKEND.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -123,6 +124,18 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         ),
     ]
 }
+
+
+# Test-only implementations (harness/impls/faulty.py, for tests/test_faults.py): no framework,
+# faults on request. Listed only when HARNESS_TEST_IMPLS=1, which the tests set for themselves
+# and for the workers they start (the worker reads this table in its own process).
+TEST_IMPLS_ENV_VAR = "HARNESS_TEST_IMPLS"
+if os.environ.get(TEST_IMPLS_ENV_VAR) == "1":
+    for _name, _env in (("test-faulty", {}), ("test-steady", {}),
+                        ("test-import-error", {"HARNESS_FAULTY_IMPORT": "raise"})):
+        IMPLEMENTATIONS[_name] = Implementation(
+            name=_name, module="harness.impls.faulty", family="test", env=_env,
+            description="test-only (harness/impls/faulty.py): the reference's totals, faults on request")
 
 
 def get(name: str) -> Implementation:
