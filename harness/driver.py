@@ -46,6 +46,7 @@ class Worker:
                  extra_env: dict[str, str] | None = None):
         self.impl = impl
         self._stderr = tempfile.TemporaryFile(mode="w+b")
+        self._stderr_mark = 0  # where the current case's stderr starts (0 while starting up)
         env = {**os.environ, **(extra_env or {})}
         self.proc = subprocess.Popen(
             [python, "-m", "harness.worker", "--impl", impl],
@@ -68,8 +69,11 @@ class Worker:
         self._lines.put(None)
 
     def stderr_tail(self) -> str:
+        """The last lines the worker wrote to stderr since the current case was sent (since it
+        started, for a failure at start): earlier cases' warnings are not this case's, and a
+        crash records the same tail wherever in the worker's life its case came (--resume)."""
         self._stderr.flush()
-        self._stderr.seek(0)
+        self._stderr.seek(self._stderr_mark)
         lines = self._stderr.read().decode("utf-8", "replace").splitlines()
         return "\n".join(lines[-STDERR_TAIL_LINES:])
 
@@ -104,6 +108,7 @@ class Worker:
 
     def run(self, case_json_line: str, timeout: float) -> dict[str, Any]:
         assert self.proc.stdin is not None
+        self._stderr_mark = os.fstat(self._stderr.fileno()).st_size
         try:
             self.proc.stdin.write(case_json_line.encode("utf-8") + b"\n")
             self.proc.stdin.flush()
