@@ -148,6 +148,22 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     return total, magnitude, valid
 
 
+def _loss_weights(case: Case, rules: Mapping[str, str], notes: list[str]) -> list[float]:
+    """Each output's loss weight as applied (1.0 when omitted), rounded to the case dtype."""
+    given = [1.0 if o.loss_weight is None else forward.round_scalar(case.dtype, o.loss_weight) for o in case.outputs]
+    if case.loss_weights_form == "omitted" or len(case.outputs) == 1:
+        return given
+    if case.loss_form == "single" and rules["single_loss_with_loss_weights"] == "error":
+        notes.append("one loss with per-output loss_weights: ValueError `loss_weights` must match the number "
+                     "of losses (keras/src/trainers/compile_utils.py:CompileLoss.build)")
+        return [math.nan] * len(given)
+    if (case.loss_form == "list" and case.loss_weights_form == "dict"
+            and rules["loss_weights_dict_with_list_loss"] == "sorted_names"):
+        by_name = dict(zip((o.name for o in case.outputs), given))
+        return [by_name[name] for name in sorted(by_name)]
+    return given
+
+
 @dataclass
 class _Batch:
     size: int
@@ -159,12 +175,12 @@ class _Batch:
 
 
 def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str]) -> _Batch:
-    fwd = forward.run(case, rows, rules["activity_regularizer_scaling"])
+    fwd = forward.run(case, rows, rules)
     notes: list[str] = []
     records = []
-    for out in case.outputs:
+    weights = _loss_weights(case, rules, notes)
+    for out, lw in zip(case.outputs, weights):
         value, mag, valid = _output_loss(case, out, fwd.tensors[out.layer], rows, rules, notes)
-        lw = 1.0 if out.loss_weight is None else forward.round_scalar(case.dtype, out.loss_weight)
         records.append(OutputRecord(
             name=out.name, loss=out.loss, reduction=out.loss_options.get("reduction", "sum_over_batch_size"),
             unweighted=value, loss_weight=lw, weighted=lw * value, magnitude=mag,

@@ -2,7 +2,8 @@
 
 Every value of a Case (inputs, weights, targets, sample weights, scalars) is first rounded to
 the case dtype, since the implementations see float32 values in a float32 case; arithmetic is
-then float64.
+then float64, and each layer's output (and each SimpleRNN step) is rounded to the case dtype
+again, as the implementations store it.
 
 Masks (what each layer does with a Keras mask; sources tf_keras/src/layers/... and
 keras/src/layers/... for each class):
@@ -165,7 +166,7 @@ def _gap1d(ins: list[Tensor]) -> Tensor:
         return Tensor(np.sum(np.where(m > 0, x.value, 0.0), axis=1) / np.sum(m, axis=1))
 
 
-def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray]) -> Tensor:
+def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], r) -> Tensor:
     x = ins[0]
     batch, steps = x.value.shape[:2]
     units = w["recurrent_kernel"].shape[0]
@@ -173,7 +174,7 @@ def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray]) ->
     prev_out = np.zeros((batch, units))
     outs = []
     for t in range(steps):
-        h = activation(layer.config["activation"], x.value[:, t] @ w["kernel"] + state @ w["recurrent_kernel"] + w["bias"])
+        h = r(activation(layer.config["activation"], x.value[:, t] @ w["kernel"] + state @ w["recurrent_kernel"] + w["bias"]))
         if x.mask is not None:
             keep = x.mask[:, t][:, None]
             h_out = np.where(keep, h, prev_out)
@@ -186,8 +187,13 @@ def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray]) ->
     return Tensor(np.stack(outs, axis=1), x.mask)
 
 
-def run(case: Case, rows: np.ndarray, activity_scaling: str = "batch_mean") -> ForwardResult:
-    """Run the case's layers on the samples `rows` (indices into the batch)."""
+def run(case: Case, rows: np.ndarray, rules: Mapping[str, str] | None = None) -> ForwardResult:
+    """Run the case's layers on the samples `rows` (indices into the batch).
+
+    `rules` (rule -> alternative) decides activity_regularizer_scaling and rnn_activity_regularizer.
+    """
+    rules = rules or {}
+    activity_scaling = rules.get("activity_regularizer_scaling", "batch_mean")
     r = rounder(case.dtype)
     tensors: dict[str, Tensor] = {}
     for inp in case.inputs:
@@ -221,10 +227,16 @@ def run(case: Case, rows: np.ndarray, activity_scaling: str = "batch_mean") -> F
             penalties.append(Penalty(layer.name, "add_loss", "add_loss", value, abs(value)))
             out = Tensor(x.value, x.mask, x.keras_logits)
         elif kind == "SimpleRNN":
-            out = _simple_rnn(layer, ins, w)
+            out = _simple_rnn(layer, ins, w, r)
         else:
             raise ValueError(f"layer {layer.name!r}: the reference has no forward pass for type {kind!r}")
+        # Each layer's output (and the logits it keeps) is stored in the case dtype, as in the
+        # implementations: near-saturated sigmoids then lose the same digits (1 - p in float32).
+        out = Tensor(r(out.value), out.mask,
+                     None if out.keras_logits is None else (out.keras_logits[0], r(out.keras_logits[1])))
         activity = layer.regularizers.get("activity")
+        if kind == "SimpleRNN" and rules.get("rnn_activity_regularizer", "applied") == "ignored":
+            activity = None
         if activity is not None:
             value = penalty_value(activity, out.value, case.dtype)
             if activity_scaling == "batch_mean":

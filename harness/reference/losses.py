@@ -39,6 +39,10 @@ class LossContext:
         """A Python constant as the implementation sees it after conversion to the case dtype."""
         return float(np.float32(x)) if self.dtype == "float32" else float(x)
 
+    def round_array(self, x: np.ndarray) -> np.ndarray:
+        """An intermediate tensor as the implementation stores it (float32 in a float32 case)."""
+        return np.asarray(x, dtype=np.float32).astype(np.float64) if self.dtype == "float32" else x
+
     @property
     def eps(self) -> float:
         return self.round(EPSILON)
@@ -95,7 +99,7 @@ def binary_crossentropy_elements(t: np.ndarray, output: np.ndarray, from_logits:
         if from_logits:
             if ctx.rule("bce_from_logits", "exact") == "exact":
                 return _bce_with_logits(t, output)
-            p = np.clip(sigmoid(output), eps, hi)  # keras/src/backend/numpy/nn.py:binary_crossentropy
+            p = np.clip(ctx.round_array(sigmoid(output)), eps, hi)  # keras/src/backend/numpy/nn.py
             return -(t * np.log(p) + (1.0 - t) * np.log(1.0 - p))
         p = np.clip(output, eps, hi)
         if ctx.rule("bce_probability_log", "log") == "log_plus_epsilon":
@@ -191,10 +195,10 @@ def binary_focal_crossentropy(y, p, options, ctx):
     if from_logits and ctx.rule("focal_from_logits", "bce_on_sigmoid") == "bce_on_sigmoid":
         # keras/src/losses/losses.py: y_pred = ops.sigmoid(y_pred), then bce on probabilities;
         # on TensorFlow ops.sigmoid attaches _keras_logits = the given tensor.
-        probs = sigmoid(p)
+        probs = ctx.round_array(sigmoid(p))
         bce = binary_crossentropy_elements(t, probs, False, LossContext(ctx.rules, ctx.dtype, ("sigmoid", p)))
     else:
-        probs = sigmoid(p) if from_logits else p
+        probs = ctx.round_array(sigmoid(p)) if from_logits else p
         bce = binary_crossentropy_elements(t, p, from_logits, ctx)
     p_t = t * probs + (1.0 - t) * (1.0 - probs)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -233,6 +233,53 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "loss_weights_dict_with_list_loss",
+            "loss given as a list and loss_weights as a dict: which weight goes to which output?",
+            {
+                "by_name": Alternative(
+                    "each output gets the weight under its name.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer._maybe_broadcast_to_outputs",
+                     f"{_TFK}/engine/compile_utils.py:map_to_output_names"],
+                ),
+                "sorted_names": Alternative(
+                    "the dict is flattened in sorted-key order and paired with the losses by position: "
+                    "output i (model order) gets the weight of the i-th name in sorted order.",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.build"],
+                ),
+            },
+        ),
+        Rule(
+            "single_loss_with_loss_weights",
+            "One loss for several outputs, with loss_weights given per output:",
+            {
+                "broadcast": Alternative(
+                    "the loss is used for every output, each with its weight.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer._maybe_broadcast_to_outputs"],
+                ),
+                "error": Alternative(
+                    "weights are packed against the single (unbroadcast) loss: ValueError '`loss_weights` "
+                    "must match the number of losses' (the reference gives NaN and a note).",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.build"],
+                ),
+            },
+        ),
+        Rule(
+            "rnn_activity_regularizer",
+            "SimpleRNN(activity_regularizer=...): is the penalty added?",
+            {
+                "applied": Alternative(
+                    "yes, on the (sequence) output, as for any layer.",
+                    [f"{_TFK}/layers/rnn/simple_rnn.py:SimpleRNN.__init__",
+                     f"{_TFK}/engine/base_layer.py:Layer._handle_activity_regularization"],
+                ),
+                "ignored": Alternative(
+                    "no: the argument is accepted and never passed to the base layer, so "
+                    "layer.activity_regularizer stays None.",
+                    [f"{_K3}/layers/rnn/simple_rnn.py:SimpleRNN.__init__"],
+                ),
+            },
+        ),
+        Rule(
             "output_log",
             "What does the per-output loss in the logs show?",
             {
@@ -272,8 +319,10 @@ RULES: dict[str, Rule] = {
                 ),
                 "batch_mean": Alternative(
                     "Mean metric updated once per batch without weights (a stateful metric the v1 "
-                    "loop reads as is).",
-                    [f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss",
+                    "loop reads as is; in Keras 3 on TensorFlow, compiled, `sample_weight="
+                    "y_p.shape[0]` is the static batch size, None inside tf.function).",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss",
                      f"{_TFK}/engine/training_utils_v1.py:MetricsAggregator.aggregate",
                      f"{_K231}/engine/training.py:Model._prepare_total_loss"],
                 ),
@@ -294,6 +343,9 @@ _TF_KERAS = {
     "focal_from_logits": "bce_on_given_logits",
     "cosine_norm_floor": "sumsq_1e-12",
     "label_smoothing_classes": "last_axis",
+    "loss_weights_dict_with_list_loss": "by_name",
+    "single_loss_with_loss_weights": "broadcast",
+    "rnn_activity_regularizer": "applied",
     "output_log": "unweighted",
     "evaluate_total": "batch_size_weighted",
     "evaluate_output_log": "batch_size_weighted",
@@ -306,10 +358,17 @@ _KERAS3_TF = {
     "bce_probability_log": "log",
     "focal_from_logits": "bce_on_sigmoid",
     "cosine_norm_floor": "norm_1e-7",
+    "loss_weights_dict_with_list_loss": "sorted_names",
+    "single_loss_with_loss_weights": "error",
+    "rnn_activity_regularizer": "ignored",
+    # Compiled (the default, run_eagerly=False): the static batch size is None in tf.function.
+    # Eager runs weight by batch size; the verdicts explain that by this rule's alternative.
+    "evaluate_output_log": "batch_mean",
 }
 
 _KERAS3_JAX = {
     **_KERAS3_TF,
+    "evaluate_output_log": "batch_size_weighted",  # JAX/torch/numpy shapes are static
     "probability_crossentropy": "clip_epsilon",
     "sparse_ce_probability": "renormalise_clip_log",
 }
