@@ -10,8 +10,9 @@ Why graph mode and not keras 2.3.1's own TF 2.0 path (eager on, a global "Keras 
 tensorflow.python.keras.backend.placeholder, which in TF 2.21 returns a KerasTensor that keras
 2.3.1's Layer.__call__ cannot read (`self._keras_history.layer` on a tuple).
 
-Nothing else in the harness may import this module (it patches the standard library and
-TensorFlow process-wide).
+keras 2.2.4 (harness.impls.keras224) uses `apply()` too, and imports keras inside
+`tensorflow_is_compat_v1()`. Nothing else in the harness may import this module (it patches the
+standard library and TensorFlow process-wide).
 """
 
 from __future__ import annotations
@@ -88,5 +89,29 @@ def apply_after_import(keras: Any) -> None:
     TF 1.x (they run K.batch_set_value / K.batch_get_value in the session).
     """
     backend_module = keras.backend.tensorflow_backend
+    if not hasattr(backend_module, "context"):  # keras 2.2.4 has no K.eager: nothing to do
+        return
     if not isinstance(backend_module.context, _EagerModeIsGraphMode):
         backend_module.context = _EagerModeIsGraphMode(backend_module.context)
+
+
+@contextlib.contextmanager
+def tensorflow_is_compat_v1() -> Any:
+    """keras 2.2.4 only: while `import keras` runs, `import tensorflow` gives tf.compat.v1.
+
+    keras 2.2.4 backend/tensorflow_backend.py calls the TF1 top-level API (`tf.placeholder`,
+    `tf.get_default_graph`, `tf.Session`, `tf.variable_scope`, ...), which TF 2 keeps only under
+    tf.compat.v1. Its modules bind `tf` at import (backend/tensorflow_backend.py and
+    optimizers.py, at module level), so the alias is needed only while keras is imported; the
+    real module is restored afterwards for everyone else. Call `apply()` first.
+    """
+    import sys
+
+    import tensorflow as tf
+
+    real = sys.modules["tensorflow"]
+    sys.modules["tensorflow"] = tf.compat.v1
+    try:
+        yield
+    finally:
+        sys.modules["tensorflow"] = real

@@ -66,11 +66,18 @@ class GraphFlavor:
     impl: str
     keras: Any  # the keras module the model is built with
     tf: Any  # tensorflow (for add_n of model.losses in the model's graph)
-    engine_module: str  # the module whose Model._prepare_total_loss must be the one used
+    engine_module: str  # the module whose Model.<total_loss_method> must be the one used
     make_optimizer: Callable[[], Any]  # SGD with learning rate 0
     feeds: Feeds
     # The targets as this implementation takes them (default: harness.impls.build.y_argument).
     y_argument: Callable[[Case], Any] = build.y_argument
+    # compile(loss=...) for the Case (default: harness.impls.build.loss_argument, loss classes).
+    loss_argument: Callable[[Any, Case], Any] = build.loss_argument
+    # Why this implementation cannot run the Case at all, or None (default: a loss class of the
+    # Case is missing from keras.losses).
+    unsupported_reason: Callable[[Any, Case], str | None] | None = None
+    # The method that assembles the total loss (keras 2.2.4 does it inline in `compile`).
+    total_loss_method: str = "_prepare_total_loss"
 
 
 # --------------------------------------------------------------------------------------
@@ -102,13 +109,20 @@ def sample_weight_mode(case: Case) -> Any:
     return {name: ("temporal" if t else None) for name, t in temporal.items()}
 
 
-def prepare_total_loss_module(model: Any) -> str:
-    """The module defining the `_prepare_total_loss` the model uses (e.g.
-    'tf_keras.src.engine.training_v1')."""
+def defining_module(model: Any, method: str = "_prepare_total_loss") -> str:
+    """The module defining the `method` the model uses (e.g. 'tf_keras.src.engine.training_v1'
+    for `_prepare_total_loss`)."""
     for klass in type(model).__mro__:
-        if "_prepare_total_loss" in vars(klass):
+        if method in vars(klass):
             return inspect.getmodule(klass).__name__  # type: ignore[union-attr]
     return "(none)"
+
+
+def missing_loss_classes(keras: Any, case: Case) -> str | None:
+    """The Case's loss classes that `keras.losses` lacks, as a reason, or None."""
+    missing = sorted({LOSSES[o.loss].keras_class for o in case.outputs
+                      if getattr(keras.losses, LOSSES[o.loss].keras_class, None) is None})
+    return f"{keras.__name__}.losses has no class " + ", ".join(missing) if missing else None
 
 
 def _per_output_terms(names: list[str], values: Any, case: Case) -> dict[str, float]:
@@ -138,7 +152,7 @@ def _build_and_compile(flavor: GraphFlavor, case: Case) -> Any:
     model = build.build_model(keras, case)
     model.compile(
         optimizer=flavor.make_optimizer(),
-        loss=build.loss_argument(keras, case),
+        loss=flavor.loss_argument(keras, case),
         loss_weights=build.loss_weights_argument(case),
         sample_weight_mode=sample_weight_mode(case),
     )
@@ -151,7 +165,8 @@ def _fresh(model: Any, case: Case) -> Any:
     reset_metrics: keras 2.3.1 training.py _prepare_total_loss `_output_loss_metrics[i]`,
     training_v1 `endpoint.output_loss_metric`)."""
     build.assign_weights(model, case)
-    model.reset_metrics()
+    if hasattr(model, "reset_metrics"):  # keras 2.2.4 has no stateful metrics (nor this method)
+        model.reset_metrics()
     return model
 
 
@@ -161,10 +176,8 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
     started = time.perf_counter()
     result = ImplResult(case_id=case.id, impl=flavor.impl)
 
-    missing = sorted({LOSSES[o.loss].keras_class for o in case.outputs
-                      if getattr(flavor.keras.losses, LOSSES[o.loss].keras_class, None) is None})
-    if missing:
-        reason = f"{flavor.keras.__name__}.losses has no class " + ", ".join(missing)
+    reason = (flavor.unsupported_reason or missing_loss_classes)(flavor.keras, case)
+    if reason is not None:
         result.paths = [PathResult(p, MODE, "unsupported", reason=reason) for p in PATHS]
         result.seconds = round(time.perf_counter() - started, 3)
         return result
@@ -182,10 +195,10 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
 
     try:
         model = _build_and_compile(flavor, case)
-        engine = prepare_total_loss_module(model)
+        engine = defining_module(model, flavor.total_loss_method)
         if engine != flavor.engine_module:
             raise AssertionError(
-                f"model class {type(model).__module__}.{type(model).__name__} takes _prepare_total_loss "
+                f"model class {type(model).__module__}.{type(model).__name__} takes {flavor.total_loss_method} "
                 f"from {engine}, not {flavor.engine_module}: graph mode is not in force"
             )
     except Exception as exc:
@@ -194,7 +207,7 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
         result.seconds = round(time.perf_counter() - started, 3)
         return result
     notes = [
-        f"model {type(model).__module__}.{type(model).__name__}; total loss from {engine}._prepare_total_loss; "
+        f"model {type(model).__module__}.{type(model).__name__}; total loss from {engine}.{flavor.total_loss_method}; "
         f"sample_weight_mode={sample_weight_mode(case)!r}"
     ]
     names = build.output_names(model)
