@@ -9,10 +9,13 @@ Grouping (one group = one cause, shown by its smallest case):
 - explained:   key = (implementation family, frozenset of (rule, alternative)). Every member
                differs from its expected profile exactly by those rules; the group lists which
                implementations and path/modes show it.
-- unexplained: key = (environment, implementation, path, stage, kinds of differing terms).
-               `path` without the mode (eager and compiled runs of one cause fall together);
-               at stage "predictions" (the forward pass differs) the path is "*": every path
-               of the run shares that one cause;
+- unexplained: key = (environment, implementation, paths, stage, kinds of differing terms),
+               where `paths` is the set of paths (modes ignored) on which that run is
+               unexplained *for the same case*, and the kinds are those of the differing terms
+               on any of them (`unexplained_signatures`). One cause that shows on every
+               whole-batch path of a case is then one group, and a cause that shows only in
+               evaluate and fit is another. At stage "predictions" (the forward pass differs)
+               the key is (environment, implementation, "*", "predictions"): one group per run;
                the kinds of differing terms ("total", "output", "regularization") separate a
                difference in one output's loss from one in the regularization sum. The group's
                *shared features* (the features present in every member case, from
@@ -281,7 +284,27 @@ def _slug(kind: str, title: str, key: tuple) -> str:
     return f"{head}-{hashlib.sha256(repr((kind, key)).encode()).hexdigest()[:8]}"
 
 
-def group_key(m: Member) -> tuple[str, tuple] | None:
+def unexplained_signatures(members: list[Member]) -> dict[tuple[str, str, str], tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(env, impl, case id) -> (paths on which that run is unexplained at stage "loss", kinds of
+    the terms that differ on any of them). One cause usually shows on several paths of a case
+    (every whole-batch path, or evaluate and fit); the set of paths is part of its signature."""
+    paths: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    kinds: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for m in members:
+        if m.verdict["verdict"] == "unexplained" and m.verdict.get("stage") != "predictions":
+            ident = (m.env, m.impl, m.case_id)
+            paths[ident].add(m.path)
+            kinds[ident].update(term_kinds(m.verdict.get("differing_terms", [])))
+    return {k: (tuple(sorted(paths[k], key=_path_order)), tuple(sorted(kinds[k]))) for k in paths}
+
+
+def _path_order(path: str) -> tuple:
+    from harness.results import PATHS
+
+    return (PATHS.index(path) if path in PATHS else len(PATHS), path)
+
+
+def group_key(m: Member, signatures: dict | None = None) -> tuple[str, tuple] | None:
     v = m.verdict["verdict"]
     if v == "explained":
         rules = tuple(sorted((m.verdict.get("rules") or {}).items()))
@@ -290,7 +313,8 @@ def group_key(m: Member) -> tuple[str, tuple] | None:
         stage = m.verdict.get("stage") or ""
         if stage == "predictions":  # the forward pass differs: one cause for every path
             return "unexplained", (m.env, m.impl, "*", stage, ())
-        return "unexplained", (m.env, m.impl, m.path, stage, term_kinds(m.verdict.get("differing_terms", [])))
+        paths, kinds = (signatures or {}).get((m.env, m.impl, m.case_id), ((m.path,), term_kinds(m.verdict.get("differing_terms", []))))
+        return "unexplained", (m.env, m.impl, "+".join(paths), stage, kinds)
     if v in FAILURE_VERDICTS:
         return "failure", (m.env, m.impl, v, failure_signature(m))
     return None
@@ -321,7 +345,7 @@ def _title(kind: str, key: tuple) -> str:
         env, impl, path, stage, kinds = key
         if stage == "predictions":
             return f"{impl} [{env}]: the forward pass (predictions) differs from the reference"
-        return f"{impl} [{env}] {path}: the loss differs in {', '.join(kinds) or 'total'} (stage {stage or '?'})"
+        return f"{impl} [{env}]: the loss differs on {path.replace('+', ', ')} in {', '.join(kinds) or 'total'}"
     env, impl, verdict, signature = key
     return f"{impl} [{env}]: {verdict}: {signature}"
 
@@ -329,15 +353,29 @@ def _title(kind: str, key: tuple) -> str:
 KIND_ORDER = {"unexplained": 0, "failure": 1, "explained": 2}
 
 
+# Which member of a group represents it on its smallest case: test_on_batch first (the path a
+# reproducer shows most plainly), then the other paths; eager before compiled modes.
+REPRESENTATIVE_PATHS = ("test_on_batch", "train_on_batch", "evaluate", "fit", "compute_loss")
+REPRESENTATIVE_MODES = ("eager", "graph", "function", "compiled", "jit")
+
+
+def _representative_rank(m: Member) -> tuple[int, int]:
+    p = REPRESENTATIVE_PATHS.index(m.path) if m.path in REPRESENTATIVE_PATHS else len(REPRESENTATIVE_PATHS)
+    md = REPRESENTATIVE_MODES.index(m.mode) if m.mode in REPRESENTATIVE_MODES else len(REPRESENTATIVE_MODES)
+    return p, md
+
+
 def group(report: Report) -> list[Group]:
     buckets: dict[tuple[str, tuple], list[Member]] = defaultdict(list)
+    signatures = unexplained_signatures(report.members)
     for m in report.members:
-        k = group_key(m)
+        k = group_key(m, signatures)
         if k is not None:
             buckets[k].append(m)
     groups = []
     for (kind, key), members in buckets.items():
-        members.sort(key=lambda m: (case_size(report.cases[m.case_id]), m.case_id, m.env, m.impl, m.key))
+        members.sort(key=lambda m: (case_size(report.cases[m.case_id]), m.case_id, m.env, m.impl,
+                                    _representative_rank(m), m.key))
         title = _title(kind, key)
         g = Group(kind, key, _slug(kind, title, key), title, members, members[0])
         g.shared_features = shared_features(report, g.case_ids)

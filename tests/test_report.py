@@ -1,0 +1,419 @@
+"""The HTML report (`python -m harness report`): what a maintainer reads, checked structurally.
+
+Two kinds of input:
+- `tests/data/results/*.jsonl`: results recorded by real runs of `python -m harness run` (see
+  tests/data/results/README.md for the commands); used to check that every verdict in them is
+  counted and grouped, and to run one generated reproducer (test_report_repro.py).
+- a *synthetic* results file written by `synthetic_results` below: hand-built records around
+  the stored motivating case, with hostile strings in every field a person's eye reaches. It
+  is never presented as a run; it exists to check grouping, breakdowns and escaping exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from harness import reference, spec
+from harness.reference import rules
+from harness.report import loading, render
+from harness.results import decode_float
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDED = ROOT / "tests" / "data" / "results"
+CASE_FILE = ROOT / "cases" / "motivating_two_outputs.json"
+
+SCRIPT_INJECTION = "<script>alert('x')</script>"
+ATTR_INJECTION = '"><img src=x onerror=alert(1)>'
+
+
+# --------------------------------------------------------------------------------------
+# A small HTML tree (html.parser) with the queries the tests need
+# --------------------------------------------------------------------------------------
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str | None], parent: "Node | None"):
+        self.tag, self.attrs, self.parent = tag, attrs, parent
+        self.children: list[Node | str] = []
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def iter(self):
+        yield self
+        for c in self.children:
+            if isinstance(c, Node):
+                yield from c.iter()
+
+    def find_all(self, tag: str, **attrs: str) -> list["Node"]:
+        out = []
+        for n in self.iter():
+            if n.tag != tag:
+                continue
+            if all((n.attrs.get(k.rstrip("_")) or "").split().count(v) if k.startswith("class")
+                   else n.attrs.get(k) == v for k, v in attrs.items()):
+                out.append(n)
+        return out
+
+    def by_id(self, ident: str) -> "Node":
+        for n in self.iter():
+            if n.attrs.get("id") == ident:
+                return n
+        raise KeyError(ident)
+
+
+VOID = {"meta", "link", "br", "img", "input", "hr", "col", "area", "base", "source", "wbr"}
+
+
+class TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#root", {}, None)
+        self.cur = self.root
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, dict(attrs), self.cur)
+        self.cur.children.append(node)
+        if tag not in VOID and tag not in ("circle", "line"):
+            self.cur = node
+
+    def handle_startendtag(self, tag, attrs):
+        self.cur.children.append(Node(tag, dict(attrs), self.cur))
+
+    def handle_endtag(self, tag):
+        n = self.cur
+        while n is not None and n.tag != tag:
+            n = n.parent
+        if n is not None and n.parent is not None:
+            self.cur = n.parent
+
+    def handle_data(self, data):
+        self.cur.children.append(data)
+
+
+def parse(html: str) -> Node:
+    b = TreeBuilder()
+    b.feed(html)
+    b.close()
+    return b.root
+
+
+# --------------------------------------------------------------------------------------
+# The synthetic results file
+# --------------------------------------------------------------------------------------
+
+
+def _reference_total(case: spec.Case, profile: dict[str, str], path: str) -> float:
+    return reference.compute(case, profile, path).total
+
+
+def synthetic_results(folder: Path) -> Path:
+    """A hand-built results file (NOT a run): tf_keras on the motivating case, with
+    - test_on_batch/eager: agree (the recorded total *is* the reference total),
+    - evaluate/eager: explained by evaluate_total=batch_mean (recorded = that reference total),
+    - train_on_batch/eager: unexplained, recorded total 1.5 x the reference, reason with <script>,
+    - fit/eager: error whose message carries an attribute-breaking string,
+    and keras3-jax: crashed with a hostile stderr tail. Header versions carry hostile text too."""
+    case = spec.load(CASE_FILE)
+    cid = case.id
+    expected = rules.PROFILES["tf_keras-2.21"]
+    tob = _reference_total(case, expected, "test_on_batch")
+    ev_alt = {**expected, "evaluate_total": "batch_mean"}
+    ev_expected = _reference_total(case, expected, "evaluate")
+    ev_alt_total = _reference_total(case, ev_alt, "evaluate")
+    tr = _reference_total(case, expected, "train_on_batch")
+    records = [
+        {"kind": "header", "schema": 1, "impl": "tf_keras", "started": "2026-01-01T10:00:00+0000",
+         "versions": {"python": "3.11.7", "tensorflow": "2.21.0", "tf_keras": "2.21.0 " + SCRIPT_INJECTION,
+                      "backend": "tensorflow"}},
+        {"kind": "header", "schema": 1, "impl": "keras3-jax", "started": "2026-01-01T10:05:00+0000",
+         "versions": {"python": "3.11.7", "keras": "3.15.1", "jax": "0.10.2", "backend": "jax"}},
+        {"kind": "case", "schema": 1, "case_id": cid, "case": case.to_json()},
+        {"kind": "result", "schema": 1, "case_id": cid, "impl": "tf_keras", "status": "ok", "seconds": 2.5,
+         "paths": [
+             {"path": "test_on_batch", "mode": "eager", "status": "ok", "total": tob},
+             {"path": "evaluate", "mode": "eager", "status": "ok", "total": ev_alt_total},
+             {"path": "train_on_batch", "mode": "eager", "status": "ok", "total": 1.5 * tr,
+              "terms": {"regularization": 0.125}},
+             {"path": "fit", "mode": "eager", "status": "error", "error_type": "ValueError",
+              "error_message": "bad " + ATTR_INJECTION + " [at tf_keras/src/engine/training.py:1 in fit]"},
+         ],
+         "verdicts": {
+             "test_on_batch/eager": {"verdict": "agree", "profile": "tf_keras-2.21", "value": tob, "expected": tob,
+                                     "rel_diff": 0.0},
+             "evaluate/eager": {"verdict": "explained", "profile": "tf_keras-2.21",
+                                "rules": {"evaluate_total": "batch_mean"}, "value": ev_alt_total,
+                                "expected": ev_expected, "explained_value": ev_alt_total, "rel_diff": 0.01,
+                                "differing_terms": ["total"]},
+             "train_on_batch/eager": {"verdict": "unexplained", "profile": "tf_keras-2.21", "stage": "loss",
+                                      "value": 1.5 * tr, "expected": tr, "rel_diff": 0.5,
+                                      "differing_terms": ["total", "regularization"],
+                                      "reason": "synthetic " + SCRIPT_INJECTION},
+             "fit/eager": {"verdict": "error", "profile": "tf_keras-2.21",
+                           "reason": "ValueError: bad " + ATTR_INJECTION},
+         }},
+        {"kind": "result", "schema": 1, "case_id": cid, "impl": "keras3-jax", "status": "crashed", "seconds": 1.0,
+         "paths": [], "message": "worker killed by signal 9 (case)", "stderr_tail": "Traceback " + SCRIPT_INJECTION,
+         "verdicts": {"*": {"verdict": "crashed", "profile": "", "reason": "worker killed " + ATTR_INJECTION}}},
+    ]
+    path = folder / "synthetic_handbuilt.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    results = synthetic_results(folder)
+    out = folder / "out" / "index.html"
+    view = render.write([results], out)
+    html = out.read_text(encoding="utf-8")
+    return {"results": results, "out": out, "view": view, "html": html, "tree": parse(html)}
+
+
+# --------------------------------------------------------------------------------------
+# Grouping, counts and breakdown values
+# --------------------------------------------------------------------------------------
+
+
+def test_every_non_agreeing_verdict_is_one_group_with_its_kind(synthetic):
+    tree = synthetic["tree"]
+    articles = tree.find_all("article", class_="group")
+    kinds = Counter(a.attrs["data-kind"] for a in articles)
+    # explained (evaluate_total), unexplained (train_on_batch), failures: the fit error and the crash.
+    assert kinds == {"explained": 1, "unexplained": 1, "failure": 2}, kinds
+    index_rows = tree.find_all("tr")
+    linked = {r.attrs.get("data-group") for r in index_rows if r.attrs.get("data-group")}
+    assert linked == {a.attrs["id"][2:] for a in articles}, "the index links every group"
+
+
+def _chip_counts(cell: Node) -> Counter:
+    return Counter({chip.attrs["title"]: int(chip.text().split()[-1]) for chip in cell.find_all("span", class_="chip")})
+
+
+def test_overview_counts_each_verdict_of_the_file(synthetic):
+    table = synthetic["tree"].by_id("overview").find_all("table")[0]
+    rows = {r.find_all("th")[0].text().split()[0]: r.find_all("td") for r in table.find_all("tr") if r.find_all("td")}
+    heads = [th.text() for th in table.find_all("th") if th.attrs.get("scope") == "col"]
+    assert _chip_counts(rows["tf_keras"][-1]) == {"agree": 1, "explained": 1, "unexplained": 1, "error": 1}
+    assert _chip_counts(rows["keras3-jax"][-1]) == {"crashed": 1}
+    evaluate = heads.index("evaluate") - 1
+    assert _chip_counts(rows["tf_keras"][evaluate]) == {"explained": 1}
+
+
+def test_breakdown_shows_reference_columns_and_highlights_differing_terms(synthetic):
+    case = spec.load(CASE_FILE)
+    tree = synthetic["tree"]
+    art = next(a for a in tree.find_all("article", class_="group") if a.attrs["data-kind"] == "unexplained")
+    table = art.find_all("table", class_="breakdown")[0]
+    header = [th.text() for th in table.find_all("th") if th.attrs.get("scope") == "col"]
+    assert header[0] == "term" and header[1].startswith("reference") and "tf_keras [synthetic_handbuilt]" in header[2]
+    rows = {r.find_all("th")[0].text(): r.find_all("td") for r in table.find_all("tr") if r.find_all("td")}
+    expected_total = reference.compute(case, rules.PROFILES["tf_keras-2.21"], "train_on_batch").total
+    assert rows["total"][0].text() == render.fmt(expected_total)
+    assert rows["total"][1].text().startswith(render.fmt(1.5 * expected_total))
+    assert "differs" in rows["total"][1].attrs.get("class", "")
+    assert "differs" in rows["regularization"][1].attrs.get("class", "")
+    assert "differs" not in rows["total"][0].attrs.get("class", ""), "reference cells are never flagged"
+
+
+def test_explained_group_names_its_rule_with_description_and_sources(synthetic):
+    tree = synthetic["tree"]
+    art = next(a for a in tree.find_all("article", class_="group") if a.attrs["data-kind"] == "explained")
+    text = " ".join(art.text().split())
+    alt = rules.RULES["evaluate_total"].alternatives["batch_mean"]
+    assert "evaluate_total = batch_mean" in text
+    assert " ".join(alt.description.split()) in text
+    for source in alt.sources:
+        assert source in text
+    # the breakdown has the explaining-profile column, equal to the reference with the rule switched
+    case = spec.load(CASE_FILE)
+    switched = {**rules.PROFILES["tf_keras-2.21"], "evaluate_total": "batch_mean"}
+    table = art.find_all("table", class_="breakdown")[0]
+    total_row = next(r for r in table.find_all("tr") if r.find_all("th") and r.find_all("th")[0].text() == "total")
+    assert total_row.find_all("td")[1].text() == render.fmt(reference.compute(case, switched, "evaluate").total)
+
+
+def test_group_shows_smallest_case_and_a_reproducer(synthetic):
+    tree = synthetic["tree"]
+    cid = spec.load(CASE_FILE).id
+    art = next(a for a in tree.find_all("article", class_="group") if a.attrs["data-kind"] == "unexplained")
+    assert cid in art.text()
+    model_tables = art.find_all("table", class_="model")
+    layer_names = [r.find_all("td")[0].text() for r in model_tables[0].find_all("tr") if r.find_all("td")]
+    assert layer_names == ["x", "mask", "hidden", "seq_out", "pool", "vec_out"]
+    pre = [p for p in art.find_all("pre") if p.attrs.get("id", "").startswith("code-")][0]
+    script = pre.text()
+    compile(script, "reproducer", "exec")  # valid Python
+    assert "import tf_keras as keras" in script and "model.train_on_batch(" in script
+    links = [a for a in art.find_all("a") if "download" in a.attrs]
+    assert links and links[0].attrs["href"].startswith("data:text/x-python")
+    assert (synthetic["out"].parent / "repro" / links[0].attrs["download"]).read_text() == script
+
+
+def test_findings_json_holds_the_same_groups(synthetic):
+    findings = json.loads((synthetic["out"].parent / "findings.json").read_text())
+    html_ids = {a.attrs["id"][2:] for a in synthetic["tree"].find_all("article", class_="group")}
+    assert {g["slug"] for g in findings["groups"]} == html_ids
+    unexplained = next(g for g in findings["groups"] if g["kind"] == "unexplained")
+    assert unexplained["representative"]["differing_terms"] == ["total", "regularization"]
+    assert findings["verdict_counts"] == {"agree": 1, "explained": 1, "unexplained": 1, "error": 1, "crashed": 1}
+
+
+def test_gradient_and_distribution_sections_are_present_and_empty(synthetic):
+    tree = synthetic["tree"]
+    for kind in ("gradient", "distribution"):
+        section = tree.by_id(kind)
+        assert section.find_all("p", class_="empty"), f"{kind} section shows its empty state"
+
+
+def test_header_names_environment_versions_and_time(synthetic):
+    tree = synthetic["tree"]
+    env = " ".join(tree.by_id("environments").text().split())
+    assert "synthetic_handbuilt" in env and "keras 3.15.1" in env and "jax 0.10.2" in env
+    lede = " ".join(tree.find_all("p", class_="lede")[0].text().split())
+    assert "1 case," in lede and "3.5 s" in lede and "2026-01-01T10:00:00+0000" in lede
+
+
+# --------------------------------------------------------------------------------------
+# Escaping
+# --------------------------------------------------------------------------------------
+
+
+def test_hostile_strings_are_shown_as_text_never_as_markup(synthetic):
+    html, tree = synthetic["html"], synthetic["tree"]
+    assert SCRIPT_INJECTION not in html and ATTR_INJECTION not in html
+    assert len(tree.find_all("script")) == 1, "only the page's own script element"
+    assert not tree.find_all("img"), "no element was injected"
+    assert not any(k.startswith("on") for n in tree.iter() for k in n.attrs), "no event-handler attribute"
+    text = tree.text()
+    assert SCRIPT_INJECTION in text and ATTR_INJECTION in text, "the strings are displayed, escaped"
+
+
+# --------------------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------------------
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.report_cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_malformed_file_exits_2_naming_file_line_field_and_keeps_the_old_report(tmp_path, synthetic):
+    out = tmp_path / "index.html"
+    out.write_text("previous report", encoding="utf-8")
+    bad = tmp_path / "broken.jsonl"
+    good = synthetic["results"].read_text(encoding="utf-8").splitlines()
+    bad.write_text("\n".join(good[:2] + ['{"kind": "result", "schema": 1, "case_id": "x"}'] + good[2:]) + "\n")
+    proc = _cli(str(bad), "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert str(bad) in proc.stderr and "line 3" in proc.stderr and "field impl" in proc.stderr, proc.stderr
+    assert out.read_text(encoding="utf-8") == "previous report"
+    assert not (tmp_path / "findings.json").exists()
+
+
+def test_missing_input_exits_2(tmp_path):
+    proc = _cli(str(tmp_path / "nowhere"), "--out", str(tmp_path / "i.html"), cwd=tmp_path)
+    assert proc.returncode == 2 and "nowhere" in proc.stderr
+
+
+def test_cli_reads_a_folder_and_writes_report_findings_and_reproducers(tmp_path, synthetic):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "envA.jsonl").write_text(synthetic["results"].read_text())
+    out = tmp_path / "site" / "index.html"
+    proc = _cli(str(folder), "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists() and (out.parent / "findings.json").exists()
+    assert list((out.parent / "repro").glob("*.py"))
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")], "no temp file left behind"
+
+
+# --------------------------------------------------------------------------------------
+# Recorded runs
+# --------------------------------------------------------------------------------------
+
+
+def recorded_files() -> list[Path]:
+    return sorted(RECORDED.glob("*.jsonl"))
+
+
+@pytest.mark.skipif(not recorded_files(), reason="no recorded results in tests/data/results")
+def test_recorded_runs_every_verdict_is_counted_and_every_finding_grouped(tmp_path):
+    files = recorded_files()
+    report = loading.load(files)
+    # Count from the files directly, not through the report.
+    direct: Counter = Counter()
+    findings: set[tuple] = set()
+    for f in files:
+        for line in f.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["kind"] != "result":
+                continue
+            for key, v in rec["verdicts"].items():
+                direct[v["verdict"]] += 1
+                if v["verdict"] not in ("agree", "unsupported"):
+                    findings.add((f.stem, rec["impl"], rec["case_id"], key))
+    assert Counter(m.verdict["verdict"] for m in report.members) == direct
+    grouped = {(m.env, m.impl, m.case_id, m.key) for g in report.groups for m in g.members}
+    assert grouped == findings
+    for g in report.groups:  # the representative is the smallest member case
+        sizes = [loading.case_size(report.cases[c]) for c in g.case_ids]
+        assert loading.case_size(report.cases[g.representative.case_id]) == min(sizes)
+    out = tmp_path / "index.html"
+    view = render.write(files, out)
+    tree = parse(out.read_text())
+    assert len(tree.find_all("article", class_="group")) == len(view["groups"]) == len(report.groups)
+    # several environments joined by case id: one case appears under more than one environment
+    envs_per_case: dict[str, set] = {}
+    for m in report.members:
+        envs_per_case.setdefault(m.case_id, set()).add(m.env)
+    if len(files) > 1:
+        assert any(len(e) > 1 for e in envs_per_case.values())
+
+
+@pytest.mark.skipif(not recorded_files(), reason="no recorded results in tests/data/results")
+def test_recorded_breakdown_columns_show_the_recorded_totals(tmp_path):
+    files = recorded_files()
+    report = loading.load(files)
+    out = tmp_path / "index.html"
+    render.write(files, out)
+    tree = parse(out.read_text())
+    checked = 0
+    for g in report.groups:
+        rep = g.representative
+        pr = rep.path_result
+        if not pr or pr.get("total") is None:
+            continue
+        art = tree.by_id("g-" + g.slug)
+        table = art.find_all("table", class_="breakdown")[0]
+        heads = [th.text() for th in table.find_all("th") if th.attrs.get("scope") == "col"]
+        col = next(i for i, h in enumerate(heads) if h.startswith(rep.run_label) and rep.key in h)
+        total_row = next(r for r in table.find_all("tr") if r.find_all("th") and r.find_all("th")[0].text() == "total")
+        cell = total_row.find_all("td")[col - 1].text()
+        assert cell.startswith(render.fmt(decode_float(pr["total"]))), (g.title, cell)
+        checked += 1
+    assert checked, "at least one group with a recorded total"
+
+
+def test_reproducer_strings_are_python_literals_not_code():
+    case = json.loads(CASE_FILE.read_text())
+    case["layers"][1]["name"] = 'h"); import os; os.system("echo pwned"); ("'
+    case["layers"][2]["inbound"] = [case["layers"][1]["name"]]
+    case["layers"][3]["inbound"] = [case["layers"][1]["name"]]
+    from harness.report import repro
+
+    script = repro.reproducer(case, "id", "keras3-jax", "test_on_batch/eager", recorded=1.0, reference=2.0)
+    tree = compile(script, "r", "exec")
+    names = {n for n in tree.co_names}
+    assert "system" not in names, "a layer name cannot become a call"
+    assert re.search(r"import keras\b", script)
