@@ -6,6 +6,12 @@ exception at import) or hangs is recorded for that case as `crashed`, `import-er
 `timeout` with the last lines of its stderr, and is restarted for the next case. Three
 failures of one implementation in a row stop that implementation only. Every result is
 judged (harness.compare) and appended to the results file as soon as it arrives.
+
+Ctrl-C: workers run in their own process group, so a terminal's SIGINT reaches the driver
+only (a worker dying of it would be recorded as a `crashed` case that --resume then skips).
+`run_all` catches it, stops every thread from writing another record, kills the live
+workers and re-raises KeyboardInterrupt: the file ends with complete records of finished
+cases only, and `--resume` runs the rest.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class Worker:
         self.proc = subprocess.Popen(
             [python, "-m", "harness.worker", "--impl", impl],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+            process_group=0,  # not in the terminal's foreground group: Ctrl-C is the driver's (see Stop)
         )
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -130,6 +137,36 @@ class Worker:
             self.kill()
 
 
+class Stop:
+    """Shared by the threads of one run: once set (Ctrl-C), no thread writes another record
+    and every live worker is killed, so that each thread returns at once."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._workers: set[Worker] = set()
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def track(self, worker: Worker) -> None:
+        with self._lock:
+            self._workers.add(worker)
+        if self.is_set():
+            worker.kill()
+
+    def untrack(self, worker: Worker) -> None:
+        with self._lock:
+            self._workers.discard(worker)
+
+    def set(self) -> None:
+        self._event.set()
+        with self._lock:
+            workers = list(self._workers)
+        for worker in workers:
+            worker.kill()
+
+
 @dataclass
 class ImplProgress:
     impl: str
@@ -150,14 +187,21 @@ def run_implementation(
     lock: threading.Lock | None = None,
     on_progress: Callable[[ImplProgress], None] | None = None,
     python: str = sys.executable,
+    stop: Stop | None = None,
 ) -> ImplProgress:
-    """Run every case through `impl`, appending judged results to `writer`."""
+    """Run every case through `impl`, appending judged results to `writer`.
+
+    Once `stop` is set, nothing more is written (checked under `lock`, which Stop's setter
+    holds too) and the function returns: the case that was running is not recorded."""
     lock = lock or threading.Lock()
+    stop = stop or Stop()
     progress = ImplProgress(impl, total=len(cases))
     worker: Worker | None = None
     failures_in_a_row = 0
     versions: dict[str, str] = {}
     for case in cases:
+        if stop.is_set():
+            break
         cid = case.id
         if (cid, impl) in writer.done:
             progress.done += 1
@@ -166,8 +210,11 @@ def run_implementation(
         try:
             if worker is None:
                 worker = Worker(impl, start_timeout=start_timeout, python=python)
+                stop.track(worker)
                 versions = worker.header.get("versions", {})
                 with lock:
+                    if stop.is_set():
+                        break
                     writer.write({**worker.header, "kind": "header", "impl": impl,
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             raw = worker.run(spec.dumps(case), case_timeout)
@@ -176,7 +223,10 @@ def run_implementation(
         except WorkerFailed as exc:
             if worker is not None:
                 worker.kill()
+                stop.untrack(worker)
             worker = None
+            if stop.is_set():
+                break  # killed because of Ctrl-C: not a failure of the case
             failures_in_a_row += 1
             result = ImplResult(case_id=cid, impl=impl, status=exc.status, message=exc.message,
                                 stderr_tail=exc.stderr_tail)
@@ -184,6 +234,8 @@ def run_implementation(
         verdicts = judge_safely(case, result, versions, strict_profile)
         record = {**result.to_json(), "verdicts": {k: v.to_json() for k, v in verdicts.items()}}
         with lock:
+            if stop.is_set():
+                break
             writer.write_case(cid, case.to_json())
             writer.write(record)
         progress.done += 1
@@ -198,7 +250,11 @@ def run_implementation(
             )
             break
     if worker is not None:
-        worker.close()
+        if stop.is_set():
+            worker.kill()
+        else:
+            worker.close()
+        stop.untrack(worker)
     return progress
 
 
@@ -220,9 +276,13 @@ def run_all(
     jobs: int = 1,
     **kwargs: Any,
 ) -> list[ImplProgress]:
-    """Run implementations, `jobs` at a time (each in its own worker process)."""
+    """Run implementations, `jobs` at a time (each in its own worker process).
+
+    KeyboardInterrupt (Ctrl-C) stops every thread before it writes another record, kills the
+    workers, and is re-raised."""
     impls = list(impls)
     lock = threading.Lock()
+    stop = Stop()
     results: dict[str, ImplProgress] = {}
     pending = list(impls)
     pending_lock = threading.Lock()
@@ -233,11 +293,22 @@ def run_all(
                 if not pending:
                     return
                 impl = pending.pop(0)
-            results[impl] = run_implementation(impl, cases, writer, lock=lock, **kwargs)
+            if stop.is_set():
+                return
+            results[impl] = run_implementation(impl, cases, writer, lock=lock, stop=stop, **kwargs)
 
-    threads = [threading.Thread(target=loop) for _ in range(max(1, min(jobs, len(impls))))]
+    # Daemon threads: a thread still starting a worker when Ctrl-C comes must not hold the
+    # interpreter open (it writes nothing more once `stop` is set).
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, min(jobs, len(impls))))]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.join()
+    except KeyboardInterrupt:
+        with lock:  # no record is half-written, and none is written after this
+            stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        raise
     return [results[i] for i in impls if i in results]

@@ -4,7 +4,10 @@ Draws a fixed-seed corpus (the same case ids in every environment) and reads the
 (cases/), runs every chosen implementation in its own worker process, judges each path against
 the reference (harness.compare), appends to reports/results/<env>.jsonl, prints counts per
 implementation x path, and lists each unexplained finding with the one command that replays it.
-Exit status: 0 no unexplained finding (or --exit-zero), 1 unexplained findings, 2 bad input.
+Exit status: 0 no unexplained finding (or --exit-zero), 1 unexplained findings, 2 bad input
+(a malformed case file, an unknown implementation or profile, a results file that cannot be
+resumed: the message names the file and field; the results file is left as it was),
+130 interrupted (Ctrl-C: the finished cases are in the results file; --resume runs the rest).
 """
 
 from __future__ import annotations
@@ -96,11 +99,34 @@ def collect_cases(args: argparse.Namespace) -> list[spec.Case]:
     return cases
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Options whose bad values would otherwise be recorded as results (every case a timeout,
+    every verdict an error of the engine): refuse them before anything is written."""
+    from harness.reference import rules
+
+    if args.strict is not None and args.strict not in rules.PROFILES:
+        raise SystemExit(_usage_error(f"--strict: unknown profile {args.strict!r}; "
+                                      f"expected one of {', '.join(rules.PROFILES)}"))
+    if not args.timeout > 0:
+        raise SystemExit(_usage_error(f"--timeout: expected a number of seconds > 0, got {args.timeout}"))
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        out = args.out or DEFAULT_RESULTS_DIR / f"{args.env}.jsonl"
+        print(f"harness run: interrupted; the finished cases are in {out}; "
+              "run the same command with --resume to do the rest", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     from harness import driver
-    from harness.resultsfile import ResultsLocked, ResultsWriter
+    from harness.resultsfile import ResultsError, ResultsLocked, ResultsWriter
 
     try:
+        _check_options(args)
         impls = _available_impls(args.impl)
         cases = collect_cases(args)
     except spec.CaseError as exc:
@@ -110,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_RESULTS_DIR / f"{args.env}.jsonl"
     try:
         writer = ResultsWriter(out, resume=args.resume, overwrite=args.overwrite)
-    except (ResultsLocked, FileExistsError) as exc:
+    except (ResultsLocked, FileExistsError, ResultsError) as exc:
         return _usage_error(str(exc))
     print(f"harness run: {len(cases)} cases x {len(impls)} implementations -> {out}", file=sys.stderr)
     started = time.monotonic()
