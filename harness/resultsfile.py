@@ -41,6 +41,10 @@ def iter_records(path: Path, *, allow_partial_last_line: bool = True) -> Iterato
     """Yield (line number, record). A truncated last line (no newline) is skipped when allowed."""
     with open(path, "rb") as f:
         data = f.read()
+    return _records(Path(path), data, allow_partial_last_line)
+
+
+def _records(path: Path, data: bytes, allow_partial_last_line: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     lines = data.split(b"\n")
     for n, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -109,23 +113,31 @@ class ResultsWriter:
                 f"{self.path}: results file exists; pass --resume to continue it or --overwrite to start over"
             )
         if exists and resume:
-            self._prepare_resume()
+            try:
+                self._prepare_resume()
+            except ResultsError:
+                self.close()  # release the lock: the file was not touched
+                raise
             self._f = open(self.path, "a", encoding="utf-8")
         else:
             self._f = open(self.path, "w", encoding="utf-8")
 
     def _prepare_resume(self) -> None:
-        # Cut a partial last line (a run killed mid-write), then remember what is done.
-        with open(self.path, "rb+") as f:
+        # Check every complete line and remember what is done, *then* cut a partial last line
+        # (a run killed mid-write). A last line without its newline is cut even when it parses:
+        # counting it done and then cutting it would lose that result for good. A file that
+        # fails the check is refused (ResultsError) before a byte of it is changed.
+        with open(self.path, "rb") as f:
             data = f.read()
-            keep = data.rfind(b"\n") + 1
-            if keep != len(data):
-                f.truncate(keep)
-        for _, record in iter_records(self.path):
+        keep = data.rfind(b"\n") + 1
+        for _, record in _records(self.path, data[:keep], allow_partial_last_line=False):
             if record["kind"] == "result":
                 self.done.add((record["case_id"], record["impl"]))
             elif record["kind"] == "case":
                 self.cases_written.add(record["case_id"])
+        if keep != len(data):
+            with open(self.path, "rb+") as f:
+                f.truncate(keep)
 
     def write(self, record: dict[str, Any]) -> None:
         record = {"schema": RESULTS_SCHEMA_VERSION, **record}
