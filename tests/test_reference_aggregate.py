@@ -1,0 +1,280 @@
+"""Aggregation: masks, sample weights, reductions, loss weights, regularization, paths, rules.
+
+Every expected number is worked out by hand in the test. The base case (test_reference_builders
+.seq_case) predicts its masked input, so with target 0 each step's MSE is x^2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from harness import reference
+from harness.reference.rules import PROFILES, RULES
+from harness.spec import Regularizer
+from test_reference_builders import close, seq_case, two_output_case
+
+TFK = PROFILES["tf_keras-2.21"]
+
+# x: sample 0 steps [1, 2]; sample 1 steps [3, masked]. Per-step MSE: [[1, 4], [9, 0]].
+X = [[[1.0], [2.0]], [[3.0], [0.0]]]
+
+
+def total(case, path="test_on_batch", **rules):
+    return reference.compute(case, {**TFK, **rules}, path).total
+
+
+# --- mask normalisation -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alt, want", [
+    ("valid_entries", (1 + 4 + 9) / 3),
+    ("valid_entries_no_nan", (1 + 4 + 9) / 3),
+    ("all_entries", (1 + 4 + 9) / 4),
+])
+def test_mask_normalisation(alt, want):
+    close(total(seq_case(X), mask_normalisation=alt), want)
+
+
+@pytest.mark.parametrize("alt, want", [
+    ("valid_entries", (1 + 4) / 2),
+    ("valid_entries_no_nan", (1 + 4) / 2),
+    ("all_entries", (1 + 4) / 4),
+])
+def test_fully_masked_sample(alt, want):
+    close(total(seq_case([[[1.0], [2.0]], [[0.0], [0.0]]]), mask_normalisation=alt), want)
+
+
+@pytest.mark.parametrize("alt, want", [("valid_entries", math.nan), ("valid_entries_no_nan", 0.0), ("all_entries", 0.0)])
+def test_fully_masked_batch_is_a_value_not_an_exception(alt, want):
+    case = seq_case([[[0.0], [0.0]], [[0.0], [0.0]]], target=[[[1.0], [1.0]], [[1.0], [1.0]]])
+    close(total(case, mask_normalisation=alt), want)
+
+
+@pytest.mark.parametrize("alt", list(RULES["mask_normalisation"].alternatives))
+def test_sum_reduction_is_never_normalised(alt):
+    close(total(seq_case(X, reduction="sum"), mask_normalisation=alt), 1 + 4 + 9)
+
+
+def test_masked_targets_do_not_count():
+    # Changing the target of the masked step (sample 1, step 1) changes nothing.
+    a = seq_case(X, target=[[[0.0], [0.0]], [[0.0], [0.0]]])
+    b = seq_case(X, target=[[[0.0], [0.0]], [[0.0], [5.0]]])
+    for profile in PROFILES:
+        close(reference.compute(a, profile).total, reference.compute(b, profile).total, what=profile)
+
+
+# --- sample weights ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alt, want", [
+    # per sample: sample 0 weight 2 on both steps, sample 1 weight 0.
+    ("per_sample", (2 * 1 + 2 * 4 + 0 * 9) / 3),
+    # trailing axis (time == batch == 2): step 0 weight 2, step 1 weight 0.
+    ("trailing_axis", (2 * 1 + 0 * 4 + 2 * 9) / 3),
+])
+def test_sample_weight_broadcast(alt, want):
+    close(total(seq_case(X, sample_weight=[2.0, 0.0], masking=True), sample_weight_broadcast=alt), want)
+
+
+def test_sample_weight_broadcast_error_gives_nan_and_a_note():
+    x3 = [[[1.0], [2.0], [3.0]], [[3.0], [1.0], [0.0]]]  # time 3 != batch 2
+    case = seq_case(x3, sample_weight=[2.0, 0.0])
+    bd = reference.compute(case, {**TFK, "sample_weight_broadcast": "trailing_axis"})
+    assert math.isnan(bd.total) and any("broadcast" in n for n in bd.notes)
+    # With a mask, NumPy/torch fail even when time == batch (in-place multiply).
+    bd = reference.compute(seq_case(X, sample_weight=[2.0, 0.0]), {**TFK, "sample_weight_broadcast": "trailing_axis_inplace_mask"})
+    assert math.isnan(bd.total) and any("in place" in n for n in bd.notes)
+    # Without a mask the in-place variant broadcasts like trailing_axis.
+    got = total(seq_case(X, sample_weight=[2.0, 0.0], masking=False), sample_weight_broadcast="trailing_axis_inplace_mask")
+    close(got, (2 * 1 + 0 * 4 + 2 * 9 + 0 * 0) / 4)
+
+
+def test_per_timestep_sample_weights():
+    close(total(seq_case(X, sample_weight=[[1.0, 0.5], [2.0, 7.0]])), (1 * 1 + 0.5 * 4 + 2 * 9) / 3)
+
+
+def test_zero_sample_weights():
+    for profile in PROFILES:
+        close(reference.compute(seq_case(X, sample_weight=[0.0, 0.0], masking=False), profile).total, 0.0, what=profile)
+    # Masked as well: 0 under every profile that can combine a per-sample weight with a mask.
+    for profile in ("tf_keras-2.21", "keras2-graph", "keras-2.3.1", "keras-3.15", "keras-3.15-jax"):
+        close(reference.compute(seq_case(X, sample_weight=[0.0, 0.0]), profile).total, 0.0, what=profile)
+
+
+def test_sample_weight_and_fully_masked_sample():
+    # Sample 1 fully masked: its weight does not matter; valid entries = 2.
+    case = seq_case([[[1.0], [2.0]], [[0.0], [0.0]]], sample_weight=[3.0, 100.0])
+    close(total(case), 3 * (1 + 4) / 2)
+
+
+# --- loss weights, forms -------------------------------------------------------------------
+
+# two_output_case: a = [1, 3, 0.5], b = [2, -1, 4]; MSE a: (1 + 9 + 0.25)/3, b: (4 + 1 + 16)/3.
+A, B = (1 + 9 + 0.25) / 3, (4 + 1 + 16) / 3
+
+
+def test_loss_weights_and_breakdown():
+    bd = reference.compute(two_output_case(0.5, 2.0), "tf_keras-2.21")
+    close(bd.total, 0.5 * A + 2.0 * B)
+    (oa, ob) = bd.outputs
+    close(oa.unweighted, A)
+    close(oa.weighted, 0.5 * A)
+    assert oa.loss_weight == 0.5 and ob.loss_weight == 2.0
+    close(bd.terms["output/a"], A)  # logs show the unweighted loss
+    close(bd.terms["output/b"], B)
+    close(bd.terms["regularization"], 0.0)
+
+
+def test_omitted_loss_weights_are_one():
+    bd = reference.compute(two_output_case(None, None), "tf_keras-2.21")
+    close(bd.total, A + B)
+    assert [o.loss_weight for o in bd.outputs] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("alt", ["unweighted", "weighted"])
+def test_output_log_rule(alt):
+    bd = reference.compute(two_output_case(0.5, 2.0), {**TFK, "output_log": alt})
+    close(bd.terms["output/b"], B if alt == "unweighted" else 2.0 * B)
+
+
+def test_loss_weights_dict_with_list_loss_rule():
+    # Outputs named "b" then "a" in model order; sorted names are a, b.
+    from dataclasses import replace
+
+    case = two_output_case(0.5, 2.0)
+    case = replace(case, outputs=(case.outputs[1], case.outputs[0]), loss_weights_form="dict")
+    # Case order: b (weight 2.0), a (weight 0.5).
+    close(total(case, loss_weights_dict_with_list_loss="by_name"), 2.0 * B + 0.5 * A)
+    # Keras 3: b gets the first sorted name's weight (a's 0.5), a gets b's 2.0.
+    close(total(case, loss_weights_dict_with_list_loss="sorted_names"), 0.5 * B + 2.0 * A)
+
+
+def test_single_loss_with_loss_weights_rule():
+    from dataclasses import replace
+
+    case = replace(two_output_case(0.5, 2.0), loss_form="single")
+    close(total(case, single_loss_with_loss_weights="broadcast"), 0.5 * A + 2.0 * B)
+    bd = reference.compute(case, {**TFK, "single_loss_with_loss_weights": "error"})
+    assert math.isnan(bd.total) and bd.notes
+
+
+# --- regularization ------------------------------------------------------------------------
+
+
+def test_weight_regularizer():
+    bd = reference.compute(seq_case(X, kernel_reg=Regularizer("l1_l2", 0.25, 0.5)), "tf_keras-2.21")
+    # kernel [[1]]: 0.25 * 1 + 0.5 * 1
+    (reg,) = bd.regularization
+    assert (reg.layer, reg.weight, reg.kind) == ("out", "kernel", "l1_l2")
+    close(reg.value, 0.75)
+    close(bd.total, 14 / 3 + 0.75)
+    close(bd.terms["regularization"], 0.75)
+
+
+@pytest.mark.parametrize("alt, want", [("batch_mean", 0.5 * (1 + 2 + 3) / 2), ("sum", 0.5 * (1 + 2 + 3))])
+def test_activity_regularizer_scaling(alt, want):
+    bd = reference.compute(seq_case(X, activity_reg=Regularizer("l1", 0.5, 0.0)), {**TFK, "activity_regularizer_scaling": alt})
+    (reg,) = bd.regularization
+    assert (reg.layer, reg.weight) == ("out", "activity")
+    close(reg.value, want)
+    close(bd.total, 14 / 3 + want)
+
+
+def test_add_loss_term():
+    # AddLossL2 on the masked input: 0.5 * (1 + 4 + 9 + 0).
+    bd = reference.compute(seq_case(X, add_loss_factor=0.5), "keras-3.15")
+    (reg,) = bd.regularization
+    assert (reg.layer, reg.weight, reg.kind) == ("extra", "add_loss", "add_loss")
+    close(reg.value, 7.0)
+    close(bd.total, 14 / 3 + 7.0)
+
+
+def test_regularization_terms_add_and_magnitude_counts_absolute_values():
+    case = seq_case(X, kernel_reg=Regularizer("l2", 0.0, 0.5), activity_reg=Regularizer("l2", 0.0, 1.0), add_loss_factor=2.0)
+    bd = reference.compute(case, "tf_keras-2.21")
+    values = {(r.layer, r.weight): r.value for r in bd.regularization}
+    close(values[("out", "kernel")], 0.5)
+    close(values[("out", "activity")], (1 + 4 + 9) / 2)
+    close(values[("extra", "add_loss")], 2 * 14)
+    close(bd.total, 14 / 3 + 0.5 + 7 + 28)
+    close(bd.magnitude, bd.total)  # all terms non-negative
+    # Terms that cancel: the magnitude keeps them apart. Targets above predictions give
+    # negative cosine losses; the total can be near 0 while the magnitude is not.
+    cos = seq_case([[[1.0], [2.0]], [[3.0], [1.0]]], target=[[[1.0], [1.0]], [[-1.0], [-1.0]]],
+                   loss="cosine_similarity", masking=False)
+    bd = reference.compute(cos, "tf_keras-2.21")
+    close(bd.total, 0.0)  # (-1 - 1 + 1 + 1) / 4
+    close(bd.magnitude, 1.0)  # (1 + 1 + 1 + 1) / 4
+
+
+# --- evaluate / fit ----------------------------------------------------------------------
+
+
+def test_evaluate_uneven_last_batch_weighted_by_batch_size():
+    # Batches of 2 and 1: samples {0, 1} then {2}. Per-batch MSE of a: (1 + 9)/2, 0.25.
+    case = two_output_case(0.5, 2.0, evaluate_batch_size=2)
+    bd = reference.compute(case, "tf_keras-2.21", "evaluate")
+    a1, a2 = (1 + 9) / 2, 0.25
+    b1, b2 = (4 + 1) / 2, 16.0
+    t1, t2 = 0.5 * a1 + 2.0 * b1, 0.5 * a2 + 2.0 * b2
+    close(bd.total, (2 * t1 + 1 * t2) / 3)
+    close(bd.terms["output/a"], (2 * a1 + a2) / 3)
+    assert [b["size"] for b in bd.batches] == [2, 1]
+    # Per-output log averaged per batch (training_v1 / keras 2.3.1 / Keras 3 compiled on TF):
+    bd = reference.compute(case, {**TFK, "evaluate_output_log": "batch_mean"}, "evaluate")
+    close(bd.terms["output/a"], (a1 + a2) / 2)
+    close(bd.total, (2 * t1 + 1 * t2) / 3)
+    bd = reference.compute(case, {**TFK, "evaluate_total": "batch_mean"}, "evaluate")
+    close(bd.total, (t1 + t2) / 2)
+
+
+def test_fit_averages_like_evaluate_and_whole_batch_paths_agree():
+    case = two_output_case(0.5, 2.0, evaluate_batch_size=2)
+    for profile in PROFILES:
+        close(reference.compute(case, profile, "fit").total, reference.compute(case, profile, "evaluate").total)
+        tob = reference.compute(case, profile, "test_on_batch").total
+        for path in ("compute_loss", "train_on_batch"):
+            close(reference.compute(case, profile, path).total, tob)
+
+
+def test_evaluate_activity_regularizer_per_batch():
+    # Batches of 1: activity l1 0.5 / batch size 1 on each sample's outputs: [1+2, 3].
+    case = seq_case(X, activity_reg=Regularizer("l1", 0.5, 0.0), evaluate_batch_size=1)
+    bd = reference.compute(case, "tf_keras-2.21", "evaluate")
+    # Batch 0: MSE (1+4)/2 + 0.5*3 ; batch 1: 9/1 + 0.5*3.
+    close(bd.total, ((5 / 2 + 1.5) + (9 + 1.5)) / 2)
+
+
+def test_evaluate_fully_masked_batch_poisons_the_mean_under_valid_entries():
+    case = seq_case([[[1.0], [2.0]], [[0.0], [0.0]]], evaluate_batch_size=1)
+    assert math.isnan(total(case, "evaluate", mask_normalisation="valid_entries"))
+    close(total(case, "evaluate", mask_normalisation="valid_entries_no_nan"), (5 / 2 + 0) / 2)
+
+
+def test_unknown_path_and_incomplete_profile_raise():
+    with pytest.raises(ValueError):
+        reference.compute(seq_case(X), "tf_keras-2.21", "predict")
+    with pytest.raises(KeyError):
+        reference.compute(seq_case(X), {"mask_normalisation": "all_entries"})
+
+
+def test_to_json_is_strict_json_with_nan_as_string():
+    case = seq_case([[[0.0], [0.0]], [[0.0], [0.0]]])
+    bd = reference.compute(case, "tf_keras-2.21", "evaluate")
+    text = json.dumps(bd.to_json(), allow_nan=False)
+    assert json.loads(text)["total"] == "nan"
+
+
+# --- float32 rounding ----------------------------------------------------------------------
+
+
+def test_float32_case_rounds_values_first():
+    # 0.1 is not float32-exact: the implementation sees float32(0.1).
+    case = seq_case([[[0.1]]], masking=False, dtype="float32")
+    want = float(np.float32(0.1)) ** 2
+    close(total(case), want)
+    assert want != 0.1**2

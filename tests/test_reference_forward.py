@@ -1,0 +1,146 @@
+"""The forward pass: each layer's values and what it does with a Keras mask, by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness import reference, spec
+from harness.reference import forward
+from harness.spec import Case, Input, Layer, Output, Regularizer
+from test_reference_builders import close
+
+
+def run(inputs, layers, outputs=None, dtype="float64"):
+    """Forward pass of the given layers; returns name -> Tensor."""
+    ins = tuple(Input(name, "int" if np.asarray(d).dtype.kind in "iu" else "float", np.asarray(d)) for name, d in inputs)
+    case = Case(dtype, ins, tuple(layers), outputs or (), "list", "omitted", "omitted", 1)
+    return forward.run(case, np.arange(ins[0].data.shape[0])).tensors
+
+
+def dense(name, inbound, kernel, bias=None, activation="linear"):
+    kernel = np.asarray(kernel, dtype=np.float64)
+    w = {"kernel": kernel} if bias is None else {"kernel": kernel, "bias": np.asarray(bias, dtype=np.float64)}
+    return Layer(name, "Dense", (inbound,), {"units": kernel.shape[1], "activation": activation, "use_bias": bias is not None}, w)
+
+
+@pytest.mark.parametrize("act, x, want", [
+    ("linear", -2.0, -2.0),
+    ("relu", -2.0, 0.0),
+    ("relu", 3.0, 3.0),
+    ("tanh", 0.5, math.tanh(0.5)),
+    ("sigmoid", 0.5, 1 / (1 + math.exp(-0.5))),
+    ("elu", -1.0, math.exp(-1) - 1),
+    ("elu", 2.0, 2.0),
+    ("softplus", 0.5, math.log(1 + math.exp(0.5))),
+    ("softplus", 800.0, 800.0),
+])
+def test_dense_activations(act, x, want):
+    t = run([("x", [[x]])], [dense("d", "x", [[1.0]], activation=act)])["d"]
+    close(float(t.value[0, 0]), want)
+
+
+def test_dense_kernel_bias_and_softmax_keeps_logits():
+    t = run([("x", [[1.0, 2.0]])], [dense("d", "x", [[1.0, 0.0], [0.0, 1.0]], [0.0, math.log(3) - 2], "softmax")])["d"]
+    # logits [1, log 3]: softmax [e/(e+3), 3/(e+3)]
+    e = math.e
+    np.testing.assert_allclose(t.value, [[e / (e + 3), 3 / (e + 3)]], rtol=1e-12)
+    assert t.keras_logits[0] == "softmax"
+    np.testing.assert_allclose(t.keras_logits[1], [[1.0, math.log(3)]], rtol=1e-12)
+    assert run([("x", [[1.0]])], [dense("d", "x", [[1.0]], activation="relu")])["d"].keras_logits is None
+
+
+def test_dense_on_a_sequence_applies_per_step_and_passes_the_mask():
+    x = [[[1.0, 2.0], [0.0, 0.0]]]
+    ts = run([("x", x)], [Layer("m", "Masking", ("x",), {"mask_value": 0.0}), dense("d", "m", [[1.0], [10.0]], [0.5])])
+    np.testing.assert_allclose(ts["d"].value, [[[21.5], [0.5]]])
+    np.testing.assert_array_equal(ts["d"].mask, [[True, False]])
+
+
+def test_masking_creates_a_mask_and_zeroes_masked_steps():
+    x = [[[1.0, 2.0], [2.0, 2.0], [2.0, 0.5]]]
+    t = run([("x", x)], [Layer("m", "Masking", ("x",), {"mask_value": 2.0})])["m"]
+    np.testing.assert_array_equal(t.mask, [[True, False, True]])
+    np.testing.assert_array_equal(t.value, [[[1.0, 2.0], [0.0, 0.0], [2.0, 0.5]]])
+
+
+def test_embedding_mask_zero():
+    emb = np.array([[9.0, 9.0], [1.0, 2.0], [3.0, 4.0]])
+    t = run([("ids", np.array([[1, 0, 2]]))], [Layer("e", "Embedding", ("ids",), {"input_dim": 3, "output_dim": 2, "mask_zero": True}, {"embeddings": emb})])["e"]
+    np.testing.assert_array_equal(t.value, [[[1.0, 2.0], [9.0, 9.0], [3.0, 4.0]]])  # id 0 still looked up
+    np.testing.assert_array_equal(t.mask, [[True, False, True]])
+    t = run([("ids", np.array([[1, 0]]))], [Layer("e", "Embedding", ("ids",), {"input_dim": 3, "output_dim": 2, "mask_zero": False}, {"embeddings": emb})])["e"]
+    assert t.mask is None
+
+
+def test_merge_layers_and_their_masks():
+    x = [[[1.0], [2.0], [3.0]]]
+    y = [[[5.0], [0.0], [4.0]]]
+    z = [[[7.0], [8.0], [0.0]]]
+    layers = [
+        Layer("my", "Masking", ("y",), {"mask_value": 0.0}),
+        Layer("mz", "Masking", ("z",), {"mask_value": 0.0}),
+        Layer("cat", "Concatenate", ("x", "my")),  # x has no mask: counts as all true
+        Layer("add", "Add", ("my", "mz")),
+        Layer("cat_plain", "Concatenate", ("x", "x")),
+    ]
+    ts = run([("x", x), ("y", y), ("z", z)], layers)
+    np.testing.assert_array_equal(ts["cat"].value, [[[1.0, 5.0], [2.0, 0.0], [3.0, 4.0]]])
+    np.testing.assert_array_equal(ts["cat"].mask, [[True, False, True]])
+    np.testing.assert_array_equal(ts["add"].value, [[[12.0], [8.0], [4.0]]])
+    np.testing.assert_array_equal(ts["add"].mask, [[True, False, False]])
+    assert ts["cat_plain"].mask is None
+
+
+def test_global_average_pooling_uses_and_drops_the_mask():
+    x = [[[1.0], [0.0], [3.0]], [[0.0], [0.0], [0.0]], [[2.0], [4.0], [6.0]]]
+    ts = run([("x", x)], [Layer("m", "Masking", ("x",), {"mask_value": 0.0}), Layer("g", "GlobalAveragePooling1D", ("m",))])
+    g = ts["g"]
+    assert g.mask is None
+    close(float(g.value[0, 0]), (1 + 3) / 2)
+    assert math.isnan(g.value[1, 0])  # fully masked sample: 0 / 0
+    close(float(g.value[2, 0]), 4.0)
+    plain = run([("x", x)], [Layer("g", "GlobalAveragePooling1D", ("x",))])["g"]
+    close(float(plain.value[0, 0]), 4 / 3)
+
+
+def test_simple_rnn_masked_step_carries_state_and_repeats_output():
+    # h_t = x_t * 1 + h_{t-1} * 0.5 (linear). Steps: x = [1, masked, 2].
+    x = [[[1.0], [0.0], [2.0]]]
+    rnn = Layer("r", "SimpleRNN", ("m",), {"units": 1, "activation": "linear", "return_sequences": True},
+                {"kernel": np.array([[1.0]]), "recurrent_kernel": np.array([[0.5]]), "bias": np.array([0.0])})
+    t = run([("x", x)], [Layer("m", "Masking", ("x",), {"mask_value": 0.0}), rnn])["r"]
+    np.testing.assert_allclose(t.value[0, :, 0], [1.0, 1.0, 2.0 + 0.5 * 1.0])
+    np.testing.assert_array_equal(t.mask, [[True, False, True]])
+    # A leading masked step outputs zeros.
+    t = run([("x", [[[0.0], [2.0]]])], [Layer("m", "Masking", ("x",), {"mask_value": 0.0}), rnn])["r"]
+    np.testing.assert_allclose(t.value[0, :, 0], [0.0, 2.0])
+
+
+def test_add_loss_layer_is_identity_and_records_its_penalty():
+    case = Case("float64", (Input("x", "float", np.array([[1.0, -2.0]])),),
+                (Layer("a", "AddLossL2", ("x",), {"factor": 0.5}), dense("d", "a", [[1.0], [1.0]], None, "sigmoid")),
+                (Output("d", np.array([[1.0]]), "binary_crossentropy", {}),))
+    spec.validate(case)
+    fwd = forward.run(case, np.arange(1))
+    np.testing.assert_array_equal(fwd.tensors["a"].value, [[1.0, -2.0]])
+    (pen,) = fwd.penalties
+    close(pen.value, 0.5 * (1 + 4))
+
+
+def test_activity_regularizer_sees_the_post_activation_output():
+    layer = Layer("d", "Dense", ("x",), {"units": 1, "activation": "relu", "use_bias": False},
+                  {"kernel": np.array([[1.0]])}, {"activity": Regularizer("l1", 1.0, 0.0)})
+    case = Case("float64", (Input("x", "float", np.array([[-3.0], [2.0]])),), (layer,),
+                (Output("d", np.zeros((2, 1)), "mean_squared_error", {}),))
+    (pen,) = forward.run(case, np.arange(2), {"activity_regularizer_scaling": "sum"}).penalties
+    close(pen.value, 0 + 2)  # relu(-3) = 0
+
+
+def test_predictions_round_layer_outputs_in_a_float32_case():
+    case = Case("float32", (Input("x", "float", np.array([[1.0]])),), (dense("d", "x", [[1.0]], [0.0], "tanh"),),
+                (Output("d", np.zeros((1, 1)), "mean_squared_error", {}),))
+    got = reference.predictions(case)["d"][0, 0]
+    assert got == float(np.float32(math.tanh(1.0)))
