@@ -247,12 +247,30 @@ def dump(case: Case, path: str | Path) -> None:
 
 def loads(text: str, source: str = "<string>") -> Case:
     try:
-        raw = json.loads(text, parse_constant=_reject_constant)
+        raw = json.loads(text)  # NaN / Infinity parse as floats here, and are refused by path below
     except json.JSONDecodeError as exc:
         raise CaseError(source, f"(line {exc.lineno}, column {exc.colno})", "valid JSON", exc.msg) from None
-    except ValueError as exc:  # NaN / Infinity constants
-        raise CaseError(source, "(document)", "finite numbers only", str(exc)) from None
+    bad = _first_nonfinite(raw, "$")
+    if bad is not None:
+        raise CaseError(source, bad[0], "a finite number", bad[1])
     return from_json(raw, source)
+
+
+def _first_nonfinite(value: Any, path: str) -> tuple[str, float] | None:
+    """The JSON path and value of the first NaN or infinity in a parsed document, if any."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    if isinstance(value, dict):
+        items = ((f"{path}.{k}", v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for sub_path, sub in items:
+        found = _first_nonfinite(sub, sub_path)
+        if found is not None:
+            return found
+    return None
 
 
 def load(path: str | Path) -> Case:
@@ -262,10 +280,6 @@ def load(path: str | Path) -> Case:
     except OSError as exc:
         raise CaseError(str(path), "(file)", "a readable file", exc.strerror) from None
     return loads(text, source=str(path))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-finite constant {name}")
 
 
 class _Reader:

@@ -33,6 +33,7 @@ large logits), tiny and zero sample/loss weights.
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
@@ -72,9 +73,20 @@ class RandomSource:
         return fn(self, *args)
 
 
+# One strategy object serves every group: building a fresh composite per group made
+# Hypothesis re-validate a new strategy each time (most of a draw's cost). The block to run is
+# handed over through a per-thread stack, popped as soon as Hypothesis starts the draw.
+_pending = threading.local()
+
+
 @st.composite
-def _span(draw: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+def _run_pending(draw: Any) -> Any:
+    fn, args = _pending.stack.pop()
     return fn(HypothesisSource(draw), *args)
+
+
+_GROUP = _run_pending()
+_INTEGERS: dict[tuple[int, int], st.SearchStrategy[int]] = {}
 
 
 class HypothesisSource:
@@ -86,10 +98,16 @@ class HypothesisSource:
     def integer(self, lo: int, hi: int) -> int:
         if hi <= lo:
             return lo
-        return self._draw(st.integers(lo, hi))
+        strategy = _INTEGERS.get((lo, hi))
+        if strategy is None:
+            strategy = _INTEGERS[(lo, hi)] = st.integers(lo, hi)
+        return self._draw(strategy)
 
     def group(self, fn: Callable[..., T], *args: Any) -> T:
-        return self._draw(_span(fn, args))
+        if not hasattr(_pending, "stack"):
+            _pending.stack = []
+        _pending.stack.append((fn, args))
+        return self._draw(_GROUP)
 
 
 # ---- derived draws (shared by both drivers) ---------------------------------------------
@@ -272,7 +290,12 @@ def _identifier(src: Source, used: set[str]) -> str:
     """A random lower-case identifier (3-6 chars), unused so far: no accidental 'dense_1' order."""
     for attempt in range(3):
         length = src.integer(3, 6)
-        name = _ALPHA[src.integer(0, 25)] + "".join(_ALNUM[src.integer(0, 35)] for _ in range(length - 1))
+        k = src.integer(0, 26 * 36 ** (length - 1) - 1)  # one draw per name: cheap for Hypothesis
+        rest = []
+        for _ in range(length - 1):
+            k, digit = divmod(k, 36)
+            rest.append(_ALNUM[digit])
+        name = _ALPHA[k] + "".join(reversed(rest))
         if name not in used and name not in _RESERVED:
             used.add(name)
             return name
@@ -314,7 +337,7 @@ def _loss_options(src: Source, entry: vocabulary.LossEntry, c: Constraints) -> d
     return opts
 
 
-def _head_activation(src: Source, entry: vocabulary.LossEntry, options: dict[str, Any]) -> str:
+def _head_activation(src: Source, entry: vocabulary.LossEntry, options: dict[str, Any], units: int) -> str:
     """An output activation that fits the loss: what users write."""
     if options.get("from_logits"):
         return "linear"
@@ -324,7 +347,7 @@ def _head_activation(src: Source, entry: vocabulary.LossEntry, options: dict[str
         return "softmax"
     if entry.pred_kind == "positive":
         return choice(src, ("softplus", "relu"), (0.8, 0.2))
-    return choice(src, vocabulary.ACTIVATIONS)
+    return choice(src, vocabulary.ACTIVATIONS if units > 1 else _BRANCH_ACTIVATIONS)
 
 
 def _output_plan(src: Source, c: Constraints, loss: str, options: dict[str, Any]) -> _OutputPlan:
@@ -397,11 +420,15 @@ def _regularizers(src: Source, c: Constraints, weights: Sequence[str], activity:
     return regs
 
 
+_BRANCH_ACTIVATIONS = tuple(a for a in vocabulary.ACTIVATIONS if a != "softmax")  # units may be 1
+
+
 class _Builder:
     """Appends layers to a plan, tracking each tensor's shape and Keras mask."""
 
     def __init__(self, plan: _Plan, src: Source, c: Constraints):
         self.plan, self.src, self.c = plan, src, c
+        self.consumed: set[str] = set()  # tensors already used by a layer or as an output
 
     def group(self, method: Callable[..., Any], *args: Any) -> Any:
         """Run `method(self, *args)` as one block of draws (so it shrinks as a unit)."""
@@ -418,6 +445,7 @@ class _Builder:
     def add(self, layer: _LayerPlan, shape: tuple[int, ...], mask: np.ndarray | None) -> _Tensor:
         layer.name = f"#{len(self.plan.layers)}"  # placeholder; real names are drawn later
         self.plan.layers.append(layer)
+        self.consumed.update(layer.inbound)
         t = _Tensor(layer.name, shape, mask)
         self.plan.pool.append(t)
         return t
@@ -444,7 +472,7 @@ class _Builder:
     def body_op(self) -> None:
         src, c = self.src, self.c
         ops = ["Dense", "Activation", "Concatenate", "Add", "GlobalAveragePooling1D", "SimpleRNN"]
-        op = choice(src, ops, (0.25, 0.15, 0.2, 0.15, 0.1, 0.15 if c.simple_rnn else 0.0))
+        op = choice(src, ops, (0.2, 0.12, 0.2, 0.18, 0.14, 0.2 if c.simple_rnn else 0.0))
         if op == "GlobalAveragePooling1D":
             base = self.pick(pred=_can_pool)
             if base is None:
@@ -466,15 +494,19 @@ class _Builder:
         base = self.pick()
         assert base is not None
         if op == "Dense":
-            self.dense(base, src.integer(1, c.max_features), choice(src, vocabulary.ACTIVATIONS))
+            act = choice(src, vocabulary.ACTIVATIONS)
+            units = src.integer(2 if act == "softmax" else 1, c.max_features)  # softmax over one unit is constant
+            self.dense(base, units, act)
         elif op == "Activation":
             act = choice(src, vocabulary.ACTIVATIONS)
+            if act == "softmax" and base.shape[-1] == 1:
+                act = "sigmoid"
             self.add(_LayerPlan(op, [base.name], {"activation": act}, {}, {}), base.shape, base.mask)
         elif op == "Concatenate":
             others = [t for t in self.plan.pool if len(t.shape) == len(base.shape) and t is not base]
             if not others or boolean(src, 0.3):
                 other = self.dense(self.pick(rank=len(base.shape)) or base, src.integer(1, c.max_features),
-                                   choice(src, vocabulary.ACTIVATIONS))
+                                   choice(src, _BRANCH_ACTIVATIONS))
             else:
                 other = others[src.integer(0, len(others) - 1)]
             parts = [base, other] if boolean(src, 0.5) else [other, base]
@@ -484,7 +516,7 @@ class _Builder:
             same = [t for t in self.plan.pool if t.shape == base.shape and t is not base]
             if not same or boolean(src, 0.5):
                 source = self.pick(rank=len(base.shape)) or base
-                other = self.dense(source, base.shape[-1], choice(src, vocabulary.ACTIVATIONS))
+                other = self.dense(source, base.shape[-1], choice(src, _BRANCH_ACTIVATIONS))
             else:
                 other = same[src.integer(0, len(same) - 1)]
             parts = [base, other] if boolean(src, 0.5) else [other, base]
@@ -493,13 +525,21 @@ class _Builder:
     def head(self, out: _OutputPlan) -> None:
         src, c = self.src, self.c
         rank = 2 if out.temporal else 1
-        base = self.pick(rank=rank)
+        # Prefer a tensor nothing uses yet: Keras drops layers that feed no output.
+        base = None
+        if boolean(src, 0.85):
+            base = self.pick(rank=rank, pred=lambda t: t.name not in self.consumed)
+            if base is None and rank == 1 and boolean(src, 0.8):
+                seq = self.pick(pred=lambda t: t.name not in self.consumed and _can_pool(t))
+                if seq is not None:
+                    base = self.add(_LayerPlan("GlobalAveragePooling1D", [seq.name], {}, {}, {}), seq.shape[1:], None)
+        base = base or self.pick(rank=rank)
         if base is None:  # a vector output and no vector tensor: pool a sequence
             seq = self.pick(pred=_can_pool)
             assert seq is not None, "the input plan guarantees a poolable sequence or a vector input"
             base = self.add(_LayerPlan("GlobalAveragePooling1D", [seq.name], {}, {}, {}), seq.shape[1:], None)
         entry = vocabulary.LOSSES[out.loss]
-        out.activation = _head_activation(src, entry, out.options)
+        out.activation = _head_activation(src, entry, out.options, out.units)
         # Edge regime: large head weights saturate sigmoid/softmax; logits heads get them more often.
         large = self.c.edge_values and boolean(src, 0.7 if self.plan.edge else 0.0 if not out.options.get("from_logits") else 0.3)
         if out.activation != "linear" and boolean(src, 0.2):
@@ -510,6 +550,17 @@ class _Builder:
         else:
             t = self.dense(base, out.units, out.activation, large=large)
         out.layer, out.mask = t.name, t.mask
+        self.consumed.add(t.name)
+
+    def prune(self) -> None:
+        """Drop layers and inputs that feed no output: a functional Keras model leaves them out
+        (with their weights, regularizers and add_loss), so the Case must not have them."""
+        needed = {o.layer for o in self.plan.outputs}
+        for layer in reversed(self.plan.layers):
+            if layer.name in needed:
+                needed.update(layer.inbound)
+        self.plan.layers = [lp for lp in self.plan.layers if lp.name in needed]
+        self.plan.inputs = [inp for inp in self.plan.inputs if inp["name"] in needed]
 
 
 def _plan(src: Source, c: Constraints) -> _Plan:
@@ -536,12 +587,12 @@ def _plan(src: Source, c: Constraints) -> _Plan:
         for _ in range(n_out):
             loss = choice(src, c.losses)
             outs.append(src.group(_output_plan, c, loss, _loss_options(src, vocabulary.LOSSES[loss], c)))
-    edge = c.edge_values and boolean(src, 0.3)
+    edge = c.edge_values and boolean(src, 0.35)
     sw_temporal = sw_form == "single" and all(o.temporal for o in outs) and boolean(src, 0.5)
     plan = _Plan(dtype, batch, time, ebs, loss_form, lw_form, sw_form, sw_temporal, edge, outs)
     b = _Builder(plan, src, c)
     b.group(_plan_inputs)
-    n_body = src.integer(0, 2)
+    n_body = src.integer(0, 3)
     for _ in range(n_body):
         b.group(_Builder.body_op)
     if c.add_loss and boolean(b.src, 0.22):
@@ -550,6 +601,7 @@ def _plan(src: Source, c: Constraints) -> _Plan:
         b.add(_LayerPlan("AddLossL2", [base.name], {"factor": src.integer(1, 128) / 64}, {}, {}), base.shape, base.mask)
     for out in outs:
         b.group(_Builder.head, out)
+    b.prune()
     return plan
 
 
@@ -587,7 +639,7 @@ def _plan_inputs(b: _Builder) -> None:
             else:
                 plan.pool.append(_Tensor(inp["name"], (plan.time, features), None))
     poolable = any(_can_pool(t) for t in plan.pool)
-    if any_vector and (not poolable or n_seq == 0 or boolean(src, 0.3)):
+    if any_vector and (not poolable or n_seq == 0 or boolean(src, 0.25)):
         features = src.integer(1, c.max_features)
         plan.inputs.append({"kind": "float", "shape": (features,), "mask": None, "name": f"#in{len(plan.inputs)}"})
         plan.pool.append(_Tensor(plan.inputs[-1]["name"], (features,), None))
