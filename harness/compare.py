@@ -200,10 +200,10 @@ def judge_path(case: Case, result: PathResult, profile_name: str, cache: Referen
                predictions_ok: tuple[bool, str] = (True, "")) -> Verdict:
     if result.status == "unsupported":
         return Verdict("unsupported", profile_name, reason=result.reason)
-    if result.status == "error":
-        return Verdict("error", profile_name, reason=f"{result.error_type}: {result.error_message}")
     profile = rules_mod.PROFILES[profile_name]
     expected = cache.compute(profile, result.path)
+    if result.status == "error":
+        return _judge_error(result, profile_name, profile, expected, cache)
     base = Verdict("agree", profile_name, value=result.total, expected=expected.total)
     if result.total is not None:
         base.rel_diff = _relative(result.total, expected.total, expected.magnitude)
@@ -228,6 +228,28 @@ def judge_path(case: Case, result: PathResult, profile_name: str, cache: Referen
                 return base
     base.verdict, base.stage = "unexplained", "loss"
     return base
+
+
+def predicts_error(breakdown: Any) -> bool:
+    """The reference says the implementation raises here (a note such as a broadcast error)."""
+    return bool(getattr(breakdown, "notes", None))
+
+
+def _judge_error(result: PathResult, profile_name: str, profile: Mapping[str, str], expected: Any,
+                 cache: ReferenceCache) -> Verdict:
+    """An exception is `agree` when the expected profile predicts it, `explained` when a set of
+    rule flips does, and stays `error` (shown as a finding) when nothing does."""
+    reason = f"{result.error_type}: {result.error_message}"
+    if predicts_error(expected):
+        return Verdict("agree", profile_name, reason=f"expected error: {reason}")
+    flips = relevant_flips(cache, profile, result.path)
+    for size in range(1, MAX_RULES_IN_EXPLANATION + 1):
+        for combo in itertools.combinations(flips, size):
+            if len({rule for rule, _ in combo}) < size:
+                continue
+            if predicts_error(cache.compute({**profile, **dict(combo)}, result.path)):
+                return Verdict("explained", profile_name, rules=dict(combo), reason=reason)
+    return Verdict("error", profile_name, reason=reason)
 
 
 def judge(case: Case, result: ImplResult, versions: Mapping[str, str], profile_name: str | None = None,
