@@ -21,10 +21,11 @@ Grouping (one group = one cause, shown by its smallest case):
                *shared features* (the features present in every member case, from
                harness.features) are shown as its description: a deterministic summary of what
                its members have in common, computed after grouping, not part of the key.
-- error / crashed / timeout / import-error: key = (environment, implementation, verdict, error
+- error / crashed / timeout / import-error: key = (implementation family, verdict, error
                signature): the exception type and the innermost frame the adapter recorded
                ("KeyError [at keras/src/trainers/compile_utils.py:712 in resolve_path]"), so one
-               exception raised on every path and mode is one group (`failure_signature`).
+               exception raised on every path, mode and backend (the same Keras line under jax
+               and torch) is one group (`failure_signature`); the group lists the runs.
 
 Verdict keys whose path is "gradient" or "distribution" (added by a later issue) are kept apart
 in `Report.extra_sections` and never grouped with loss findings.
@@ -316,7 +317,7 @@ def group_key(m: Member, signatures: dict | None = None) -> tuple[str, tuple] | 
         paths, kinds = (signatures or {}).get((m.env, m.impl, m.case_id), ((m.path,), term_kinds(m.verdict.get("differing_terms", []))))
         return "unexplained", (m.env, m.impl, "+".join(paths), stage, kinds)
     if v in FAILURE_VERDICTS:
-        return "failure", (m.env, m.impl, v, failure_signature(m))
+        return "failure", (impl_family(m.impl), v, failure_signature(m))
     return None
 
 
@@ -346,8 +347,8 @@ def _title(kind: str, key: tuple) -> str:
         if stage == "predictions":
             return f"{impl} [{env}]: the forward pass (predictions) differs from the reference"
         return f"{impl} [{env}]: the loss differs on {path.replace('+', ', ')} in {', '.join(kinds) or 'total'}"
-    env, impl, verdict, signature = key
-    return f"{impl} [{env}]: {verdict}: {signature}"
+    family, verdict, signature = key
+    return f"{family}: {verdict}: {signature}"
 
 
 KIND_ORDER = {"unexplained": 0, "failure": 1, "explained": 2}

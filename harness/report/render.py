@@ -169,6 +169,7 @@ def breakdown_table(report: Report, g: Group, reference: Any, rules_mod: Any, re
     rep = g.representative
     assert rep is not None
     columns: list[dict[str, Any]] = []
+    stale = ""
     profile_name = rep.verdict.get("profile", "")
     case_obj = None
     note = ref_note
@@ -184,6 +185,11 @@ def breakdown_table(report: Report, g: Group, reference: Any, rules_mod: Any, re
         terms, total, err = _breakdown(reference, case_obj, profile, rep.path)
         columns.append({"label": "reference", "sub": f"profile {profile_name}", "total": total, "terms": terms,
                         "differing": [], "kind": "reference", "note": err})
+        recorded_expected = rep.number("expected")
+        if total is not None and recorded_expected is not None and not _close(total, recorded_expected):
+            stale = (f"the reference here computes {fmt(total)} under {profile_name}, but the run recorded "
+                     f"{fmt(recorded_expected)} as the expected value: the reference changed since the results "
+                     "were judged; re-run `python -m harness run` to re-judge them")
         if g.rules:
             terms2, total2, err2 = _breakdown(reference, case_obj, {**profile, **g.rules}, rep.path)
             columns.append({"label": "reference", "sub": "with " + ", ".join(f"{r}={a}" for r, a in g.rules.items()),
@@ -219,7 +225,17 @@ def breakdown_table(report: Report, g: Group, reference: Any, rules_mod: Any, re
         rows.append({"term": n, "cells": [{"value": c["terms"].get(n), "text": fmt(c["terms"].get(n)),
                                            "differs": n in c["differing"]} for c in columns]})
     return {"columns": [{k: c[k] for k in ("label", "sub", "kind", "note")} for c in columns],
-            "rows": rows, "note": note}
+            "rows": rows, "note": note, "stale": stale}
+
+
+def _close(a: float, b: float) -> bool:
+    """Same number up to float64 noise of the reference itself (it is deterministic float64;
+    1e-12 relative allows a different summation order between reference versions)."""
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= 1e-12 * max(abs(a), abs(b), 1e-300)
 
 
 # --------------------------------------------------------------------------------------
@@ -525,6 +541,7 @@ def findings_json(view: dict[str, Any]) -> dict[str, Any]:
             "rows": [{"term": r["term"], "values": [_json_num(c["value"]) for c in r["cells"]],
                       "differs": [c["differs"] for c in r["cells"]]} for r in g["breakdown"]["rows"]],
             "note": g["breakdown"]["note"],
+            "stale": g["breakdown"]["stale"],
         }
         groups.append(g)
     return {
