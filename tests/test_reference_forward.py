@@ -144,3 +144,46 @@ def test_predictions_round_layer_outputs_in_a_float32_case():
                 (Output("d", np.zeros((1, 1)), "mean_squared_error", {}),))
     got = reference.predictions(case)["d"][0, 0]
     assert got == float(np.float32(math.tanh(1.0)))
+
+
+@pytest.mark.parametrize("mode, cat_mask, add_mask, add_plain", [
+    # Keras 2: AND of the masks present.
+    ("and", [[True, False, True]], [[True, False, False]], [[True, False, True]]),
+    # Keras 3: OR; an unmasked input makes Concatenate all-true and Add unmasked.
+    ("or", [[True, True, True]], [[True, False, True]], None),
+])
+def test_merge_mask_rule(mode, cat_mask, add_mask, add_plain):
+    x = [[[1.0], [2.0], [3.0]]]
+    y = [[[5.0], [0.0], [4.0]]]
+    z = [[[7.0], [0.0], [0.0]]]
+    layers = [
+        Layer("my", "Masking", ("y",), {"mask_value": 0.0}),
+        Layer("mz", "Masking", ("z",), {"mask_value": 0.0}),
+        Layer("cat", "Concatenate", ("x", "my")),
+        Layer("add", "Add", ("my", "mz")),
+        Layer("add_plain", "Add", ("x", "my")),
+    ]
+    ins = tuple(Input(n, "float", np.asarray(d)) for n, d in [("x", x), ("y", y), ("z", z)])
+    case = Case("float64", ins, tuple(layers), (), "list", "omitted", "omitted", 1)
+    ts = forward.run(case, np.arange(1), {"merge_mask": mode}).tensors
+    np.testing.assert_array_equal(ts["cat"].mask, cat_mask)
+    np.testing.assert_array_equal(ts["add"].mask, add_mask)
+    if add_plain is None:
+        assert ts["add_plain"].mask is None
+    else:
+        np.testing.assert_array_equal(ts["add_plain"].mask, add_plain)
+
+
+def test_predictions_depend_on_the_merge_mask_rule_through_pooling():
+    x = [[[1.0], [2.0]]]
+    y = [[[5.0], [0.0]]]
+    layers = (
+        Layer("my", "Masking", ("y",), {"mask_value": 0.0}),
+        Layer("cat", "Concatenate", ("x", "my")),
+        Layer("g", "GlobalAveragePooling1D", ("cat",)),
+    )
+    ins = (Input("x", "float", np.asarray(x)), Input("y", "float", np.asarray(y)))
+    case = Case("float64", ins, layers, (Output("g", np.zeros((1, 2)), "mean_squared_error", {}),))
+    spec.validate(case)
+    np.testing.assert_array_equal(reference.predictions(case, "tf_keras-2.21")["g"], [[1.0, 5.0]])  # step 0 only
+    np.testing.assert_array_equal(reference.predictions(case, "keras-3.15")["g"], [[1.5, 2.5]])  # both steps

@@ -260,13 +260,17 @@ def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_b
     )
 
 
-def predictions(case: Case) -> dict[str, np.ndarray]:
-    """Output name -> float64 prediction of the whole batch."""
-    fwd = forward.run(case, np.arange(case.batch_size))
+def predictions(case: Case, profile: str | Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Output name -> float64 prediction of the whole batch.
+
+    Predictions depend on a rule only through masks consumed by GlobalAveragePooling1D after a
+    merge (merge_mask); without `profile`, Keras 2's AND is used.
+    """
+    fwd = forward.run(case, np.arange(case.batch_size), None if profile is None else rules_mod.resolve(profile))
     return {out.name: np.array(fwd.tensors[out.layer].value, dtype=np.float64) for out in case.outputs}
 
 
-def output_masks(case: Case) -> dict[str, np.ndarray | None]:
+def output_masks(case: Case, profile: str | Mapping[str, str] | None = None) -> dict[str, np.ndarray | None]:
     """Output name -> the Keras mask its tensor carries (whole batch), or None."""
-    fwd = forward.run(case, np.arange(case.batch_size))
+    fwd = forward.run(case, np.arange(case.batch_size), None if profile is None else rules_mod.resolve(profile))
     return {out.name: fwd.tensors[out.layer].mask for out in case.outputs}

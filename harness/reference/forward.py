@@ -11,8 +11,10 @@ keras/src/layers/... for each class):
   multiplies its output by it (masked steps become 0).
 - Dense, Activation, AddLossL2 (supports_masking=True), SimpleRNN(return_sequences=True) pass
   the mask on unchanged.
-- Concatenate and Add combine: the AND of the masks present (an input without a mask counts as
-  all-true); no mask on any input gives no mask.
+- Concatenate and Add combine masks (rule merge_mask): Keras 2 ANDs the masks present (an
+  input without a mask counts as all-true); Keras 3 ORs them (Add: no mask as soon as one input
+  has none; Concatenate: an input without a mask counts as all-true). No mask on any input
+  gives no mask.
 - GlobalAveragePooling1D consumes it: sum(x * mask) / sum(mask) over time (a fully masked
   sample gives 0/0 = NaN in both tf_keras and Keras 3), and outputs no mask.
 - SimpleRNN at a masked step keeps its state and repeats its previous output (zeros before the
@@ -150,11 +152,17 @@ def _masking(layer: Layer, ins: list[Tensor], mask_value: float) -> Tensor:
     return Tensor(x * keep[..., None], keep)
 
 
-def _combine_masks(ins: list[Tensor]) -> np.ndarray | None:
-    masks = [t.mask for t in ins if t.mask is not None]
-    if not masks:
+def _combine_masks(ins: list[Tensor], layer_type: str, mode: str) -> np.ndarray | None:
+    """The mask of Add / Concatenate under rule merge_mask ("and" | "or")."""
+    masks = [t.mask for t in ins]
+    if all(m is None for m in masks):
         return None
-    return np.logical_and.reduce(masks)
+    if mode == "and":
+        return np.logical_and.reduce([m for m in masks if m is not None])
+    if layer_type == "Add":  # keras/src/layers/merging/base_merge.py: any unmasked input -> None
+        return None if any(m is None for m in masks) else np.logical_or.reduce(masks)
+    shape = next(m for m in masks if m is not None).shape
+    return np.logical_or.reduce([np.ones(shape, bool) if m is None else m for m in masks])
 
 
 def _gap1d(ins: list[Tensor]) -> Tensor:
@@ -190,10 +198,12 @@ def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], r)
 def run(case: Case, rows: np.ndarray, rules: Mapping[str, str] | None = None) -> ForwardResult:
     """Run the case's layers on the samples `rows` (indices into the batch).
 
-    `rules` (rule -> alternative) decides activity_regularizer_scaling and rnn_activity_regularizer.
+    `rules` (rule -> alternative) decides merge_mask, activity_regularizer_scaling and
+    rnn_activity_regularizer; without it, the first alternative of each.
     """
     rules = rules or {}
     activity_scaling = rules.get("activity_regularizer_scaling", "batch_mean")
+    merge_mode = rules.get("merge_mask", "and")
     r = rounder(case.dtype)
     tensors: dict[str, Tensor] = {}
     for inp in case.inputs:
@@ -216,9 +226,9 @@ def run(case: Case, rows: np.ndarray, rules: Mapping[str, str] | None = None) ->
             value = activation(act, ins[0].value)
             out = Tensor(value, ins[0].mask, _with_logits(act, ins[0].value, value))
         elif kind == "Concatenate":
-            out = Tensor(np.concatenate([t.value for t in ins], axis=-1), _combine_masks(ins))
+            out = Tensor(np.concatenate([t.value for t in ins], axis=-1), _combine_masks(ins, kind, merge_mode))
         elif kind == "Add":
-            out = Tensor(np.sum([t.value for t in ins], axis=0), _combine_masks(ins))
+            out = Tensor(np.sum([t.value for t in ins], axis=0), _combine_masks(ins, kind, merge_mode))
         elif kind == "GlobalAveragePooling1D":
             out = _gap1d(ins)
         elif kind == "AddLossL2":

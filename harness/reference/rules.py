@@ -233,6 +233,26 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "merge_mask",
+            "How do Add and Concatenate combine their inputs' masks?",
+            {
+                "and": Alternative(
+                    "AND of the masks present (Add ignores unmasked inputs; Concatenate counts them as "
+                    "all-true); no mask on any input gives no mask.",
+                    [f"{_TFK}/layers/merging/base_merge.py:_Merge.compute_mask",
+                     f"{_TFK}/layers/merging/concatenate.py:Concatenate.compute_mask",
+                     f"{_K231}/layers/merge.py:_Merge.compute_mask",
+                     f"{_K231}/layers/merge.py:Concatenate.compute_mask"],
+                ),
+                "or": Alternative(
+                    "OR: Add gives no mask as soon as one input is unmasked, else the OR of the masks; "
+                    "Concatenate counts an unmasked input as all-true, so the result is all-true.",
+                    [f"{_K3}/layers/merging/base_merge.py:Merge.compute_mask",
+                     f"{_K3}/layers/merging/concatenate.py:Concatenate.compute_mask"],
+                ),
+            },
+        ),
+        Rule(
             "loss_weights_dict_with_list_loss",
             "loss given as a list and loss_weights as a dict: which weight goes to which output?",
             {
@@ -343,6 +363,7 @@ _TF_KERAS = {
     "focal_from_logits": "bce_on_given_logits",
     "cosine_norm_floor": "sumsq_1e-12",
     "label_smoothing_classes": "last_axis",
+    "merge_mask": "and",
     "loss_weights_dict_with_list_loss": "by_name",
     "single_loss_with_loss_weights": "broadcast",
     "rnn_activity_regularizer": "applied",
@@ -358,6 +379,7 @@ _KERAS3_TF = {
     "bce_probability_log": "log",
     "focal_from_logits": "bce_on_sigmoid",
     "cosine_norm_floor": "norm_1e-7",
+    "merge_mask": "or",
     "loss_weights_dict_with_list_loss": "sorted_names",
     "single_loss_with_loss_weights": "error",
     "rnn_activity_regularizer": "ignored",
