@@ -16,6 +16,9 @@ is a word, never code):
     fault=hang     sleep far past any per-case timeout
     fault=pid      write its pid to $HARNESS_FAULTY_PIDFILE, then sleep (the test kills it)
     fault=exit     exit with status 7 mid-case
+    fault=raise    raise from run() (the worker reports it: an adapter bug, the worker lives on)
+    fault=wrong-id answer a well-formed result for another case id
+    fault=malformed answer a result line whose total is the string "banana"
     fault=nan | fault=inf | fault=-inf    answer this value as every path's total
     pace=SECONDS   (every test implementation) sleep that long before answering
 
@@ -91,6 +94,14 @@ def run(case: Case) -> ImplResult:
     elif fault == "exit":
         _say(case, "exiting with status 7 on purpose")
         os._exit(7)
+    elif fault == "raise":
+        raise RuntimeError(f"test-faulty raises on case {case.id} on purpose")
+    elif fault == "wrong-id":
+        _say(case, "answering for case 0000000000000000 on purpose")
+        return ImplResult(case_id="0000000000000000", impl=IMPL, status="ok")
+    elif fault == "malformed":
+        _say(case, "answering a malformed result on purpose")
+        return _Malformed(case.id)  # type: ignore[return-value]
     paths = []
     for path, mode in PATHS:
         if fault in ("nan", "inf", "-inf"):
@@ -99,3 +110,14 @@ def run(case: Case) -> ImplResult:
             total = reference.compute(case, PROFILE, path).total
         paths.append(PathResult(path=path, mode=mode, status="ok", total=total))
     return ImplResult(case_id=case.id, impl=IMPL, status="ok", paths=paths)
+
+
+class _Malformed:
+    """Quacks like an ImplResult for the worker (to_json), but its JSON breaks the schema."""
+
+    def __init__(self, case_id: str):
+        self.case_id = case_id
+
+    def to_json(self) -> dict[str, object]:
+        path = {"path": "test_on_batch", "mode": "eager", "status": "ok", "total": "banana"}
+        return {"kind": "result", "schema": 1, "case_id": self.case_id, "impl": IMPL, "status": "ok", "paths": [path]}
