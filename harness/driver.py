@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from harness import compare, spec
-from harness.results import ImplResult
+from harness.results import RUN_STATUSES, ImplResult
 from harness.resultsfile import ResultsWriter
 
 DEFAULT_CASE_TIMEOUT = 120.0  # seconds for one case, all paths (first compiled call can take a few s)
@@ -218,7 +218,7 @@ def run_implementation(
                     writer.write({**worker.header, "kind": "header", "impl": impl,
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             raw = worker.run(spec.dumps(case), case_timeout)
-            result = ImplResult.from_json(raw)
+            result = answer_for(raw, cid, impl, worker)
             failures_in_a_row = 0
         except WorkerFailed as exc:
             if worker is not None:
@@ -256,6 +256,25 @@ def run_implementation(
             worker.close()
         stop.untrack(worker)
     return progress
+
+
+def answer_for(raw: dict[str, Any], case_id: str, impl: str, worker: Worker) -> ImplResult:
+    """The worker's answer as an ImplResult for this case, or WorkerFailed("crashed"): a
+    malformed answer (an adapter bug) must not kill the driver's thread, and an answer for
+    another case must not be recorded under that case's id (the stream is out of step: the
+    worker is restarted like any failed one)."""
+    try:
+        result = ImplResult.from_json(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise WorkerFailed("crashed", f"worker answered a malformed result ({type(exc).__name__}: {exc})",
+                           worker.stderr_tail()) from None
+    if (result.case_id, result.impl) != (case_id, impl):
+        raise WorkerFailed("crashed", f"worker answered for case {result.case_id} of {result.impl}, "
+                                      f"not for case {case_id} of {impl}", worker.stderr_tail())
+    if result.status not in RUN_STATUSES:
+        raise WorkerFailed("crashed", f"worker answered status {result.status!r}, expected one of "
+                                      f"{', '.join(RUN_STATUSES)}", worker.stderr_tail())
+    return result
 
 
 def judge_safely(case: spec.Case, result: ImplResult, versions: dict[str, str],
