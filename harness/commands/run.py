@@ -7,14 +7,17 @@ implementation x path, and lists each unexplained finding with the one command t
 Exit status: 0 no unexplained finding (or --exit-zero), 1 unexplained findings, 2 bad input
 (a malformed case file, an unknown implementation or profile, a results file that cannot be
 resumed: the message names the file and field; the results file is left as it was),
-130 interrupted (Ctrl-C: the finished cases are in the results file; --resume runs the rest).
+130 interrupted (Ctrl-C, SIGTERM or SIGHUP: the finished cases are in the results file, the workers
+are killed, --resume runs the rest).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -112,6 +115,11 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # SIGTERM (a CI runner's timeout, `kill`) and SIGHUP (the terminal closed) stop like Ctrl-C:
+    # workers live in their own process group (harness.driver), so only the driver stops them.
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.default_int_handler)
     try:
         return _run(args)
     except KeyboardInterrupt:
