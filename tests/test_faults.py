@@ -461,6 +461,46 @@ def test_ctrl_c_of_the_driver_stops_it_cleanly_and_resume_gives_the_same_records
     assert canonical(resumed) == canonical(uninterrupted_run)
 
 
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie (dead, not yet reaped by its parent) is gone too.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sighup"])
+def test_an_interrupted_driver_kills_its_worker_and_records_nothing_for_the_running_case(
+        tmp_path: Path, how: str) -> None:
+    cases = write_cases(tmp_path / "cases", [tiny_case("first"), tiny_case("fault=pid")])
+    out, pidfile = tmp_path / "r.jsonl", tmp_path / "worker.pid"
+    proc = subprocess.Popen(harness_cmd(*run_args(cases, out, "test-faulty")), cwd=tmp_path,
+                            env={**ENV, "HARNESS_FAULTY_PIDFILE": str(pidfile)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(pidfile.exists, 60, "the worker to start the second case")
+        worker_pid = int(pidfile.read_text())
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the whole foreground group
+        else:
+            os.kill(proc.pid, signal.SIGTERM)  # a CI runner's or `kill`'s polite stop: the driver only
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    try:
+        wait_for(lambda: process_gone(worker_pid), 10, f"worker {worker_pid} to be gone")
+    finally:
+        if not process_gone(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err
+    assert [r["case_id"] for r in records(out, "result")] == [tiny_case("first").id]
+
+
 def test_resume_cuts_a_partial_last_line_and_completes_the_run(tmp_path: Path, uninterrupted_run: Path) -> None:
     whole = uninterrupted_run
     resumable_corpus(tmp_path / "cases")
