@@ -278,3 +278,19 @@ def test_float32_case_rounds_values_first():
     want = float(np.float32(0.1)) ** 2
     close(total(case), want)
     assert want != 0.1**2
+
+
+@pytest.mark.parametrize("alt", ["applied", "ignored"])
+def test_rnn_activity_regularizer_rule(alt):
+    # SimpleRNN(1 unit, linear, kernel 1, recurrent 0): outputs equal the inputs [1, 2] / [3, 3].
+    from harness import spec
+    from harness.spec import Case, Input, Layer, Output
+
+    rnn = Layer("r", "SimpleRNN", ("x",), {"units": 1, "activation": "linear", "return_sequences": True},
+                {"kernel": np.array([[1.0]]), "recurrent_kernel": np.array([[0.0]]), "bias": np.array([0.0])},
+                {"activity": Regularizer("l1", 0.5, 0.0)})
+    case = Case("float64", (Input("x", "float", np.array([[[1.0], [2.0]], [[3.0], [3.0]]])),), (rnn,),
+                (Output("r", np.zeros((2, 2, 1)), "mean_squared_error", {}),))
+    spec.validate(case)
+    want = (1 + 4 + 9 + 9) / 4 + (0.5 * (1 + 2 + 3 + 3) / 2 if alt == "applied" else 0.0)
+    close(total(case, rnn_activity_regularizer=alt), want)

@@ -290,7 +290,8 @@ RULES: dict[str, Rule] = {
                 "applied": Alternative(
                     "yes, on the (sequence) output, as for any layer.",
                     [f"{_TFK}/layers/rnn/simple_rnn.py:SimpleRNN.__init__",
-                     f"{_TFK}/engine/base_layer.py:Layer._handle_activity_regularization"],
+                     f"{_TFK}/engine/base_layer.py:Layer._handle_activity_regularization",
+                     f"{_K231}/layers/recurrent.py:SimpleRNN.__init__"],
                 ),
                 "ignored": Alternative(
                     "no: the argument is accepted and never passed to the base layer, so "
