@@ -485,7 +485,8 @@ def test_an_interrupted_driver_kills_its_worker_and_records_nothing_for_the_runn
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the whole foreground group
         else:
-            os.kill(proc.pid, signal.SIGTERM)  # a CI runner's or `kill`'s polite stop: the driver only
+            # SIGTERM: a CI runner's timeout or `kill`; SIGHUP: the terminal closed. The driver only.
+            os.kill(proc.pid, {"sigterm": signal.SIGTERM, "sighup": signal.SIGHUP}[how])
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
