@@ -52,12 +52,18 @@ class Implementation:
         return {**COMMON_ENV, **self.env, IMPL_ENV_VAR: self.name}
 
 
+# JAX truncates float64 to float32 (with a warning) unless x64 is enabled before jax is
+# imported; float64 cases need it. Keras passes explicit dtypes everywhere, so float32 cases
+# compute in float32 either way.
+_BACKEND_ENV = {"jax": {"JAX_ENABLE_X64": "1"}}
+
+
 def _keras3(backend: str, extra: str, requires: Mapping[str, str]) -> Implementation:
     return Implementation(
         name=f"keras3-{backend}",
         module="harness.impls.keras3",
         family="keras3",
-        env={"KERAS_BACKEND": backend},
+        env={"KERAS_BACKEND": backend, **_BACKEND_ENV.get(backend, {})},
         requires={"keras": ">=3", **requires},
         probe_import="keras",
         description=f"Keras 3 on the {backend} backend: Trainer.compute_loss -> CompileLoss "

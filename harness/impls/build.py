@@ -183,9 +183,15 @@ def build_model(keras: Any, case: Case) -> Any:
 def assign_weights(model: Any, case: Case) -> None:
     """Set every weight of every layer from the Case, matching by the variable's short name.
 
+    A layer of the Case that no output depends on is not part of a functional model (Keras
+    builds the model from the outputs back), so it has nothing to assign: see `absent_layers`.
+
     Raises ValueError when the model's weights and the Case's differ in names or shapes.
     """
+    in_model = {layer.name for layer in model.layers}
     for spec in case.layers:
+        if spec.name not in in_model:
+            continue  # not reachable from the outputs: Keras leaves it out of the model
         layer = model.get_layer(spec.name)
         variables = list(layer.weights)
         names = [_weight_short_name(v) for v in variables]
@@ -193,6 +199,13 @@ def assign_weights(model: Any, case: Case) -> None:
             raise ValueError(f"layer {spec.name!r}: model has weights {names}, the case {sorted(spec.weights)}")
         dtype = case.dtype
         layer.set_weights([np.asarray(spec.weights[n], dtype=dtype) for n in names])
+
+
+def absent_layers(model: Any, case: Case) -> list[str]:
+    """Layers of the Case that the built model does not contain (no output depends on them):
+    their regularizers and add_loss calls are not part of the model's losses."""
+    in_model = {layer.name for layer in model.layers}
+    return [spec.name for spec in case.layers if spec.name not in in_model]
 
 
 def weights_snapshot(model: Any) -> list[np.ndarray]:

@@ -194,6 +194,9 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
         result.seconds = round(time.perf_counter() - started, 3)
         return result
 
+    absent = build.absent_layers(model, case)
+    if absent:
+        notes.append(f"layers not in the model (no output depends on them): {absent}")
     names = build.output_names(model)
     if names != case.output_names():
         notes.append(f"model.output_names {names} != case output names {case.output_names()}")
