@@ -394,7 +394,7 @@ def rel_diff_svg(report: Report) -> dict[str, Any]:
         if d is None or m.verdict["verdict"] not in SVG_COLORS:
             continue
         rows.setdefault((m.run_label, m.path), []).append((d, m.verdict["verdict"], f"{m.case_id} {m.key}"))
-    left, width, row_h, top = 230, 560, 18, 28
+    left, width, row_h, top = 250, 780, 18, 28
     plot_rows = []
     for i, ((run, path), pts) in enumerate(sorted(rows.items(), key=lambda kv: (kv[0][0], load_mod._key_order(kv[0][1])))):
         y = top + i * row_h + row_h / 2
@@ -410,11 +410,20 @@ def rel_diff_svg(report: Report) -> dict[str, Any]:
             dots.append({"x": round(x, 1), "color": SVG_COLORS[verdict],
                          "title": f"{run} {label}: |rel diff| {fmt(d)} ({verdict})"})
         plot_rows.append({"label": f"{run} {path}", "y": y, "dots": dots})
-    ticks = [{"x": round(left + (e - LOG_MIN) / (LOG_MAX - LOG_MIN) * width, 1),
-              "label": ("0 / ≤1e-16" if e == LOG_MIN else f"1e{e}")} for e in range(LOG_MIN, LOG_MAX + 1, 2)]
-    height = top + len(plot_rows) * row_h + 30
-    return {"rows": plot_rows, "ticks": ticks, "left": left, "right": left + width, "top": top,
-            "bottom": top + len(plot_rows) * row_h, "width": left + width + 20, "height": height,
+    def at(e: float) -> float:
+        return round(left + (e - LOG_MIN) / (LOG_MAX - LOG_MIN) * width, 1)
+
+    ticks = [{"x": at(e), "label": ("0 / ≤1e-16" if e == LOG_MIN else "≥1e2 / nan" if e == LOG_MAX else f"1e{e}")}
+             for e in range(LOG_MIN, LOG_MAX + 1, 2)]
+    try:  # the engine's relative tolerances (harness.compare.TOLERANCES), as dashed lines
+        from harness.compare import TOLERANCES
+        tolerances = [{"x": at(math.log10(t.rtol)), "label": f"{name} rtol {t.rtol:g}"}
+                      for name, t in TOLERANCES.items() if LOG_MIN < math.log10(t.rtol) < LOG_MAX]
+    except Exception:  # noqa: BLE001 - the chart is still readable without them
+        tolerances = []
+    height = top + len(plot_rows) * row_h + 48
+    return {"rows": plot_rows, "ticks": ticks, "tolerances": tolerances, "left": left, "right": left + width, "top": top,
+            "bottom": top + len(plot_rows) * row_h, "width": left + width + 60, "height": height,
             "colors": SVG_COLORS}
 
 
