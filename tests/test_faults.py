@@ -285,6 +285,19 @@ def test_an_import_error_is_recorded_and_stops_only_that_implementation_after_th
     assert set(results_by_case(out, "test-steady")) == {c.id for c in cases}
 
 
+def test_a_worker_hanging_at_import_is_an_import_error_after_the_start_timeout(tmp_path: Path) -> None:
+    cases = [tiny_case(f"case-{n}") for n in range(4)]
+    out = tmp_path / "r.jsonl"
+    [progress] = run_driver(["test-import-hang"], cases, out, start_timeout=SHORT_TIMEOUT)
+    got = results_by_case(out, "test-import-hang")
+    assert set(got) == {c.id for c in cases[:3]}
+    for rec in got.values():
+        assert rec["status"] == "import-error"
+        assert rec["message"] == f"no answer within {SHORT_TIMEOUT:.0f} s (start)"
+        assert "hanging at import, on purpose" in rec["stderr_tail"]
+    assert progress.stopped and "stopped after 3 failures in a row" in progress.stopped
+
+
 def test_three_different_failures_in_a_row_stop_only_that_implementation(tmp_path: Path) -> None:
     cases = [tiny_case("fault=segv"), tiny_case("fault=hang"), tiny_case("fault=exit"), tiny_case("fine")]
     out = tmp_path / "r.jsonl"

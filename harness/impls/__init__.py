@@ -138,7 +138,8 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 TEST_IMPLS_ENV_VAR = "HARNESS_TEST_IMPLS"
 if os.environ.get(TEST_IMPLS_ENV_VAR) == "1":
     for _name, _env in (("test-faulty", {}), ("test-steady", {}),
-                        ("test-import-error", {"HARNESS_FAULTY_IMPORT": "raise"})):
+                        ("test-import-error", {"HARNESS_FAULTY_IMPORT": "raise"}),
+                        ("test-import-hang", {"HARNESS_FAULTY_IMPORT": "hang"})):
         IMPLEMENTATIONS[_name] = Implementation(
             name=_name, module="harness.impls.faulty", family="test", env=_env,
             description="test-only (harness/impls/faulty.py): the reference's totals, faults on request")

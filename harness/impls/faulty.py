@@ -3,11 +3,12 @@
 Listed in the registry only when HARNESS_TEST_IMPLS=1 (harness.impls), for tests/test_faults.py,
 which needs a real worker process (`python -m harness.worker --impl test-faulty`) that
 segfaults, hangs, dies or answers NaN exactly when told to, and imports in a fraction of a
-second. Three registry entries share this module (HARNESS_IMPL says which one is running):
+second. Four registry entries share this module (HARNESS_IMPL says which one is running):
 
     test-faulty       obeys the fault directives written in a Case's `note`
     test-steady       ignores them (the "other implementation" that must complete)
     test-import-error raises at import (its entry sets HARNESS_FAULTY_IMPORT=raise)
+    test-import-hang  hangs at import (HARNESS_FAULTY_IMPORT=hang), past any start timeout
 
 Directives are whitespace-separated words of the note (the Case stays pure data; a directive
 is a word, never code):
@@ -44,6 +45,9 @@ from harness.spec import Case
 if os.environ.get("HARNESS_FAULTY_IMPORT") == "raise":
     print("test-import-error: about to fail at import, on purpose", file=sys.stderr, flush=True)
     raise RuntimeError("test-import-error raises at import on purpose")
+if os.environ.get("HARNESS_FAULTY_IMPORT") == "hang":
+    print("test-import-hang: hanging at import, on purpose", file=sys.stderr, flush=True)
+    time.sleep(3600)
 
 PROFILE = "tf_keras-2.21"  # the reference profile whose totals these implementations answer
 PATHS = (("compute_loss", "eager"), ("test_on_batch", "eager"))
