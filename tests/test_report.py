@@ -417,3 +417,14 @@ def test_reproducer_strings_are_python_literals_not_code():
     names = {n for n in tree.co_names}
     assert "system" not in names, "a layer name cannot become a call"
     assert re.search(r"import keras\b", script)
+
+
+def test_reproducers_of_groups_that_are_gone_are_removed(tmp_path, synthetic):
+    out = tmp_path / "index.html"
+    render.write([synthetic["results"]], out)
+    stale = out.parent / "repro" / "a-group-from-an-older-report.py"
+    stale.write_text("print('old')\n")
+    render.write([synthetic["results"]], out)
+    assert not stale.exists()
+    assert sorted(p.name for p in (out.parent / "repro").glob("*.py")) == sorted(
+        f"{a.attrs['id'][2:]}.py" for a in synthetic["tree"].find_all("article", class_="group"))

@@ -607,9 +607,15 @@ def write(paths: list[Path], out: Path) -> dict[str, Any]:
     findings = json.dumps(findings_json(view), indent=1, sort_keys=True, allow_nan=False)
     out = Path(out)
     repro_dir = out.parent / "repro"
+    written = set()
     for g in view["groups"]:
         if g["reproducer"]["text"]:
             _atomic_write(repro_dir / g["reproducer"]["filename"], g["reproducer"]["text"])
+            written.add(g["reproducer"]["filename"])
+    if repro_dir.is_dir():  # scripts of groups that no longer exist would mislead: repro/ is ours
+        for old in repro_dir.glob("*.py"):
+            if old.name not in written:
+                old.unlink()
     _atomic_write(out.parent / "findings.json", findings + "\n")
     _atomic_write(out, html)
     return view

@@ -74,10 +74,22 @@ def keras231_shims_source() -> str:
     with open(spec.origin, encoding="utf-8") as f:
         source = f.read()
     tree = ast.parse(source)
-    body = tree.body[1:] if tree.body and isinstance(tree.body[0], ast.Expr) else tree.body
     lines = source.splitlines()
-    start = body[0].lineno - 1
-    kept = [ln for ln in lines[start:] if not ln.startswith("from __future__")]
+    kept: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant):
+            continue  # the module docstring
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            continue
+        if isinstance(node, ast.FunctionDef) and node.name not in ("apply", "apply_after_import"):
+            continue  # helpers for other keras versions (keras 2.2.4)
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
+        # keep the comment lines right above a statement (they say which keras line needs it)
+        while first > 0 and lines[first - 1].lstrip().startswith("#"):
+            first -= 1
+        kept.extend(lines[first:node.end_lineno])
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            kept.append("")
     return ("# ---- compatibility shims for keras 2.3.1 on Python 3.11 + TensorFlow >= 2.16, copied from\n"
             "# ---- harness/impls/keras231_shims.py; they restore removed names, no loss computation changes\n"
             + "\n".join(kept).strip() + "\n# ---- end of shims")
