@@ -385,28 +385,37 @@ def group(report: Report) -> list[Group]:
     return groups
 
 
-def case_features(case_json: dict[str, Any]) -> set[str] | None:
-    """harness.features.features(case), or None when that module is not available."""
+_FEATURES_CACHE: dict[str, frozenset[str] | None] = {}
+
+
+def case_features(case_json: dict[str, Any], case_id: str | None = None) -> frozenset[str] | None:
+    """harness.features.features(case), or None when that module is not available. Memoised
+    by case id (features run a small forward pass)."""
+    if case_id is not None and case_id in _FEATURES_CACHE:
+        return _FEATURES_CACHE[case_id]
     try:
         from harness import features as features_mod
         from harness import spec
     except ImportError:
         return None
-    return set(features_mod.features(spec.from_json(case_json)))
+    found = frozenset(features_mod.features(spec.from_json(case_json)))
+    if case_id is not None:
+        _FEATURES_CACHE[case_id] = found
+    return found
 
 
 def shared_features(report: Report, case_ids: list[str]) -> list[str]:
-    sets = [case_features(report.cases[c]) for c in case_ids]
+    sets = [case_features(report.cases[c], c) for c in case_ids]
     if not sets or any(s is None for s in sets):
         return []
-    common = set.intersection(*sets)  # type: ignore[arg-type]
+    common = frozenset.intersection(*sets)  # type: ignore[arg-type]
     return sorted(common)
 
 
 def feature_counts(report: Report) -> Counter | None:
     counts: Counter = Counter()
-    for case_json in report.cases.values():
-        f = case_features(case_json)
+    for cid, case_json in report.cases.items():
+        f = case_features(case_json, cid)
         if f is None:
             return None
         counts.update(f)
