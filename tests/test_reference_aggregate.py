@@ -294,3 +294,10 @@ def test_rnn_activity_regularizer_rule(alt):
     spec.validate(case)
     want = (1 + 4 + 9 + 9) / 4 + (0.5 * (1 + 2 + 3 + 3) / 2 if alt == "applied" else 0.0)
     close(total(case, rnn_activity_regularizer=alt), want)
+
+
+@pytest.mark.parametrize("alt", ["nan_propagates", "folded_to_zero"])
+def test_zero_loss_weight_rule(alt):
+    # Fully masked batch (NaN under valid_entries) with loss weight 0.0, plus a kernel penalty 0.5.
+    case = seq_case([[[0.0], [0.0]], [[0.0], [0.0]]], loss_weight=0.0, kernel_reg=Regularizer("l2", 0.0, 0.5))
+    close(total(case, zero_loss_weight=alt), math.nan if alt == "nan_propagates" else 0.5)

@@ -13,6 +13,7 @@ from harness.reference.rules import IMPLEMENTATIONS, PROFILES, RULES, expected_p
 
 SITE = Path(sysconfig.get_paths()["purelib"])  # /work/venvs/core/.../site-packages
 KERAS_231 = Path("/tmp/k231")  # `pip download keras==2.3.1 --no-deps -d /tmp/k231` + unzip
+TF_215 = Path("/work/venvs/tf215/lib/python3.11/site-packages/keras/src")
 
 
 def test_every_profile_chooses_an_existing_alternative_for_every_rule():
@@ -47,6 +48,10 @@ def test_cited_source_defines_the_named_function(source):
         root, path = KERAS_231, path.removeprefix("keras 2.3.1: ")
         if not root.exists():
             pytest.skip("keras 2.3.1 wheel not unpacked in /tmp/k231")
+    elif path.startswith("tf 2.15: keras/src/"):
+        root, path = TF_215, path.removeprefix("tf 2.15: keras/src/")
+        if not root.exists():
+            pytest.skip("no TF 2.15 venv")
     else:
         root = SITE
     file = root / path

@@ -148,6 +148,12 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     return total, magnitude, valid
 
 
+def _weighted(lw: float, value: float, rules: Mapping[str, str]) -> float:
+    if lw == 0.0 and rules["zero_loss_weight"] == "folded_to_zero":
+        return 0.0
+    return lw * value
+
+
 def _loss_weights(case: Case, rules: Mapping[str, str], notes: list[str]) -> list[float]:
     """Each output's loss weight as applied (1.0 when omitted), rounded to the case dtype."""
     given = [1.0 if o.loss_weight is None else forward.round_scalar(case.dtype, o.loss_weight) for o in case.outputs]
@@ -183,8 +189,8 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str]) -> _Batch
         value, mag, valid = _output_loss(case, out, fwd.tensors[out.layer], rows, rules, notes)
         records.append(OutputRecord(
             name=out.name, loss=out.loss, reduction=out.loss_options.get("reduction", "sum_over_batch_size"),
-            unweighted=value, loss_weight=lw, weighted=lw * value, magnitude=mag,
-            weighted_magnitude=abs(lw) * mag, valid_entries=valid,
+            unweighted=value, loss_weight=lw, weighted=_weighted(lw, value, rules), magnitude=mag,
+            weighted_magnitude=_weighted(abs(lw), mag, rules), valid_entries=valid,
         ))
     penalties = forward.weight_penalties(case) + fwd.penalties
     total = sum(o.weighted for o in records) + sum(p.value for p in penalties)

@@ -45,6 +45,7 @@ class Rule:
 _TFK = "tf_keras/src"
 _K3 = "keras/src"
 _K231 = "keras 2.3.1: keras"
+_TF215 = "tf 2.15: keras/src"  # TF 2.15's bundled Keras, in /work/venvs/tf215
 
 RULES: dict[str, Rule] = {
     r.name: r
@@ -301,6 +302,23 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "zero_loss_weight",
+            "An output's loss is NaN (e.g. a fully masked batch) and its loss weight is 0.0:",
+            {
+                "nan_propagates": Alternative(
+                    "NaN * 0 = NaN: the total is NaN (IEEE arithmetic; eager, TF 2.21 tf.function, Keras 3).",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_K3}/trainers/compile_utils.py:CompileLoss.call"],
+                ),
+                "folded_to_zero": Alternative(
+                    "the product with the constant 0.0 is folded to 0 by TensorFlow 2.15's graph "
+                    "optimizer inside tf.function (observed: TF 2.15.1 run_eagerly=False gives 0, "
+                    "run_eagerly=True gives NaN), so the output contributes 0.",
+                    [f"{_TF215}/engine/compile_utils.py:LossesContainer.__call__"],
+                ),
+            },
+        ),
+        Rule(
             "output_log",
             "What does the per-output loss in the logs show?",
             {
@@ -368,6 +386,7 @@ _TF_KERAS = {
     "loss_weights_dict_with_list_loss": "by_name",
     "single_loss_with_loss_weights": "broadcast",
     "rnn_activity_regularizer": "applied",
+    "zero_loss_weight": "nan_propagates",
     "output_log": "unweighted",
     "evaluate_total": "batch_size_weighted",
     "evaluate_output_log": "batch_size_weighted",
@@ -399,9 +418,10 @@ _KERAS3_JAX = {
 PROFILES: dict[str, dict[str, str]] = {
     "tf_keras-2.21": dict(_TF_KERAS),
     "keras2-graph": {**_TF_KERAS, "evaluate_output_log": "batch_mean"},
-    # TF 2.15's bundled keras/src has the same text for every function cited above.
-    "tf.keras-2.15": dict(_TF_KERAS),
-    "tf.keras-2.15-graph": {**_TF_KERAS, "evaluate_output_log": "batch_mean"},
+    # TF 2.15's bundled keras/src has the same text for every function cited above; TF 2.15
+    # itself folds x * 0.0 in graphs (tf.function; assumed for the v1 session graph too).
+    "tf.keras-2.15": {**_TF_KERAS, "zero_loss_weight": "folded_to_zero"},
+    "tf.keras-2.15-graph": {**_TF_KERAS, "evaluate_output_log": "batch_mean", "zero_loss_weight": "folded_to_zero"},
     "keras-2.3.1": {
         **_TF_KERAS,
         "mask_normalisation": "all_entries",
