@@ -298,15 +298,25 @@ def run_all(
     """Run implementations, `jobs` at a time (each in its own worker process).
 
     KeyboardInterrupt (Ctrl-C) stops every thread before it writes another record, kills the
-    workers, and is re-raised."""
+    workers, and is re-raised. An exception in a thread (the results file cannot be written:
+    disk full; or a bug of ours) stops the whole run the same way and is re-raised here: a
+    run that lost an implementation's results must not end as if it had succeeded."""
     impls = list(impls)
     lock = threading.Lock()
     stop = Stop()
     results: dict[str, ImplProgress] = {}
     pending = list(impls)
     pending_lock = threading.Lock()
+    errors: list[BaseException] = []
 
     def loop() -> None:
+        try:
+            take_and_run()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, re-raised there
+            errors.append(exc)
+            stop.set()
+
+    def take_and_run() -> None:
         while True:
             with pending_lock:
                 if not pending:
@@ -330,4 +340,6 @@ def run_all(
         for t in threads:
             t.join(timeout=10)
         raise
+    if errors:
+        raise errors[0]
     return [results[i] for i in impls if i in results]

@@ -154,7 +154,12 @@ class ResultsWriter:
 
     def close(self) -> None:
         if getattr(self, "_f", None) is not None:
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError:
+                # Every write was flushed; only a write that failed (and raised already: disk
+                # full) leaves bytes behind, as a partial last line that --resume cuts.
+                pass
             self._f = None
         if self._lock_file is not None:
             try:

@@ -7,6 +7,8 @@ implementation x path, and lists each unexplained finding with the one command t
 Exit status: 0 no unexplained finding (or --exit-zero), 1 unexplained findings, 2 bad input
 (a malformed case file, an unknown implementation or profile, a results file that cannot be
 resumed: the message names the file and field; the results file is left as it was),
+3 stopped by an error while running (the results file cannot be written: the complete records
+before it are kept; fix the cause, then --resume),
 130 interrupted (Ctrl-C, SIGTERM or SIGHUP: the finished cases are in the results file, the workers
 are killed, --resume runs the rest).
 """
@@ -153,9 +155,14 @@ def _run(args: argparse.Namespace) -> int:
         counts = " ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
         print(f"  [{p.impl}] {p.done}/{p.total} cases  ({counts})", file=sys.stderr, flush=True)
 
-    with writer:
-        progresses = driver.run_all(impls, cases, writer, jobs=args.jobs, case_timeout=args.timeout,
-                                    strict_profile=args.strict, on_progress=progress)
+    try:
+        with writer:
+            progresses = driver.run_all(impls, cases, writer, jobs=args.jobs, case_timeout=args.timeout,
+                                        strict_profile=args.strict, on_progress=progress)
+    except OSError as exc:
+        print(f"harness run: stopped: {type(exc).__name__}: {exc}; the complete records written before "
+              f"it are in {out}; fix the cause and run the same command with --resume", file=sys.stderr)
+        return 3
     for p in progresses:
         if p.stopped:
             print(f"harness run: {p.stopped}", file=sys.stderr)
