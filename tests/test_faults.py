@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import pickle
+import resource
 import signal
 import subprocess
 import sys
@@ -540,6 +541,27 @@ def test_resume_reruns_a_last_record_that_lacks_its_newline_rather_than_losing_i
     proc = run_cli(tmp_path, *run_args(tmp_path / "cases", out, "test-steady", "test-faulty", extra=("--resume",)))
     assert proc.returncode == 0, proc.stderr
     assert canonical(out) == canonical(whole)
+
+
+def test_a_results_file_that_cannot_be_written_stops_the_run_loudly_and_resume_completes_it(
+        tmp_path: Path, uninterrupted_run: Path) -> None:
+    # A full disk, for real: the driver may write at most 6000 bytes (RLIMIT_FSIZE; SIGXFSZ
+    # ignored, so the write fails with EFBIG instead of killing the process).
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+
+    cases = resumable_corpus(tmp_path / "cases")
+    out = tmp_path / "full.jsonl"
+    proc = subprocess.run(harness_cmd(*run_args(cases, out, "test-steady", "test-faulty")), cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=120, preexec_fn=small_disk)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "File too large" in proc.stderr and "--resume" in proc.stderr
+    assert 1 <= result_lines(out) < 12
+    resumed = run_cli(tmp_path, *run_args(cases, out, "test-steady", "test-faulty", extra=("--resume",)))
+    assert resumed.returncode == 0, resumed.stderr
+    assert canonical(out) == canonical(uninterrupted_run)
 
 
 # --------------------------------------------------------------------------------------
