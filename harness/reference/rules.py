@@ -3,8 +3,16 @@
 A Rule is one question ("how is a masked loss normalised?"); each Alternative is one answer,
 with the file and function of each implementation that gives it (paths relative to
 site-packages: `tf_keras/...` and `keras/...` from /work/venvs/core (tf-keras 2.21, Keras 3.15.1),
-`keras/src/...` of TF 2.15 from /work/venvs/tf215 (same text as tf_keras 2.21 for every function
-cited here), and `keras/...` of the standalone keras==2.3.1 wheel (marked "keras 2.3.1:")).
+`keras/src/...` of TF 2.15 from /work/venvs/tf215 (marked "tf 2.15:"; same text as tf_keras
+2.21 for every function cited here), and `keras/...` of the standalone keras==2.3.1 wheel
+(marked "keras 2.3.1:")). tests/test_reference_rules.py checks that each cited file defines
+the cited function.
+
+Rules found by running the implementations on drawn cases (each then confirmed in the source,
+or, for zero_loss_weight, by eager vs tf.function runs): merge_mask,
+loss_weights_dict_with_list_loss, single_loss_with_loss_weights, rnn_activity_regularizer,
+sample_weight_broadcast (trailing_axis*), evaluate_output_log (Keras 3 compiled on TF),
+zero_loss_weight.
 
 A profile is a choice for every rule. `PROFILES` holds the profiles of the implementations we
 run; `expected_profile(impl, versions)` says which one an implementation should match. All
