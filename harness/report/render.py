@@ -527,6 +527,7 @@ def build(report: Report, *, now: _dt.datetime | None = None) -> dict[str, Any]:
         "verdict_counts": [{"verdict": v, "n": counts[v]} for v in load_mod.VERDICT_ORDER if counts[v]],
         "seconds": round(report.total_seconds(), 3),
         "started_span": list(span) if span else None,
+        "span_seconds": _span_seconds(span),
         "reference_note": ref_note,
         "overview": verdict_overview(report),
         "separating": separating_matrix(report, reference, rules_mod),
@@ -536,6 +537,17 @@ def build(report: Report, *, now: _dt.datetime | None = None) -> dict[str, Any]:
         "group_counts": {k: sum(1 for g in groups if g["kind"] == k) for k in ("unexplained", "failure", "explained")},
         "extra": extra_view(report),
     }
+
+
+def _span_seconds(span: tuple[str, str] | None) -> float | None:
+    """Seconds between the first and the last worker start (ISO-8601 header stamps)."""
+    if not span:
+        return None
+    try:
+        a, b = (_dt.datetime.fromisoformat(t) for t in span)
+        return (b - a).total_seconds()
+    except (ValueError, TypeError):
+        return None
 
 
 def findings_json(view: dict[str, Any]) -> dict[str, Any]:
@@ -561,6 +573,7 @@ def findings_json(view: dict[str, Any]) -> dict[str, Any]:
         "verdict_counts": {c["verdict"]: c["n"] for c in view["verdict_counts"]},
         "seconds": view["seconds"],
         "started_span": view["started_span"],
+        "span_seconds": view["span_seconds"],
         "groups": groups,
         "extra": view["extra"],
     }
