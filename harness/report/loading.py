@@ -15,8 +15,8 @@ Grouping (one group = one cause, shown by its smallest case):
                on any of them (`unexplained_signatures`). One cause that shows on every
                whole-batch path of a case is then one group, and a cause that shows only in
                evaluate and fit is another. At stage "predictions" (the forward pass differs)
-               the key is (environment, implementation, "*", "predictions"): one group per run;
-               the kinds of differing terms ("total", "output", "regularization") separate a
+               the key is (environment, implementation, "*", "predictions"): one group per run.
+               The kinds of differing terms ("total", "output", "regularization") separate a
                difference in one output's loss from one in the regularization sum. The group's
                *shared features* (the features present in every member case, from
                harness.features) are shown as its description: a deterministic summary of what
@@ -28,7 +28,7 @@ Grouping (one group = one cause, shown by its smallest case):
                and torch) is one group (`failure_signature`); the group lists the runs.
 
 Verdict keys whose path is "gradient" or "distribution" (added by a later issue) are kept apart
-in `Report.extra_sections` and never grouped with loss findings.
+in `Report.extra_members` and never grouped with loss findings.
 """
 
 from __future__ import annotations
