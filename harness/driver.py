@@ -49,7 +49,7 @@ class Worker:
     """One live worker process for one implementation."""
 
     def __init__(self, impl: str, *, start_timeout: float, python: str = sys.executable,
-                 extra_env: dict[str, str] | None = None):
+                 extra_env: dict[str, str] | None = None, stop: "Stop | None" = None):
         self.impl = impl
         self._stderr = tempfile.TemporaryFile(mode="w+b")
         self._stderr_mark = 0  # where the current case's stderr starts (0 while starting up)
@@ -59,14 +59,21 @@ class Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
             process_group=0,  # not in the terminal's foreground group: Ctrl-C is the driver's (see Stop)
         )
+        if stop is not None:
+            stop.track(self)  # before the header: Ctrl-C while it starts (or hangs at import) kills it
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
-        header = self._read(start_timeout, "start")
-        if header.get("kind") != "header":
-            raise self._fail("import-error", f"worker wrote {header!r} instead of a header")
-        if header.get("import_error"):
-            self.kill()
-            raise self._fail("import-error", str(header["import_error"]))
+        try:
+            header = self._read(start_timeout, "start")
+            if header.get("kind") != "header":
+                raise self._fail("import-error", f"worker wrote {header!r} instead of a header")
+            if header.get("import_error"):
+                raise self._fail("import-error", str(header["import_error"]))
+        except WorkerFailed:
+            self.kill()  # whatever state it is in, this worker is done
+            if stop is not None:
+                stop.untrack(self)
+            raise
         self.header = header
 
     def _pump(self) -> None:
@@ -209,8 +216,7 @@ def run_implementation(
         started = time.monotonic()
         try:
             if worker is None:
-                worker = Worker(impl, start_timeout=start_timeout, python=python)
-                stop.track(worker)
+                worker = Worker(impl, start_timeout=start_timeout, python=python, stop=stop)
                 versions = worker.header.get("versions", {})
                 with lock:
                     if stop.is_set():
