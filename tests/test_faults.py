@@ -485,12 +485,14 @@ def process_gone(pid: int) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sighup"])
+@pytest.mark.parametrize("how, impl", [("ctrl-c", "test-faulty"), ("sigterm", "test-faulty"),
+                                       ("sighup", "test-faulty"), ("ctrl-c", "test-import-hang")])
 def test_an_interrupted_driver_kills_its_worker_and_records_nothing_for_the_running_case(
-        tmp_path: Path, how: str) -> None:
+        tmp_path: Path, how: str, impl: str) -> None:
+    # test-faulty is interrupted mid-case (the second), test-import-hang while it starts.
     cases = write_cases(tmp_path / "cases", [tiny_case("first"), tiny_case("fault=pid")])
     out, pidfile = tmp_path / "r.jsonl", tmp_path / "worker.pid"
-    proc = subprocess.Popen(harness_cmd(*run_args(cases, out, "test-faulty")), cwd=tmp_path,
+    proc = subprocess.Popen(harness_cmd(*run_args(cases, out, impl)), cwd=tmp_path,
                             env={**ENV, "HARNESS_FAULTY_PIDFILE": str(pidfile)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -513,7 +515,8 @@ def test_an_interrupted_driver_kills_its_worker_and_records_nothing_for_the_runn
             os.kill(worker_pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "--resume" in err
-    assert [r["case_id"] for r in records(out, "result")] == [tiny_case("first").id]
+    expected = [tiny_case("first").id] if impl == "test-faulty" else []
+    assert [r["case_id"] for r in records(out, "result")] == expected
 
 
 def test_resume_cuts_a_partial_last_line_and_completes_the_run(tmp_path: Path, uninterrupted_run: Path) -> None:

@@ -8,7 +8,8 @@ second. Four registry entries share this module (HARNESS_IMPL says which one is 
     test-faulty       obeys the fault directives written in a Case's `note`
     test-steady       ignores them (the "other implementation" that must complete)
     test-import-error raises at import (its entry sets HARNESS_FAULTY_IMPORT=raise)
-    test-import-hang  hangs at import (HARNESS_FAULTY_IMPORT=hang), past any start timeout
+    test-import-hang  hangs at import (HARNESS_FAULTY_IMPORT=hang), past any start timeout,
+                      after writing its pid to $HARNESS_FAULTY_PIDFILE if that is set
 
 Directives are whitespace-separated words of the note (the Case stays pure data; a directive
 is a word, never code):
@@ -47,6 +48,11 @@ if os.environ.get("HARNESS_FAULTY_IMPORT") == "raise":
     raise RuntimeError("test-import-error raises at import on purpose")
 if os.environ.get("HARNESS_FAULTY_IMPORT") == "hang":
     print("test-import-hang: hanging at import, on purpose", file=sys.stderr, flush=True)
+    if os.environ.get("HARNESS_FAULTY_PIDFILE"):
+        _pidfile = os.environ["HARNESS_FAULTY_PIDFILE"]
+        with open(_pidfile + ".tmp", "w") as _f:
+            _f.write(str(os.getpid()))
+        os.replace(_pidfile + ".tmp", _pidfile)
     time.sleep(3600)
 
 PROFILE = "tf_keras-2.21"  # the reference profile whose totals these implementations answer
