@@ -15,7 +15,6 @@ The paths are run by harness.impls.keras2_graph.run_case, the runner shared with
 and tf.keras-graph; what is specific to keras 2.3.1 is the flavor below:
 - the expected engine module `keras.engine.training` (checked for every case),
 - SGD is `keras.optimizers.SGD(learning_rate=0.0)` (keras 2.3.1 optimizers.py SGD),
-- sparse class-id targets of rank >= 2 get a trailing axis of 1 (`_targets`),
 - the whole-batch feeds of `model.total_loss` are those of keras/engine/training.py
   _make_test_function: `_feed_inputs + _feed_targets + _feed_sample_weights`, valued by
   `_standardize_user_data` (which supplies all-ones sample weights when none are given).
@@ -37,14 +36,10 @@ import tensorflow as tf  # noqa: E402
 
 keras231_shims.apply_after_import(keras)
 
-import numpy as np  # noqa: E402
-
-from harness.impls import build  # noqa: E402
 from harness.impls.keras2_graph import GraphFlavor, enable_while_loop_gradients, run_case  # noqa: E402
 from harness.impls.paths import installed_versions  # noqa: E402
 from harness.results import ImplResult  # noqa: E402
 from harness.spec import Case  # noqa: E402
-from harness.vocabulary import LOSSES  # noqa: E402
 
 enable_while_loop_gradients(tf)
 
@@ -67,27 +62,12 @@ def _feeds(keras_module: Any, model: Any, x: Any, y: Any, sw: Any) -> tuple[list
     return placeholders, values
 
 
-def _targets(case: Case) -> Any:
-    """build.y_argument, with a trailing axis of 1 on sparse class-id targets of rank >= 2.
-
-    keras 2.3.1 engine/training.py _standardize_user_data expects a sparse target of shape
-    `output_shape[:-1] + (1,)` (for SparseCategoricalCrossentropy and the wrapped
-    sparse_categorical_crossentropy) and standardize_input_data adds that axis only to rank-1
-    arrays, so a (batch, time) target must be passed as (batch, time, 1), as its users did.
-    """
-    ys = build.y_argument(case)
-    ys_list = ys if len(case.outputs) > 1 else [ys]
-    adapted = [np.expand_dims(y, -1) if LOSSES[o.loss].target_kind == "sparse" and y.ndim >= 2 else y
-               for o, y in zip(case.outputs, ys_list)]
-    return adapted if len(case.outputs) > 1 else adapted[0]
-
-
 def _sgd() -> Any:
     return keras.optimizers.SGD(learning_rate=0.0)
 
 
 FLAVOR = GraphFlavor(impl=IMPL, keras=keras, tf=tf, engine_module="keras.engine.training",
-                     make_optimizer=_sgd, feeds=_feeds, y_argument=_targets)
+                     make_optimizer=_sgd, feeds=_feeds)
 
 
 def versions() -> dict[str, str]:

@@ -7,7 +7,8 @@ Serves (harness.impls, chosen by HARNESS_IMPL, read at import time):
 - "tf.keras-graph": tf.keras bundled with TensorFlow 2.12-2.15;
   keras/src/engine/training_v1.py Model._prepare_total_loss.
 and lends its runner (`GraphFlavor`, `run_case`) to harness.impls.keras231 (standalone keras
-2.3.1: keras/engine/training.py Model._prepare_total_loss), which passes its own flavor.
+2.3.1: keras/engine/training.py Model._prepare_total_loss) and harness.impls.keras224 (keras
+2.2.4: inline in keras/engine/training.py Model.compile), which pass their own flavors.
 
 Graph mode: `tf.compat.v1.disable_eager_execution()` runs at import, before any layer exists,
 so that `keras.Model(...)` is a training_v1.Model (tf_keras/src/utils/version_utils.py
@@ -33,7 +34,8 @@ passes "temporal" for the outputs whose Case sample weight is rank 2, None for t
 (a dict keyed by output name), and None when no output has one; see `sample_weight_mode`.
 
 One process runs cases one after another: `backend.clear_session()` (which resets the default
-graph and the session) before each case keeps memory flat.
+graph and the session) before each case keeps memory flat. Graph-mode while loops (SimpleRNN)
+need `enable_while_loop_gradients` (set at import).
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ class GraphFlavor:
     engine_module: str  # the module whose Model.<total_loss_method> must be the one used
     make_optimizer: Callable[[], Any]  # SGD with learning rate 0
     feeds: Feeds
-    # The targets as this implementation takes them (default: harness.impls.build.y_argument).
-    y_argument: Callable[[Case], Any] = build.y_argument
+    # The targets as this implementation takes them (None: `keras2_targets`).
+    y_argument: Callable[[Case], Any] | None = None
     # compile(loss=...) for the Case (default: harness.impls.build.loss_argument, loss classes).
     loss_argument: Callable[[Any, Case], Any] = build.loss_argument
     # Why this implementation cannot run the Case at all, or None (default: a loss class of the
@@ -116,6 +118,24 @@ def defining_module(model: Any, method: str = "_prepare_total_loss") -> str:
         if method in vars(klass):
             return inspect.getmodule(klass).__name__  # type: ignore[union-attr]
     return "(none)"
+
+
+def keras2_targets(case: Case) -> Any:
+    """build.y_argument, with a trailing axis of 1 on sparse class-id targets of rank >= 2.
+
+    Keras 2 expects a sparse target of shape `output_shape[:-1] + (1,)` (for
+    SparseCategoricalCrossentropy and the wrapped sparse_categorical_crossentropy: keras 2.3.1
+    engine/training.py _standardize_user_data; tf_keras engine/training_v1.py
+    _TrainingEndpoint.feed_output_shape), and adds that axis itself only to rank-1 arrays; with
+    a (batch, time) target, temporal sample weights are refused ("restricted to outputs that are
+    at least 3D", training_utils(_v1).standardize_weights, which looks at the target's rank).
+    Users passed (batch, time, 1). The loss flattens the target either way.
+    """
+    ys = build.y_argument(case)
+    ys_list = ys if len(case.outputs) > 1 else [ys]
+    adapted = [np.expand_dims(y, -1) if LOSSES[o.loss].target_kind == "sparse" and y.ndim >= 2 else y
+               for o, y in zip(case.outputs, ys_list)]
+    return adapted if len(case.outputs) > 1 else adapted[0]
 
 
 def missing_loss_classes(keras: Any, case: Case) -> str | None:
@@ -214,7 +234,7 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
     if names != case.output_names():
         notes.append(f"model.output_names {names} != case output names {case.output_names()}")
 
-    x, y, sw = build.x_argument(case), flavor.y_argument(case), build.sample_weight_argument(case)
+    x, y, sw = build.x_argument(case), (flavor.y_argument or keras2_targets)(case), build.sample_weight_argument(case)
 
     try:
         preds = model.predict(x, batch_size=case.batch_size, verbose=0)
