@@ -1,15 +1,21 @@
 """Faults, bad input and long runs: nothing lost, everything explained (issue 8).
 
-Every fault here is provoked for real, in real processes: a worker that segfaults, is killed
-with SIGKILL by pid, exits mid-case, raises at import or hangs past the per-case timeout; a
-driver (`python -m harness run`) killed with SIGKILL or interrupted with Ctrl-C (SIGINT to its
-process group) and then resumed; malformed case files and result files; two runs on one file.
+Every fault here is provoked for real, in real processes:
+- workers: a segfault, SIGKILL by pid from the test, an exit mid-case, an exception in the
+  adapter, an exception at import, a hang at import, a hang past the per-case timeout, an
+  answer for another case id, a malformed answer, NaN and inf totals;
+- the driver (`python -m harness run`): SIGKILL, Ctrl-C (SIGINT to its process group),
+  SIGTERM and SIGHUP, each followed by `--resume`; a results file that cannot be written
+  (RLIMIT_FSIZE: a full disk); two runs on one results file;
+- input: malformed or inconsistent case files, a pickle payload and Python code in case
+  files, unknown names and options, damaged, truncated and incompatible results files (for
+  `run --resume` and for `report`).
 
 The implementations are the test-only ones of harness/impls/faulty.py (`test-faulty`, which
-obeys `fault=...` words in a Case's note; `test-steady`, which ignores them; and
-`test-import-error`), listed in the registry only when HARNESS_TEST_IMPLS=1. They import no
-framework and answer the reference's own totals under PROFILE, so every run here is judged
-with `--strict PROFILE` (strict_profile=PROFILE) and a healthy answer is `agree`.
+obeys `fault=...` words in a Case's note; `test-steady`, which ignores them;
+`test-import-error` and `test-import-hang`), listed in the registry only when
+HARNESS_TEST_IMPLS=1. They import no framework and answer the reference's own totals under
+PROFILE, so every run here is judged with `--strict PROFILE` and a healthy answer is `agree`.
 
 Comparing two results files ("the same final set of records"): see `canonical` below.
 """
