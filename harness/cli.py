@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "run": "harness.commands.run",
     "replay": "harness.commands.replay",
     "rules": "harness.commands.rules",
+    "report": "harness.report_cli",
 }
 
 
