@@ -145,8 +145,9 @@ class Worker:
 
 
 class Stop:
-    """Shared by the threads of one run: once set (Ctrl-C), no thread writes another record
-    and every live worker is killed, so that each thread returns at once."""
+    """Shared by the threads of one run: once set (Ctrl-C, or an exception in any thread), no
+    thread writes another record and every live worker is killed, so each thread returns at once.
+    Workers are tracked from spawn to kill or close."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
@@ -198,8 +199,8 @@ def run_implementation(
 ) -> ImplProgress:
     """Run every case through `impl`, appending judged results to `writer`.
 
-    Once `stop` is set, nothing more is written (checked under `lock`, which Stop's setter
-    holds too) and the function returns: the case that was running is not recorded."""
+    Once `stop` is set, nothing more is written (checked under `lock`; run_all sets it under
+    the same lock on Ctrl-C) and the function returns: the case that was running is not recorded."""
     lock = lock or threading.Lock()
     stop = stop or Stop()
     progress = ImplProgress(impl, total=len(cases))
