@@ -175,6 +175,15 @@ def _compile(flavor: Flavor, model: Any, case: Case, mode: Mode) -> None:
     )
 
 
+def _unsupported(flavor: Flavor, mode: Mode, path: str) -> str | None:
+    """Why this implementation has no such (path, mode), or None when it has."""
+    if mode.unsupported is not None:
+        return mode.unsupported
+    if path in TRAIN_PATHS:
+        return flavor.train_unsupported
+    return None
+
+
 def run_case(flavor: Flavor, case: Case) -> ImplResult:
     """Every path of `case` on this implementation. Never raises for a problem with the case."""
     started = time.perf_counter()
@@ -188,8 +197,13 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
         build.set_float_dtype(keras, case.dtype)
         model = holder.get()
     except Exception as exc:  # the model cannot be built: every path shares the error
-        for path in ("compute_loss",) + MODE_PATHS:
-            result.paths.append(_error(path, "build", exc))
+        for variant, _ in flavor.compute_loss:
+            result.paths.append(_error("compute_loss", variant, exc))
+        for mode in flavor.modes:
+            for path in MODE_PATHS:
+                reason = _unsupported(flavor, mode, path)
+                result.paths.append(_error(path, mode.name, exc) if reason is None
+                                    else PathResult(path, mode.name, "unsupported", reason=reason))
         result.message = f"model build failed: {type(exc).__name__}: {exc}"
         result.seconds = round(time.perf_counter() - started, 3)
         return result
@@ -234,10 +248,9 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
 
     for mode in flavor.modes:
         for path in MODE_PATHS:
-            if mode.unsupported is not None:
-                result.paths.append(PathResult(path, mode.name, "unsupported", reason=mode.unsupported))
-            elif path in TRAIN_PATHS and flavor.train_unsupported is not None:
-                result.paths.append(PathResult(path, mode.name, "unsupported", reason=flavor.train_unsupported))
+            reason = _unsupported(flavor, mode, path)
+            if reason is not None:
+                result.paths.append(PathResult(path, mode.name, "unsupported", reason=reason))
             else:
                 try:
                     model = holder.get(mode)
