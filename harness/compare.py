@@ -115,7 +115,7 @@ class ReferenceCache:
     def __init__(self, case: Case):
         self.case = case
         self._cache: dict[tuple, Any] = {}
-        self._predictions: dict[str, np.ndarray] | None = None
+        self._predictions: dict[tuple, dict[str, np.ndarray]] = {}
 
     def compute(self, profile: Mapping[str, str], path: str) -> Any:
         key = (tuple(sorted(profile.items())), _path_group(path))
@@ -123,10 +123,12 @@ class ReferenceCache:
             self._cache[key] = reference.compute(self.case, dict(profile), path)
         return self._cache[key]
 
-    def predictions(self) -> dict[str, np.ndarray]:
-        if self._predictions is None:
-            self._predictions = reference.predictions(self.case)
-        return self._predictions
+    def predictions(self, profile: Mapping[str, str]) -> dict[str, np.ndarray]:
+        """The reference forward pass under a profile (a rule such as merge_mask changes it)."""
+        key = tuple(sorted(profile.items()))
+        if key not in self._predictions:
+            self._predictions[key] = reference.predictions(self.case, dict(profile))
+        return self._predictions[key]
 
 
 def _path_group(path: str) -> str:
@@ -151,11 +153,12 @@ def matches(result: PathResult, breakdown: Any, case: Case) -> tuple[bool, list[
     return (not differing), differing
 
 
-def predictions_match(case: Case, predictions: Mapping[str, Any] | None, cache: ReferenceCache) -> tuple[bool, str]:
+def predictions_match(case: Case, predictions: Mapping[str, Any] | None, cache: ReferenceCache,
+                      profile: Mapping[str, str]) -> tuple[bool, str]:
     if predictions is None:
         return True, "no predictions reported"
     tol = TOLERANCES[case.dtype]
-    expected = cache.predictions()
+    expected = cache.predictions(profile)
     for name, exp in expected.items():
         if name not in predictions:
             return False, f"output {name!r} missing from predictions"
@@ -179,8 +182,10 @@ def relevant_flips(cache: ReferenceCache, profile: Mapping[str, str], path: str)
         for alt in rule.alternatives:
             if alt == profile.get(name):
                 continue
-            other = cache.compute({**profile, name: alt}, path)
-            if not _same_breakdown(base, other):
+            flipped = {**profile, name: alt}
+            other = cache.compute(flipped, path)
+            if not _same_breakdown(base, other) or not _same_predictions(cache.predictions(profile),
+                                                                         cache.predictions(flipped)):
                 flips.append((name, alt))
     return flips
 
@@ -192,12 +197,18 @@ def _same_breakdown(a: Any, b: Any) -> bool:
     return all(_same_float(a.terms.get(k, math.nan), b.terms.get(k, math.nan)) for k in keys)
 
 
+def _same_predictions(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
+    return all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
+
+
 def _same_float(x: float, y: float) -> bool:
     return (math.isnan(x) and math.isnan(y)) or x == y
 
 
 def judge_path(case: Case, result: PathResult, profile_name: str, cache: ReferenceCache,
-               predictions_ok: tuple[bool, str] = (True, "")) -> Verdict:
+               predictions: Mapping[str, Any] | None = None) -> Verdict:
+    """The verdict for one path: predictions first, then the total and every reported term,
+    under the expected profile, then under the smallest set of rule flips that makes both match."""
     if result.status == "unsupported":
         return Verdict("unsupported", profile_name, reason=result.reason)
     profile = rules_mod.PROFILES[profile_name]
@@ -207,10 +218,13 @@ def judge_path(case: Case, result: PathResult, profile_name: str, cache: Referen
     base = Verdict("agree", profile_name, value=result.total, expected=expected.total)
     if result.total is not None:
         base.rel_diff = _relative(result.total, expected.total, expected.magnitude)
-    if not predictions_ok[0]:
-        base.verdict, base.stage, base.reason = "unexplained", "predictions", predictions_ok[1]
-        return base
-    ok, differing = matches(result, expected, case)
+
+    def fits(candidate: Mapping[str, str]) -> tuple[bool, list[str], str]:
+        preds_ok, why = predictions_match(case, predictions, cache, candidate)
+        ok, differing = matches(result, cache.compute(candidate, result.path), case)
+        return preds_ok and ok, differing, ("" if preds_ok else why)
+
+    ok, differing, preds_problem = fits(profile)
     if ok:
         return base
     base.differing_terms = differing
@@ -220,13 +234,13 @@ def judge_path(case: Case, result: PathResult, profile_name: str, cache: Referen
             if len({rule for rule, _ in combo}) < size:
                 continue  # two alternatives of one rule
             candidate = {**profile, **dict(combo)}
-            breakdown = cache.compute(candidate, result.path)
-            if matches(result, breakdown, case)[0]:
+            if fits(candidate)[0]:
                 base.verdict = "explained"
                 base.rules = dict(combo)
-                base.explained_value = breakdown.total
+                base.explained_value = cache.compute(candidate, result.path).total
                 return base
-    base.verdict, base.stage = "unexplained", "loss"
+    base.verdict = "unexplained"
+    base.stage, base.reason = ("predictions", preds_problem) if preds_problem else ("loss", None)
     return base
 
 
@@ -262,8 +276,7 @@ def judge(case: Case, result: ImplResult, versions: Mapping[str, str], profile_n
     if result.status != "ok":
         return {"*": Verdict(result.status, profile_name or "", reason=result.message)}
     profile_name = profile_name or rules_mod.expected_profile(result.impl, dict(versions))
-    preds = predictions_match(case, result.predictions, cache)
-    return {p.key: judge_path(case, p, profile_name, cache, preds) for p in result.paths}
+    return {p.key: judge_path(case, p, profile_name, cache, result.predictions) for p in result.paths}
 
 
 def separating_rules(case: Case, profile_a: Mapping[str, str], profile_b: Mapping[str, str],

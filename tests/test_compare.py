@@ -1,0 +1,110 @@
+"""The engine's verdicts, tested by planting known differences into reference-made results.
+
+An "implementation" here is the reference itself under a changed profile (one rule flipped)
+or with one term perturbed by a factor of 1.01: we know the truth, so we can check that the
+engine names exactly the flipped rule, and that a perturbation no rule explains is a finding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import assume, given, note, settings
+from hypothesis import strategies as st
+
+from harness import compare, reference, strategies
+from harness.reference import rules
+from harness.results import ImplResult, PathResult
+
+PROFILE = "tf_keras-2.21"
+
+
+def planted_result(case, profile, path="test_on_batch", scale_term=None, factor=1.0) -> PathResult:
+    """A PathResult as an implementation following `profile` would report it."""
+    b = reference.compute(case, profile, path)
+    terms = dict(b.terms)
+    total = b.total
+    if scale_term is not None:
+        delta = terms[scale_term] * (factor - 1.0)
+        terms[scale_term] += delta
+        if scale_term.startswith("output/"):
+            weight = next(o.loss_weight for o in b.outputs if f"output/{o.name}" == scale_term)
+            total += weight * delta
+        else:
+            total += delta
+    return PathResult(path=path, mode="eager", status="ok", total=total, terms=terms)
+
+
+def judged(case, path_result, profile_used):
+    preds = {k: v.tolist() for k, v in reference.predictions(case, profile_used).items()}
+    result = ImplResult(case.id, "tf_keras", paths=[path_result], predictions=preds)
+    return compare.judge(case, result, {}, PROFILE)[path_result.key]
+
+
+@settings(max_examples=40)
+@given(case=strategies.cases(), data=st.data())
+def test_a_flipped_rule_is_explained_by_exactly_that_rule(case, data):
+    cache = compare.ReferenceCache(case)
+    relevant = compare.relevant_flips(cache, rules.PROFILES[PROFILE], "test_on_batch")
+    assume(relevant)  # a flip that changes nothing on this case cannot be seen, nor needs to be
+    rule, alt = data.draw(st.sampled_from(relevant), label="flip")
+    flipped = {**rules.PROFILES[PROFILE], rule: alt}
+    planted = planted_result(case, flipped)
+    assume(not reference.compute(case, flipped, "test_on_batch").notes)  # an error, judged elsewhere
+    # Visible: the flip moves a number by more than the tolerance (else it is float noise).
+    assume(not compare.matches(planted, reference.compute(case, PROFILE, "test_on_batch"), case)[0])
+    verdict = judged(case, planted, flipped)
+    note(f"verdict {verdict.to_json()}")
+    # Another single rule may give the very same numbers on this case (both are then a
+    # smallest explanation); the flipped one must be among the equally small explanations.
+    assert verdict.verdict == "explained", verdict.to_json()
+    if verdict.rules != {rule: alt}:
+        assert len(verdict.rules) == 1, verdict.to_json()
+        same = {**rules.PROFILES[PROFILE], **verdict.rules}
+        assert compare.matches(planted, reference.compute(case, same, "test_on_batch"), case)[0]
+
+
+@settings(max_examples=40)
+@given(case=strategies.cases(), data=st.data())
+def test_one_term_times_1_01_is_unexplained(case, data):
+    b = reference.compute(case, PROFILE, "test_on_batch")
+    candidates = [k for k, v in b.terms.items() if math.isfinite(v)]
+    assume(candidates and math.isfinite(b.total))
+    term = data.draw(st.sampled_from(sorted(candidates)), label="term")
+    tol = compare.TOLERANCES[case.dtype]
+    # Visible: the change exceeds the tolerance of the term by a margin.
+    assume(abs(0.01 * b.terms[term]) > 10 * (tol.rtol * b.term_magnitudes.get(term, 0.0) + tol.atol))
+    verdict = judged(case, planted_result(case, PROFILE, scale_term=term, factor=1.01), PROFILE)
+    assert verdict.verdict == "unexplained", verdict.to_json()
+    assert verdict.stage == "loss"
+    assert term in verdict.differing_terms
+
+
+def test_the_reference_itself_agrees():
+    case = strategies.corpus_case(seed=0, index=0)
+    verdict = judged(case, planted_result(case, PROFILE), PROFILE)
+    assert verdict.verdict == "agree", verdict.to_json()
+
+
+@pytest.mark.parametrize("value, expected, ok", [
+    (math.nan, math.nan, True),
+    (math.nan, 1.0, False),
+    (1.0, math.nan, False),
+    (math.inf, math.inf, True),
+    (math.inf, -math.inf, False),
+    (1.0, 1.0 + 1e-6, True),  # float32 noise on a magnitude-1 sum
+    (1.0, 1.01, False),  # a factor of 1.01 is never noise
+])
+def test_values_agree_rules_for_nan_inf_and_noise(value, expected, ok):
+    assert compare.values_agree(value, expected, 1.0, compare.TOLERANCES["float32"]) is ok
+
+
+def test_an_error_predicted_by_the_expected_profile_agrees():
+    # One loss for several weighted outputs: Keras 3 raises (rule single_loss_with_loss_weights).
+    case = next(c for c in strategies.corpus(seed=0, n=200)
+                if c.loss_form == "single" and c.loss_weights_form != "omitted" and len(c.outputs) > 1)
+    err = PathResult("test_on_batch", "eager", "error", error_type="ValueError", error_message="`loss_weights` must match")
+    result = ImplResult(case.id, "keras3-jax", paths=[err])
+    assert compare.judge(case, result, {"backend": "jax"})[err.key].verdict == "agree"
+    assert compare.judge(case, ImplResult(case.id, "tf_keras", paths=[err]), {})[err.key].verdict == "explained"
