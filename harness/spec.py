@@ -554,6 +554,18 @@ def validate(case: Case, source: str = "<case>") -> None:
             if np.any(sw < 0):
                 raise fail(f"{p}.sample_weight", "non-negative weights", sw.tolist())
 
+    # A functional Keras model keeps only the layers between its inputs and outputs
+    # (keras/src/models/functional.py and tf_keras/src/engine/functional.py build the graph by
+    # walking back from the outputs): a layer that feeds no output would lose its weights,
+    # regularizers and add_loss there, but not in the reference.
+    needed = {out.layer for out in case.outputs}
+    for layer in reversed(case.layers):
+        if layer.name in needed:
+            needed.update(layer.inbound)
+    for i, layer in enumerate(case.layers):
+        if layer.name not in needed:
+            raise fail(f"$.layers[{i}].name", "a layer that feeds an output (Keras drops the others)", layer.name)
+
     if case.loss_form == "single":
         first = case.outputs[0]
         for i, out in enumerate(case.outputs[1:], start=1):

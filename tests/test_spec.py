@@ -141,6 +141,9 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("the same layer used twice as an output", _set(["outputs", 1, "layer"], "seq_out"), "$.outputs[1].layer"),
     ("input batch sizes differ", lambda raw: raw["inputs"].append({"name": "z", "kind": "float", "data": [[0.5]]}),
      "$.inputs[1].data"),
+    ("a layer that feeds no output", lambda raw: raw["layers"].append(
+        {"name": "spare", "type": "Activation", "inbound": ["hidden"], "config": {"activation": "relu"}}),
+     "$.layers[5].name"),
     ("float token ids for Embedding", _set(["inputs", 0, "kind"], "int"), "$.inputs[0].data"),
 ]
 
