@@ -180,3 +180,41 @@ def test_shrinks_toward_fewer_features() -> None:
     assert len(minimal.outputs) == 2
     assert minimal.sample_weight_form == "omitted" and minimal.loss_weights_form == "omitted"
     assert not any(layer.regularizers for layer in minimal.layers)
+
+
+# --------------------------------------------------------------------------------------
+# python -m harness cases
+# --------------------------------------------------------------------------------------
+
+
+def test_cli_writes_the_corpus_under_its_ids_and_shows_a_file(tmp_path, capsys) -> None:
+    from harness.cli import main
+
+    assert main(["cases", "--write", str(tmp_path), "-n", "3", "--seed", "0"]) == 0
+    written = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert written == sorted(f"{c.id}.json" for c in corpus(0, 3))
+    capsys.readouterr()
+    assert main(["cases", "--show", str(tmp_path / written[0])]) == 0
+    shown = capsys.readouterr()
+    assert spec.loads(shown.out).id == written[0][:-5]
+    assert "valid" in shown.err
+
+
+def test_cli_show_refuses_a_malformed_file_with_exit_2(tmp_path, capsys) -> None:
+    from harness.cli import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": 1, "dtype": "float16"}')
+    assert main(["cases", "--show", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "$.dtype" in err
+
+
+def test_cli_stats_counts_features_and_flags_low_ones(capsys) -> None:
+    from harness.cli import main
+
+    status = main(["cases", "--stats", "-n", "5", "--seed", "0"])
+    out = capsys.readouterr().out
+    # Five cases cannot cover every feature: some are flagged, and the exit status says so.
+    assert status == 1 and "LOW" in out
+    assert f"loss:* ({len(vocabulary.LOSSES)} losses)" in out and "outputs>=2" in out
