@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
+from hypothesis import note
 from hypothesis import strategies as st
 
 from harness import spec, vocabulary
@@ -797,7 +798,10 @@ def cases(**constraints: Any) -> st.SearchStrategy[Case]:
 
     @st.composite
     def _cases(draw: Any) -> Case:
-        return draw_case(HypothesisSource(draw), c)
+        case = draw_case(HypothesisSource(draw), c)
+        # Printed with a failing example: the id and the JSON to save under cases/ and replay.
+        note(f"case {case.id} (JSON below; save it as cases/found/{case.id}.json to replay)\n{spec.pretty(case)}")
+        return case
 
     return _cases()
 
