@@ -54,7 +54,9 @@ def _compute_loss(model: Any, x: Any, y: Any, y_pred: Any, sample_weight: Any) -
     # (compile_utils.match_dtype_and_rank reads `.shape.rank`), so convert as the adapter does.
     import tensorflow as tf
 
-    as_tensors = lambda s: tf.nest.map_structure(tf.convert_to_tensor, s)  # noqa: E731
+    def as_tensors(structure: Any) -> Any:
+        return None if structure is None else tf.nest.map_structure(tf.convert_to_tensor, structure)
+
     return model.compute_loss(x=as_tensors(x), y=as_tensors(y), y_pred=y_pred, sample_weight=as_tensors(sample_weight))
 
 
