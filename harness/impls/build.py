@@ -12,9 +12,12 @@ is assigned from the Case (`assign_weights`); the initializers never matter.
 Argument forms (the Case says which):
 - `loss_argument`: "single" one loss object, "list" one per output, "dict" keyed by output name.
 - `loss_weights_argument`: None ("omitted"), a list, or a dict keyed by output name.
-- `sample_weight_argument`: None, one array ("single"), a list, or a dict keyed by output name.
+- `sample_weight_argument`: None, one array ("single"), a list (also for one output: the form is
+  the Case's, not ours to simplify), or a dict keyed by output name.
 - `x_argument` / `y_argument`: one array when there is one input / output, else a list in Case
-  order (the structure of `model.inputs` / `model.outputs`).
+  order (the structure of `model.inputs` / `model.outputs`). y is a list even when loss or
+  sample weights come as a dict: a user with a list-output functional model writes exactly that.
+Floats are cast to the Case's dtype, integer inputs and sparse targets to int32.
 Each takes an optional `rows` slice so that a path can hand over part of the batch.
 """
 
