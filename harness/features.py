@@ -79,6 +79,8 @@ FEATURES: dict[str, str] = {
     "float64": "dtype float64",
     "uneven_evaluate": "evaluate_batch_size does not divide the batch (uneven last batch)",
     "batch_of_one": "a batch of one sample",
+    "time_equals_batch": "a temporal output with as many timesteps as samples (a (batch,) weight "
+                         "broadcast along time instead of batch goes unnoticed by shape)",
     "saturated": "a sigmoid/softmax output (not from logits) within 1e-7 of 0 or 1",
     "large_logits": "a from_logits output with |logit| > 16",
 }
@@ -92,6 +94,7 @@ CONDITIONS: dict[str, str] = {
     "embeddings_regularizer": "layer:Embedding",
     "recurrent_regularizer": "layer:SimpleRNN",
     "large_logits": "from_logits",
+    "time_equals_batch": "temporal_output",
 }
 
 GROUPS = ("loss:", "layer:", "activation:")
@@ -258,6 +261,8 @@ def features(case: Case) -> set[str]:
                 f.add("focal_alpha")
             if opts.get("apply_class_balancing"):
                 f.add("focal_class_balancing")
+        if value.ndim == 3 and value.shape[1] == batch:
+            f.add("time_equals_batch")
         if mask is not None and value.ndim == 3:
             if not mask.all():
                 f.add("masked_output")
