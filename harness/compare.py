@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -244,9 +245,26 @@ def judge_path(case: Case, result: PathResult, profile_name: str, cache: Referen
     return base
 
 
-def predicts_error(breakdown: Any) -> bool:
-    """The reference says the implementation raises here (a note such as a broadcast error)."""
-    return bool(getattr(breakdown, "notes", None))
+def predicts_error(breakdown: Any, error_message: str | None = None) -> bool:
+    """The reference says the implementation raises here (a note such as a broadcast error).
+
+    With `error_message`, the error must also be the one predicted, as far as its location
+    tells: each note cites the Keras source that raises (e.g. keras/src/losses/loss.py), and
+    adapters end a message with the innermost frame ("[at keras/src/...py:LINE in fn]"). When
+    both name Keras files and none is shared, it is another error (e.g. a KeyError in
+    compile_utils where a broadcast error in loss.py was predicted). A frame outside Keras (an
+    op inside TensorFlow or JAX) cannot tell, and is accepted."""
+    notes = getattr(breakdown, "notes", None)
+    if not notes:
+        return False
+    if error_message is None:
+        return True
+    cited = set(_KERAS_FILE.findall(" ".join(notes)))
+    seen = set(_KERAS_FILE.findall(error_message))
+    return not cited or not seen or bool(cited & seen)
+
+
+_KERAS_FILE = re.compile(r"\b((?:tf_keras|keras)/[\w/]+\.py)")
 
 
 def _judge_error(result: PathResult, profile_name: str, profile: Mapping[str, str], expected: Any,
@@ -254,14 +272,14 @@ def _judge_error(result: PathResult, profile_name: str, profile: Mapping[str, st
     """An exception is `agree` when the expected profile predicts it, `explained` when a set of
     rule flips does, and stays `error` (shown as a finding) when nothing does."""
     reason = f"{result.error_type}: {result.error_message}"
-    if predicts_error(expected):
+    if predicts_error(expected, result.error_message):
         return Verdict("agree", profile_name, reason=f"expected error: {reason}")
     flips = relevant_flips(cache, profile, result.path)
     for size in range(1, MAX_RULES_IN_EXPLANATION + 1):
         for combo in itertools.combinations(flips, size):
             if len({rule for rule, _ in combo}) < size:
                 continue
-            if predicts_error(cache.compute({**profile, **dict(combo)}, result.path)):
+            if predicts_error(cache.compute({**profile, **dict(combo)}, result.path), result.error_message):
                 return Verdict("explained", profile_name, rules=dict(combo), reason=reason)
     return Verdict("error", profile_name, reason=reason)
 

@@ -108,3 +108,14 @@ def test_an_error_predicted_by_the_expected_profile_agrees():
     result = ImplResult(case.id, "keras3-jax", paths=[err])
     assert compare.judge(case, result, {"backend": "jax"})[err.key].verdict == "agree"
     assert compare.judge(case, ImplResult(case.id, "tf_keras", paths=[err]), {})[err.key].verdict == "explained"
+
+
+def test_an_error_other_than_the_predicted_one_stays_an_error():
+    # The predicted error comes from CompileLoss.build; a KeyError raised elsewhere in Keras is
+    # another error, not the predicted one.
+    case = next(c for c in strategies.corpus(seed=0, n=200)
+                if c.loss_form == "single" and c.loss_weights_form != "omitted" and len(c.outputs) > 1)
+    err = PathResult("test_on_batch", "eager", "error", error_type="KeyError",
+                     error_message="0 [at keras/src/trainers/data_adapters/array_data_adapter.py:42 in __init__]")
+    verdict = compare.judge(case, ImplResult(case.id, "keras3-jax", paths=[err]), {"backend": "jax"})[err.key]
+    assert verdict.verdict == "error", verdict.to_json()
