@@ -128,6 +128,17 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             description="Standalone keras 2.3.1 on TensorFlow in graph mode: "
             "keras/engine/training.py _prepare_total_loss.",
         ),
+        Implementation(
+            name="keras2.2.4",
+            module="harness.impls.keras224",
+            family="keras2.2.4",
+            env={},
+            requires={"keras": "==2.2.4", "tensorflow": ""},
+            probe_import="harness.impls.keras224",
+            description="Standalone keras 2.2.4 on TensorFlow in graph mode (tensorflow aliased to "
+            "tf.compat.v1 while keras imports): the total is assembled inline in Model.compile with "
+            "keras/engine/training_utils.py weighted_masked_objective.",
+        ),
     ]
 }
 
