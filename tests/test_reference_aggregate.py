@@ -98,7 +98,8 @@ def test_per_timestep_sample_weights():
 
 
 def test_zero_sample_weights():
-    for profile in PROFILES:
+    # keras 2.2.4 divides by the fraction of non-zero weights: 0/0 (test_reference_version_rules.py).
+    for profile in (p for p in PROFILES if PROFILES[p]["sample_weight_normalisation"] == "none"):
         close(reference.compute(seq_case(X, sample_weight=[0.0, 0.0], masking=False), profile).total, 0.0, what=profile)
     # Masked as well: 0 under every profile that can combine a per-sample weight with a mask.
     for profile in ("tf_keras-2.21", "keras2-graph", "keras-2.3.1", "keras-3.15", "keras-3.15-jax"):

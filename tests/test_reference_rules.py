@@ -12,7 +12,10 @@ from harness.reference import rules
 from harness.reference.rules import IMPLEMENTATIONS, PROFILES, RULES, expected_profile
 
 SITE = Path(sysconfig.get_paths()["purelib"])  # /work/venvs/core/.../site-packages
-KERAS_231 = Path("/tmp/k231")  # `pip download keras==2.3.1 --no-deps -d /tmp/k231` + unzip
+# keras 2.3.1 / 2.2.4 sources: their venvs, or `pip download keras==2.3.1 --no-deps` unzipped in /tmp/k231.
+KERAS_231 = next((p for p in (Path("/work/venvs/keras231/lib/python3.11/site-packages"), Path("/tmp/k231"))
+                  if (p / "keras" / "losses.py").exists()), Path("/tmp/k231"))
+KERAS_224 = Path("/work/venvs/keras224/lib/python3.11/site-packages")
 TF_215 = Path("/work/venvs/tf215/lib/python3.11/site-packages/keras/src")
 
 
@@ -48,6 +51,10 @@ def test_cited_source_defines_the_named_function(source):
         root, path = KERAS_231, path.removeprefix("keras 2.3.1: ")
         if not root.exists():
             pytest.skip("keras 2.3.1 wheel not unpacked in /tmp/k231")
+    elif path.startswith("keras 2.2.4: "):
+        root, path = KERAS_224, path.removeprefix("keras 2.2.4: ")
+        if not root.exists():
+            pytest.skip("no keras 2.2.4 venv")
     elif path.startswith("tf 2.15: keras/src/"):
         root, path = TF_215, path.removeprefix("tf 2.15: keras/src/")
         if not root.exists():

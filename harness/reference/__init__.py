@@ -3,6 +3,8 @@
 Public API:
     predictions(case) -> {output name: float64 array}
     compute(case, profile, path="test_on_batch") -> Breakdown
+    effective_dtype(case, profile) -> "float32" | "float64" (the dtype the implementation computes in;
+        compare should pick its tolerance by it)
     rules.RULES, rules.PROFILES, rules.expected_profile(impl, versions)
 
 A profile is a name in rules.PROFILES or a complete rule -> alternative mapping, e.g.
@@ -11,7 +13,9 @@ NaN and inf come out as values (a fully masked batch under "valid_entries" gives
 """
 
 from harness.reference import rules
-from harness.reference.aggregate import Breakdown, OutputRecord, compute, output_masks, predictions
+from harness.reference.aggregate import (Breakdown, OutputRecord, compute, effective_dtype, output_masks,
+                                        predictions)
 from harness.reference.forward import Penalty
 
-__all__ = ["Breakdown", "OutputRecord", "Penalty", "compute", "output_masks", "predictions", "rules"]
+__all__ = ["Breakdown", "OutputRecord", "Penalty", "compute", "effective_dtype", "output_masks", "predictions",
+           "rules"]

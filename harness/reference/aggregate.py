@@ -19,6 +19,7 @@ engine scales tolerances by it, since terms can cancel).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -116,16 +117,31 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     y = out.target[rows]
     if out.target.dtype.kind not in "iu":
         y = r(y)
+    if out.loss == "log_cosh" and case.dtype == "float64" and rules["log_cosh_float64"] == "error":
+        notes.append(f"output {out.name!r}: log_cosh under floatx float64 subtracts the float32 constant "
+                     "K.log(2.) from a float64 tensor: a dtype error (keras/losses.py:logcosh)")
+        return math.nan, math.nan, None
     ctx = loss_fns.LossContext(rules=rules, dtype=case.dtype, keras_logits=t.keras_logits)
     per = loss_fns.per_element(out.loss, y, t.value, options, ctx)
+    entries_per_loss = 1
+    if per.shape == t.value.shape:
+        # An element-wise loss (huber under huber_last_axis="none"): weights and masks are expanded
+        # over the last axis (keras 2.3.1 losses_utils.broadcast_weights), so summing that axis first
+        # is exact; `sum_over_batch_size` still divides by every entry.
+        entries_per_loss = per.shape[-1]
+        per = np.sum(per, axis=-1)
     weights = np.ones(per.shape)
+    nonzero_fraction = 1.0
     if out.sample_weight is not None:
-        sw, err = _sample_weight_for(per, r(out.sample_weight[rows]), rules["sample_weight_broadcast"],
+        raw = r(out.sample_weight[rows])
+        sw, err = _sample_weight_for(per, raw, rules["sample_weight_broadcast"],
                                      t.mask is not None and t.mask.shape == per.shape)
         if sw is None:
             notes.append(f"output {out.name!r}: {err}")
             return math.nan, math.nan, None
         weights = weights * sw
+        if rules["sample_weight_normalisation"] == "nonzero_fraction":
+            nonzero_fraction = float(np.mean(raw != 0)) if raw.size else math.nan
     valid = None
     if t.mask is not None and t.mask.shape == per.shape:
         m = t.mask.astype(np.float64)
@@ -143,8 +159,12 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         total = float(np.sum(weighted))
         magnitude = float(np.sum(np.abs(weighted)))
     if reduction == "sum_over_batch_size":
-        total /= per.size
-        magnitude /= per.size
+        total /= per.size * entries_per_loss
+        magnitude /= per.size * entries_per_loss
+    if nonzero_fraction != 1.0:
+        # keras 2.2.4 weighted_masked_objective: score /= mean(weights != 0); all-zero weights: 0/0.
+        total = total / nonzero_fraction if nonzero_fraction else math.nan
+        magnitude = magnitude / nonzero_fraction if nonzero_fraction else math.nan
     return total, magnitude, valid
 
 
@@ -180,9 +200,33 @@ class _Batch:
     notes: list[str]
 
 
-def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str]) -> _Batch:
+def _dict_sample_weight_error(case: Case, batched: bool) -> str | None:
+    """The error Keras 3 raises for a dict sample_weight (rule dict_sample_weight="error"), per path.
+
+    The adapters pass y as a list (one array for one output) and the weights as {name: array}."""
+    if case.sample_weight_form != "dict":
+        return None
+    if len(case.outputs) > 1 and batched:
+        return ("sample_weight is a dict and y a list: ValueError 'You should provide one `sample_weight` "
+                "array per output in `y`' (keras/src/trainers/data_adapters/array_data_adapter.py:"
+                "ArrayDataAdapter.__init__)")
+    if len(case.outputs) > 1:
+        return ("sample_weight is a dict and y_pred a list: CompileLoss.call looks the weights up by the "
+                "output's list index, KeyError: 0 (keras/src/trainers/compile_utils.py:CompileLoss.call "
+                "resolve_path)")
+    return ("one output and a dict sample_weight: the whole dict reaches the loss as its sample weight and "
+            "cannot be converted to a tensor (keras/src/backend/numpy/core.py, "
+            "keras/src/backend/tensorflow/core.py, keras/src/backend/jax/core.py, "
+            "keras/src/backend/torch/core.py: convert_to_tensor)")
+
+
+def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool = False) -> _Batch:
     fwd = forward.run(case, rows, rules)
     notes: list[str] = []
+    if rules["dict_sample_weight"] == "error":
+        err = _dict_sample_weight_error(case, batched)
+        if err is not None:
+            notes.append(err)
     records = []
     weights = _loss_weights(case, rules, notes)
     for out, lw in zip(case.outputs, weights):
@@ -195,6 +239,14 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str]) -> _Batch
     penalties = forward.weight_penalties(case) + fwd.penalties
     total = sum(o.weighted for o in records) + sum(p.value for p in penalties)
     magnitude = sum(o.weighted_magnitude for o in records) + sum(p.magnitude for p in penalties)
+    if penalties and rules["additional_losses_sum"] == "list_error":
+        notes.append(f"{len(penalties)} entries in model.losses besides the compiled loss: ops.sum(losses) on "
+                     "a Python list, AttributeError 'list' object has no attribute 'dtype' "
+                     "(keras/src/backend/numpy/numpy.py:sum, from keras/src/trainers/trainer.py:compute_loss)")
+    if notes:  # the implementation raises: no number at all (NaN for the total and every output)
+        total = magnitude = math.nan
+        for o in records:
+            o.unweighted = o.weighted = o.magnitude = o.weighted_magnitude = math.nan
     return _Batch(len(rows), total, magnitude, records, penalties, notes)
 
 
@@ -219,6 +271,7 @@ def _terms(outputs: list[OutputRecord], penalties: list[forward.Penalty], rules:
 def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_batch") -> "Breakdown":
     """The reference total and breakdown of `case` on `path` under `profile` (a name or a mapping)."""
     rules = rules_mod.resolve(profile)
+    case = _as_computed(case, rules)
     n = case.batch_size
     if path in WHOLE_BATCH_PATHS:
         b = _one_batch(case, np.arange(n), rules)
@@ -228,7 +281,7 @@ def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_b
         raise ValueError(f"unknown path {path!r}; known: {', '.join(WHOLE_BATCH_PATHS + BATCHED_PATHS)}")
 
     size = case.evaluate_batch_size
-    batches = [_one_batch(case, np.arange(s, min(s + size, n)), rules) for s in range(0, n, size)]
+    batches = [_one_batch(case, np.arange(s, min(s + size, n)), rules, batched=True) for s in range(0, n, size)]
     sizes = np.array([b.size for b in batches], dtype=np.float64)
 
     def avg(values: list[float], how: str) -> float:
@@ -266,13 +319,31 @@ def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_b
     )
 
 
+def effective_dtype(case: Case, profile: str | Mapping[str, str]) -> str:
+    """The dtype the implementation computes in: the case dtype, except float64 under
+    float64_compute="float32" (Keras 3 on JAX without x64; rules.py)."""
+    rules = rules_mod.resolve(profile)
+    if case.dtype == "float64" and rules["float64_compute"] == "float32":
+        return "float32"
+    return case.dtype
+
+
+def _as_computed(case: Case, rules: Mapping[str, str]) -> Case:
+    """The case as the implementation computes it (the same case with its effective dtype)."""
+    dtype = effective_dtype(case, rules)
+    return case if dtype == case.dtype else dataclasses.replace(case, dtype=dtype)
+
+
 def predictions(case: Case, profile: str | Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
     """Output name -> float64 prediction of the whole batch.
 
     Predictions depend on a rule only through masks consumed by GlobalAveragePooling1D after a
     merge (merge_mask); without `profile`, Keras 2's AND is used.
     """
-    fwd = forward.run(case, np.arange(case.batch_size), None if profile is None else rules_mod.resolve(profile))
+    rules = None if profile is None else rules_mod.resolve(profile)
+    if rules is not None:
+        case = _as_computed(case, rules)
+    fwd = forward.run(case, np.arange(case.batch_size), rules)
     return {out.name: np.array(fwd.tensors[out.layer].value, dtype=np.float64) for out in case.outputs}
 
 

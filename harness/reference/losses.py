@@ -138,10 +138,15 @@ def mean_squared_logarithmic_error(y, p, options, ctx):
 
 
 def huber(y, p, options, ctx):
+    """Mean over the last axis; under huber_last_axis="none" (keras 2.3.1 keras/losses.py:huber_loss)
+    the element-wise loss, shaped like the prediction (the aggregation expands weights over it)."""
     delta = float(options.get("delta", 1.0))
     err = p - y
     abs_err = np.abs(err)
-    return np.mean(np.where(abs_err <= delta, 0.5 * np.square(err), delta * abs_err - 0.5 * delta**2), axis=-1)
+    elements = np.where(abs_err <= delta, 0.5 * np.square(err), delta * abs_err - 0.5 * delta**2)
+    if ctx.rule("huber_last_axis", "mean") == "none":
+        return elements
+    return np.mean(elements, axis=-1)
 
 
 def log_cosh(y, p, options, ctx):
@@ -232,17 +237,18 @@ def cosine_similarity(y, p, options, ctx):
     return -np.sum(_l2_normalize(y, ctx) * _l2_normalize(p, ctx), axis=-1)
 
 
-def _hinge_labels(y: np.ndarray) -> np.ndarray:
-    # {0, 1} labels (checked over the whole batch tensor) become {-1, 1}.
+def _hinge_labels(y: np.ndarray, ctx: LossContext) -> np.ndarray:
+    # {0, 1} labels (checked over the whole batch tensor) become {-1, 1}. (keras 2.2.4 keras/losses.py:hinge
+    # uses them as given; harness.spec only admits {-1, 1} hinge targets, where both agree.)
     return 2.0 * y - 1.0 if np.all((y == 0) | (y == 1)) else y
 
 
 def hinge(y, p, options, ctx):
-    return np.mean(np.maximum(1.0 - _hinge_labels(y) * p, 0.0), axis=-1)
+    return np.mean(np.maximum(1.0 - _hinge_labels(y, ctx) * p, 0.0), axis=-1)
 
 
 def squared_hinge(y, p, options, ctx):
-    return np.mean(np.square(np.maximum(1.0 - _hinge_labels(y) * p, 0.0)), axis=-1)
+    return np.mean(np.square(np.maximum(1.0 - _hinge_labels(y, ctx) * p, 0.0)), axis=-1)
 
 
 def categorical_hinge(y, p, options, ctx):
@@ -264,7 +270,8 @@ PER_ELEMENT: dict[str, Callable[[np.ndarray, np.ndarray, Mapping[str, Any], Loss
 
 def per_element(name: str, y_true: np.ndarray, y_pred: np.ndarray, options: Mapping[str, Any] | None = None,
                 ctx: LossContext | None = None) -> np.ndarray:
-    """The loss `name` per element (prediction shape without its last axis), float64."""
+    """The loss `name` per element (prediction shape without its last axis; huber under
+    huber_last_axis="none" keeps it), float64."""
     fn = PER_ELEMENT[name]
     y = np.asarray(y_true)
     if name != "sparse_categorical_crossentropy":

@@ -4,15 +4,20 @@ A Rule is one question ("how is a masked loss normalised?"); each Alternative is
 with the file and function of each implementation that gives it (paths relative to
 site-packages: `tf_keras/...` and `keras/...` from /work/venvs/core (tf-keras 2.21, Keras 3.15.1),
 `keras/src/...` of TF 2.15 from /work/venvs/tf215 (marked "tf 2.15:"; same text as tf_keras
-2.21 for every function cited here), and `keras/...` of the standalone keras==2.3.1 wheel
-(marked "keras 2.3.1:")). tests/test_reference_rules.py checks that each cited file defines
+2.21 for every function cited here), and `keras/...` of the standalone keras==2.3.1 and 2.2.4
+wheels (marked "keras 2.3.1:" / "keras 2.2.4:"; /work/venvs/keras231, /work/venvs/keras224)). tests/test_reference_rules.py checks that each cited file defines
 the cited function.
 
 Rules found by running the implementations on drawn cases (each then confirmed in the source,
 or, for zero_loss_weight, by eager vs tf.function runs): merge_mask,
 loss_weights_dict_with_list_loss, single_loss_with_loss_weights, rnn_activity_regularizer,
 sample_weight_broadcast (trailing_axis*), evaluate_output_log (Keras 3 compiled on TF),
-zero_loss_weight.
+zero_loss_weight, huber_last_axis and log_cosh_float64 (keras 2.3.1), dict_sample_weight (Keras 3),
+additional_losses_sum (Keras 3 numpy), float64_compute (Keras 3 JAX).
+
+Error alternatives (the implementation raises): the reference returns NaN and a Breakdown note
+that cites the Keras file whose code raises (harness.compare.predicts_error matches it against
+the innermost Keras frame of the implementation's message).
 
 A profile is a choice for every rule. `PROFILES` holds the profiles of the implementations we
 run; `expected_profile(impl, versions)` says which one an implementation should match. All
@@ -53,6 +58,7 @@ class Rule:
 _TFK = "tf_keras/src"
 _K3 = "keras/src"
 _K231 = "keras 2.3.1: keras"
+_K224 = "keras 2.2.4: keras"
 _TF215 = "tf 2.15: keras/src"  # TF 2.15's bundled Keras, in /work/venvs/tf215
 
 RULES: dict[str, Rule] = {
@@ -68,7 +74,8 @@ RULES: dict[str, Rule] = {
                     [f"{_TFK}/utils/losses_utils.py:apply_valid_mask",
                      f"{_TFK}/losses.py:Loss.__call__",
                      f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
-                     f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss"],
+                     f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss",
+                     f"{_K224}/engine/training_utils.py:weighted_masked_objective"],
                 ),
                 "valid_entries_no_nan": Alternative(
                     "mask * divide_no_nan(total, valid): divided by the unmasked entries; a fully masked "
@@ -121,7 +128,7 @@ RULES: dict[str, Rule] = {
                 ),
                 "sum": Alternative(
                     "penalty(output), summed over the batch, not divided.",
-                    [f"{_K231}/engine/base_layer.py:Layer.__call__"],
+                    [f"{_K231}/engine/base_layer.py:Layer.__call__", f"{_K224}/engine/base_layer.py:Layer.__call__"],
                 ),
             },
         ),
@@ -141,7 +148,8 @@ RULES: dict[str, Rule] = {
                 "clip_epsilon": Alternative(
                     "the probabilities are clipped to [epsilon, 1 - epsilon] and logged.",
                     [f"{_K3}/backend/jax/nn.py:binary_crossentropy", f"{_K3}/backend/jax/nn.py:categorical_crossentropy",
-                     f"{_K3}/backend/torch/nn.py:binary_crossentropy", f"{_K3}/backend/numpy/nn.py:binary_crossentropy"],
+                     f"{_K3}/backend/torch/nn.py:binary_crossentropy", f"{_K3}/backend/numpy/nn.py:binary_crossentropy",
+                     f"{_K224}/backend/tensorflow_backend.py:binary_crossentropy"],
                 ),
             },
         ),
@@ -158,7 +166,8 @@ RULES: dict[str, Rule] = {
                     [f"{_K3}/backend/tensorflow/nn.py:binary_crossentropy",
                      f"{_K3}/backend/jax/nn.py:binary_crossentropy",
                      f"{_K3}/backend/torch/nn.py:binary_crossentropy",
-                     f"{_K3}/backend/numpy/nn.py:binary_crossentropy"],
+                     f"{_K3}/backend/numpy/nn.py:binary_crossentropy",
+                     f"{_K224}/backend/tensorflow_backend.py:binary_crossentropy"],
                 ),
             },
         ),
@@ -327,6 +336,119 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "huber_last_axis",
+            "Huber: is the per-element loss averaged over the last axis before weighting and reduction?",
+            {
+                "mean": Alternative(
+                    "yes: one loss per sample (per step), mean over the last axis.",
+                    [f"{_TFK}/losses.py:huber", f"{_K3}/losses/losses.py:huber"],
+                ),
+                "none": Alternative(
+                    "no: the element-wise loss keeps the last axis (d entries); sample weights and masks "
+                    "are expanded over it, `sum` adds all d entries (d times the mean), "
+                    "`sum_over_batch_size` divides by every entry (the same as the mean).",
+                    [f"{_K231}/losses.py:huber_loss", f"{_K231}/utils/losses_utils.py:compute_weighted_loss",
+                     f"{_K231}/utils/losses_utils.py:broadcast_weights"],
+                ),
+            },
+        ),
+        Rule(
+            "log_cosh_float64",
+            "log_cosh with floatx float64:",
+            {
+                "computed": Alternative(
+                    "computed in float64 (log(2) converted to the input dtype).",
+                    [f"{_TFK}/losses.py:log_cosh", f"{_K3}/losses/losses.py:log_cosh"],
+                ),
+                "error": Alternative(
+                    "`x + K.softplus(-2. * x) - K.log(2.)`: K.log(2.) is a float32 constant, and "
+                    "float64 - float32 raises a TypeError/ValueError when the model is compiled "
+                    "(the reference gives NaN and notes the error).",
+                    [f"{_K231}/losses.py:logcosh", f"{_K224}/losses.py:logcosh"],
+                ),
+            },
+        ),
+        Rule(
+            "sample_weight_normalisation",
+            "Is an output's weighted loss divided by the fraction of non-zero sample weights?",
+            {
+                "none": Alternative(
+                    "no: sum(losses * weights) / entries (sum_over_batch_size).",
+                    [f"{_TFK}/utils/losses_utils.py:compute_weighted_loss",
+                     f"{_K3}/losses/loss.py:reduce_weighted_values",
+                     f"{_K231}/utils/losses_utils.py:compute_weighted_loss"],
+                ),
+                "nonzero_fraction": Alternative(
+                    "yes: score *= weights; score /= mean(weights != 0) (over the weight array as given, "
+                    "(batch,) or (batch, time)); all-zero weights give 0/0 = NaN. Without user weights the "
+                    "weights are ones (a placeholder fed with ones), so the factor is 1.",
+                    [f"{_K224}/engine/training_utils.py:weighted_masked_objective",
+                     f"{_K224}/engine/training_utils.py:standardize_weights"],
+                ),
+            },
+        ),
+        Rule(
+            "dict_sample_weight",
+            "sample_weight given as a dict keyed by output name (y given as a list, or one array):",
+            {
+                "by_name": Alternative(
+                    "each output gets the weights under its name.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/data_adapter.py:unpack_x_y_sample_weight",
+                     f"{_K231}/engine/training_utils.py:standardize_sample_weights"],
+                ),
+                "error": Alternative(
+                    "an error (the reference gives NaN and notes it, per path). Several outputs: "
+                    "compute_loss/test_on_batch look the weights up by the list index of the output "
+                    "(`KeyError: 0` in CompileLoss.call's resolve_path); evaluate/fit refuse a dict "
+                    "against a list y ('You should provide one `sample_weight` array per output in `y`', "
+                    "ArrayDataAdapter.__init__). One output: the whole dict reaches the loss as its "
+                    "sample weight and the backend cannot convert it (convert_to_tensor).",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_K3}/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__",
+                     f"{_K3}/backend/numpy/core.py:convert_to_tensor"],
+                ),
+            },
+        ),
+        Rule(
+            "additional_losses_sum",
+            "Trainer.compute_loss with the compiled loss and >= 1 entry of model.losses: how is the list summed?",
+            {
+                "ops_sum": Alternative(
+                    "ops.sum(losses) stacks the list of scalars (TensorFlow, JAX, torch backends; Keras 2 "
+                    "adds the tensors).",
+                    [f"{_K3}/trainers/trainer.py:Trainer.compute_loss", f"{_K3}/backend/jax/numpy.py:sum",
+                     f"{_K3}/backend/tensorflow/numpy.py:sum"],
+                ),
+                "list_error": Alternative(
+                    "the numpy backend's sum reads `x.dtype` of the Python list first: AttributeError "
+                    "\"'list' object has no attribute 'dtype'\" (the reference gives NaN and notes it).",
+                    [f"{_K3}/trainers/trainer.py:Trainer.compute_loss", f"{_K3}/backend/numpy/numpy.py:sum"],
+                ),
+            },
+        ),
+        Rule(
+            "float64_compute",
+            "A float64 case (floatx float64, float64 arrays): in which dtype does the backend compute?",
+            {
+                "float64": Alternative(
+                    "float64 throughout.",
+                    [f"{_TFK}/backend_config.py:floatx", f"{_K3}/backend/tensorflow/core.py:convert_to_tensor"],
+                ),
+                "float32": Alternative(
+                    "float32: Keras 3's type promotion maps float64 to float32 on every backend but "
+                    "TensorFlow (BIT64_TO_BIT32_DTYPE, 'aligned with JAX's default'), so arrays converted "
+                    "without an explicit dtype, variables and op results are float32 on JAX, torch and "
+                    "NumPy even with floatx float64 (observed: NumPy backend Dense(dtype='float64') has "
+                    "kernel.value.dtype float32). The reference computes such a case as a float32 case "
+                    "(harness.reference.effective_dtype).",
+                    [f"{_K3}/backend/common/dtypes.py:_lattice_result_type", f"{_K3}/backend/common/dtypes.py:result_type",
+                     f"{_K3}/backend/numpy/core.py:convert_to_tensor", f"{_K3}/backend/jax/core.py:convert_to_tensor",
+                     f"{_K3}/backend/torch/core.py:convert_to_tensor"],
+                ),
+            },
+        ),
+        Rule(
             "output_log",
             "What does the per-output loss in the logs show?",
             {
@@ -350,7 +472,8 @@ RULES: dict[str, Rule] = {
                     [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
                      f"{_TFK}/engine/training_utils_v1.py:MetricsAggregator.aggregate",
                      f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.test_step",
-                     f"{_K3}/backend/jax/trainer.py:JAXTrainer._update_metrics_variables"],
+                     f"{_K3}/backend/jax/trainer.py:JAXTrainer._update_metrics_variables",
+                     f"{_K224}/engine/training_arrays.py:test_loop"],
                 ),
                 "batch_mean": Alternative("plain mean of the batch totals.", []),
             },
@@ -362,7 +485,8 @@ RULES: dict[str, Rule] = {
                 "batch_size_weighted": Alternative(
                     "Mean metric updated with sample_weight = batch size.",
                     [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
-                     f"{_K3}/trainers/compile_utils.py:CompileLoss.call"],
+                     f"{_K3}/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_K224}/engine/training_arrays.py:test_loop"],
                 ),
                 "batch_mean": Alternative(
                     "Mean metric updated once per batch without weights (a stateful metric the v1 "
@@ -395,6 +519,12 @@ _TF_KERAS = {
     "single_loss_with_loss_weights": "broadcast",
     "rnn_activity_regularizer": "applied",
     "zero_loss_weight": "nan_propagates",
+    "huber_last_axis": "mean",
+    "log_cosh_float64": "computed",
+    "sample_weight_normalisation": "none",
+    "dict_sample_weight": "by_name",
+    "additional_losses_sum": "ops_sum",
+    "float64_compute": "float64",
     "output_log": "unweighted",
     "evaluate_total": "batch_size_weighted",
     "evaluate_output_log": "batch_size_weighted",
@@ -411,6 +541,7 @@ _KERAS3_TF = {
     "loss_weights_dict_with_list_loss": "sorted_names",
     "single_loss_with_loss_weights": "error",
     "rnn_activity_regularizer": "ignored",
+    "dict_sample_weight": "error",
     # Compiled (the default, run_eagerly=False): the static batch size is None in tf.function.
     # Eager runs weight by batch size; the verdicts explain that by this rule's alternative.
     "evaluate_output_log": "batch_mean",
@@ -418,6 +549,7 @@ _KERAS3_TF = {
 
 _KERAS3_JAX = {
     **_KERAS3_TF,
+    "float64_compute": "float32",  # keras/src/backend/common/dtypes.py: float64 -> float32 off TensorFlow
     "evaluate_output_log": "batch_size_weighted",  # JAX/torch/numpy shapes are static
     "probability_crossentropy": "clip_epsilon",
     "sparse_ce_probability": "renormalise_clip_log",
@@ -436,17 +568,34 @@ PROFILES: dict[str, dict[str, str]] = {
         "activity_regularizer_scaling": "sum",
         "label_smoothing_classes": "axis_1",
         "evaluate_output_log": "batch_mean",
+        "huber_last_axis": "none",
+        "log_cosh_float64": "error",
+    },
+    # keras 2.2.4 (standalone, TF1 graph): loss functions only (no reduction/from_logits/label_smoothing
+    # options, no huber or focal: the adapter reports those unsupported). A mask divides by mean(mask)
+    # (= valid entries, 0/0 = NaN when all masked); the weights by mean(weights != 0); activity
+    # penalties are summed; the backend clips probabilities without recovering logits (binary: logit of
+    # the clipped p, the same as log p; sparse: log of the clipped p); test_loop averages every output by
+    # batch size (stateless metrics).
+    "keras-2.2.4": {
+        **_TF_KERAS,
+        "sample_weight_normalisation": "nonzero_fraction",
+        "activity_regularizer_scaling": "sum",
+        "probability_crossentropy": "clip_epsilon",
+        "bce_probability_log": "log",
+        "log_cosh_float64": "error",
+        "evaluate_output_log": "batch_size_weighted",
     },
     "keras-3.15": dict(_KERAS3_TF),
     "keras-3.15-jax": dict(_KERAS3_JAX),
     "keras-3.15-torch": {**_KERAS3_JAX, "sample_weight_broadcast": "trailing_axis_inplace_mask"},
     "keras-3.15-numpy": {**_KERAS3_JAX, "sample_weight_broadcast": "trailing_axis_inplace_mask",
-                         "bce_from_logits": "sigmoid_then_clip"},
+                         "bce_from_logits": "sigmoid_then_clip", "additional_losses_sum": "list_error"},
 }
 
 IMPLEMENTATIONS = (
     "keras3-tensorflow", "keras3-jax", "keras3-torch", "keras3-numpy",
-    "tf_keras", "tf_keras-graph", "tf.keras", "tf.keras-graph", "keras2.3.1",
+    "tf_keras", "tf_keras-graph", "tf.keras", "tf.keras-graph", "keras2.3.1", "keras2.2.4",
 )
 
 
@@ -493,7 +642,7 @@ def expected_profile(impl: str, versions: Mapping[str, str]) -> str:
     """The profile an implementation should match, given its versions. All version quirks here.
 
     Only the versions installed here were read (tf-keras 2.21, Keras 3.15.1, TF 2.15's keras,
-    keras 2.3.1); other versions map to the nearest read profile, which is an assumption that
+    keras 2.3.1, keras 2.2.4); other versions map to the nearest read profile, which is an assumption that
     the verdicts test, not a fact.
     """
     if impl.startswith("keras3-"):
@@ -509,4 +658,6 @@ def expected_profile(impl: str, versions: Mapping[str, str]) -> str:
         return "tf.keras-2.15-graph"
     if impl == "keras2.3.1":
         return "keras-2.3.1"
+    if impl == "keras2.2.4":
+        return "keras-2.2.4"
     raise KeyError(f"unknown implementation {impl!r}; known: {', '.join(IMPLEMENTATIONS)}")
