@@ -149,9 +149,16 @@ def huber(y, p, options, ctx):
     return np.mean(elements, axis=-1)
 
 
+# log(2) as every implementation computes it: in float32, then cast to the tensor's dtype
+# (tf_keras/src/losses.py:log_cosh `tf.cast(tf.math.log(2.0), x.dtype)`, the same in TF 2.15's
+# keras/src/losses.py; keras/src/losses/losses.py:log_cosh `ops.convert_to_tensor(ops.log(2.0), ...)`).
+# In a float64 case this is 1.9e-9 above float64 log(2) (found on case 78b0731e0626956c).
+LOG2_FLOAT32 = float(np.log(np.float32(2.0)))
+
+
 def log_cosh(y, p, options, ctx):
     x = p - y
-    return np.mean(x + softplus(-2.0 * x) - np.log(2.0), axis=-1)
+    return np.mean(x + softplus(-2.0 * x) - LOG2_FLOAT32, axis=-1)
 
 
 def binary_crossentropy(y, p, options, ctx):
