@@ -189,6 +189,9 @@ def test_float64_case_computed_in_float32_rounds_like_a_float32_case():
     close(reference.compute(case, {**TFK, "float64_compute": "float64"}).total, 0.1**2)
     close(reference.compute(case, {**TFK, "float64_compute": "float32"}).total, float(np.float32(0.1)) ** 2)
     assert reference.predictions(case, {**TFK, "float64_compute": "float32"})["out"][0, 0, 0] == float(np.float32(0.1))
+    # Mixed (JAX, torch): the reference stays float64, only the tolerance is float32's.
+    close(reference.compute(case, {**TFK, "float64_compute": "float32_reduction"}).total, 0.1**2)
+    assert reference.predictions(case, {**TFK, "float64_compute": "float32_reduction"})["out"][0, 0, 0] == 0.1
 
 
 @pytest.mark.parametrize("profile, want", [

@@ -320,18 +320,20 @@ def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_b
 
 
 def effective_dtype(case: Case, profile: str | Mapping[str, str]) -> str:
-    """The dtype the implementation computes in: the case dtype, except float64 under
-    float64_compute="float32" (Keras 3 on JAX without x64; rules.py)."""
+    """The dtype whose rounding the implementation's numbers carry, for choosing a tolerance: the
+    case dtype, except float64 under float64_compute "float32" or "float32_reduction" (rules.py)."""
     rules = rules_mod.resolve(profile)
-    if case.dtype == "float64" and rules["float64_compute"] == "float32":
+    if case.dtype == "float64" and rules["float64_compute"] != "float64":
         return "float32"
     return case.dtype
 
 
 def _as_computed(case: Case, rules: Mapping[str, str]) -> Case:
-    """The case as the implementation computes it (the same case with its effective dtype)."""
-    dtype = effective_dtype(case, rules)
-    return case if dtype == case.dtype else dataclasses.replace(case, dtype=dtype)
+    """The case as the implementation computes it: a float64 case under float64_compute="float32"
+    becomes a float32 case (inputs, weights and every layer output rounded to float32)."""
+    if case.dtype == "float64" and rules["float64_compute"] == "float32":
+        return dataclasses.replace(case, dtype="float32")
+    return case
 
 
 def predictions(case: Case, profile: str | Mapping[str, str] | None = None) -> dict[str, np.ndarray]:

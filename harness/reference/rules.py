@@ -13,7 +13,7 @@ or, for zero_loss_weight, by eager vs tf.function runs): merge_mask,
 loss_weights_dict_with_list_loss, single_loss_with_loss_weights, rnn_activity_regularizer,
 sample_weight_broadcast (trailing_axis*), evaluate_output_log (Keras 3 compiled on TF),
 zero_loss_weight, huber_last_axis and log_cosh_float64 (keras 2.3.1), dict_sample_weight (Keras 3),
-additional_losses_sum (Keras 3 numpy), float64_compute (Keras 3 JAX).
+additional_losses_sum (Keras 3 numpy), float64_compute (Keras 3 on JAX, torch, NumPy).
 
 Error alternatives (the implementation raises): the reference returns NaN and a Breakdown note
 that cites the Keras file whose code raises (harness.compare.predicts_error matches it against
@@ -429,22 +429,33 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "float64_compute",
-            "A float64 case (floatx float64, float64 arrays): in which dtype does the backend compute?",
+            "A float64 case (floatx float64, float64 arrays, layers with dtype float64): in which dtype "
+            "does the implementation compute?",
             {
                 "float64": Alternative(
-                    "float64 throughout.",
+                    "float64 throughout (Keras 2; Keras 3 on TensorFlow, where result_type keeps float64).",
                     [f"{_TFK}/backend_config.py:floatx", f"{_K3}/backend/tensorflow/core.py:convert_to_tensor"],
                 ),
+                "float32_reduction": Alternative(
+                    "mixed: arrays, variables and most ops are float64, but ops that promote with Keras's "
+                    "result_type, which maps float64 to float32 off TensorFlow (BIT64_TO_BIT32_DTYPE), "
+                    "pass through float32: the reduction's divide_no_nan (torch: MeanSquaredError()(y, p) "
+                    "is torch.float32 under floatx float64) and, on JAX with JAX_ENABLE_X64=1 (as "
+                    "harness.impls runs it), matmul and others (predictions carry float32 rounding). The "
+                    "reference computes float64 (a saturated sigmoid is not rounded to 1.0 as a float32 "
+                    "forward pass would: case 6ddeda77757a354f tells them apart); the tolerance is "
+                    "float32's (harness.reference.effective_dtype).",
+                    [f"{_K3}/backend/torch/numpy.py:divide_no_nan", f"{_K3}/backend/jax/numpy.py:divide_no_nan",
+                     f"{_K3}/backend/jax/numpy.py:matmul", f"{_K3}/backend/common/dtypes.py:_lattice_result_type",
+                     f"{_K3}/losses/loss.py:reduce_values"],
+                ),
                 "float32": Alternative(
-                    "float32: Keras 3's type promotion maps float64 to float32 on every backend but "
-                    "TensorFlow (BIT64_TO_BIT32_DTYPE, 'aligned with JAX's default'), so arrays converted "
-                    "without an explicit dtype, variables and op results are float32 on JAX, torch and "
-                    "NumPy even with floatx float64 (observed: NumPy backend Dense(dtype='float64') has "
-                    "kernel.value.dtype float32). The reference computes such a case as a float32 case "
-                    "(harness.reference.effective_dtype).",
+                    "float32 throughout: the NumPy backend's convert_to_tensor and variables take Keras's "
+                    "result_type, which maps float64 to float32 off TensorFlow (observed: Dense(dtype="
+                    "'float64') has kernel.value.dtype float32). The reference computes the case as a "
+                    "float32 case.",
                     [f"{_K3}/backend/common/dtypes.py:_lattice_result_type", f"{_K3}/backend/common/dtypes.py:result_type",
-                     f"{_K3}/backend/numpy/core.py:convert_to_tensor", f"{_K3}/backend/jax/core.py:convert_to_tensor",
-                     f"{_K3}/backend/torch/core.py:convert_to_tensor"],
+                     f"{_K3}/backend/numpy/core.py:convert_to_tensor"],
                 ),
             },
         ),
@@ -549,7 +560,7 @@ _KERAS3_TF = {
 
 _KERAS3_JAX = {
     **_KERAS3_TF,
-    "float64_compute": "float32",  # keras/src/backend/common/dtypes.py: float64 -> float32 off TensorFlow
+    "float64_compute": "float32_reduction",
     "evaluate_output_log": "batch_size_weighted",  # JAX/torch/numpy shapes are static
     "probability_crossentropy": "clip_epsilon",
     "sparse_ce_probability": "renormalise_clip_log",
@@ -588,9 +599,11 @@ PROFILES: dict[str, dict[str, str]] = {
     },
     "keras-3.15": dict(_KERAS3_TF),
     "keras-3.15-jax": dict(_KERAS3_JAX),
-    "keras-3.15-torch": {**_KERAS3_JAX, "sample_weight_broadcast": "trailing_axis_inplace_mask"},
+    "keras-3.15-torch": {**_KERAS3_JAX, "sample_weight_broadcast": "trailing_axis_inplace_mask",
+                         "float64_compute": "float32_reduction"},
     "keras-3.15-numpy": {**_KERAS3_JAX, "sample_weight_broadcast": "trailing_axis_inplace_mask",
-                         "bce_from_logits": "sigmoid_then_clip", "additional_losses_sum": "list_error"},
+                         "bce_from_logits": "sigmoid_then_clip", "additional_losses_sum": "list_error",
+                         "float64_compute": "float32"},
 }
 
 IMPLEMENTATIONS = (
