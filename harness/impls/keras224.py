@@ -83,23 +83,12 @@ def _loss_argument(keras_module: Any, case: Case) -> Any:
     return {o.name: fn for o, fn in zip(case.outputs, fns)}
 
 
-def _feeds(keras_module: Any, model: Any, x: Any, y: Any, sw: Any) -> tuple[list[Any], list[Any]]:
-    """As keras/engine/training.py test_on_batch + _make_test_function (2.2.4)."""
-    xs, ys, sws = model._standardize_user_data(x, y, sample_weight=sw)
-    placeholders = list(model._feed_inputs) + list(model._feed_targets) + list(model._feed_sample_weights)
-    values = list(xs) + list(ys) + list(sws)
-    if model._uses_dynamic_learning_phase():
-        placeholders.append(keras_module.backend.learning_phase())
-        values.append(0)
-    return placeholders, values
-
-
 def _sgd() -> Any:
     return keras.optimizers.SGD(lr=0.0)  # keras 2.2.4 optimizers.py SGD(lr=...)
 
 
 FLAVOR = keras2_graph.GraphFlavor(
-    impl=IMPL, keras=keras, tf=tf, engine_module="keras.engine.training", make_optimizer=_sgd, feeds=_feeds,
+    impl=IMPL, keras=keras, tf=tf, engine_module="keras.engine.training", make_optimizer=_sgd, feeds=keras2_graph.standalone_feeds,
     loss_argument=_loss_argument, unsupported_reason=_unsupported, total_loss_method="compile",
 )
 

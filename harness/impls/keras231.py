@@ -36,6 +36,7 @@ import tensorflow as tf  # noqa: E402
 
 keras231_shims.apply_after_import(keras)
 
+from harness.impls import keras2_graph  # noqa: E402
 from harness.impls.keras2_graph import GraphFlavor, enable_while_loop_gradients, run_case  # noqa: E402
 from harness.impls.paths import installed_versions  # noqa: E402
 from harness.results import ImplResult  # noqa: E402
@@ -51,23 +52,12 @@ if keras.backend.backend() != "tensorflow":
                       "(KERAS_BACKEND / ~/.keras/keras.json)")
 
 
-def _feeds(keras_module: Any, model: Any, x: Any, y: Any, sw: Any) -> tuple[list[Any], list[Any]]:
-    """As keras/engine/training.py test_on_batch + _make_test_function."""
-    xs, ys, sws = model._standardize_user_data(x, y, sample_weight=sw)
-    placeholders = list(model._feed_inputs) + list(model._feed_targets) + list(model._feed_sample_weights)
-    values = list(xs) + list(ys) + list(sws)
-    if model._uses_dynamic_learning_phase():
-        placeholders.append(keras_module.backend.learning_phase())
-        values.append(0)
-    return placeholders, values
-
-
 def _sgd() -> Any:
     return keras.optimizers.SGD(learning_rate=0.0)
 
 
 FLAVOR = GraphFlavor(impl=IMPL, keras=keras, tf=tf, engine_module="keras.engine.training",
-                     make_optimizer=_sgd, feeds=_feeds)
+                     make_optimizer=_sgd, feeds=keras2_graph.standalone_feeds)
 
 
 def versions() -> dict[str, str]:

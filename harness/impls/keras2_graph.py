@@ -307,6 +307,18 @@ def enable_while_loop_gradients(tf: Any) -> None:
     tf.compat.v1.experimental.output_all_intermediates(True)
 
 
+def standalone_feeds(keras_module: Any, model: Any, x: Any, y: Any, sw: Any) -> tuple[list[Any], list[Any]]:
+    """Placeholders and values of standalone keras 2.2.4 / 2.3.1, as their
+    keras/engine/training.py test_on_batch + _make_test_function build them."""
+    xs, ys, sws = model._standardize_user_data(x, y, sample_weight=sw)
+    placeholders = list(model._feed_inputs) + list(model._feed_targets) + list(model._feed_sample_weights)
+    values = list(xs) + list(ys) + list(sws)
+    if model._uses_dynamic_learning_phase():
+        placeholders.append(keras_module.backend.learning_phase())
+        values.append(0)
+    return placeholders, values
+
+
 def _feeds_training_v1(keras: Any, model: Any, x: Any, y: Any, sw: Any) -> tuple[list[Any], list[Any]]:
     """As training_v1.Model.test_on_batch: standardize, update the sample-weight modes (this
     recompiles the loss sub-graph when they change: _recompile_weights_loss_and_weighted_metrics),
