@@ -165,4 +165,9 @@ def test_breakdown_sums_to_the_total_and_one_batch_evaluate_is_test_on_batch(cas
         same(bd.total, parts, bd.magnitude, f"{profile}: total vs sum of its parts")
         assert bd.magnitude >= abs(bd.total) or math.isnan(bd.total), profile
         ev = reference.compute(one_batch, profile, "evaluate")
+        if any("data_adapters" in note for note in ev.notes):
+            # Keras 3's evaluate/fit refuse some sample_weight structures in the data adapter, which
+            # test_on_batch never uses (rules dict_sample_weight, single_sample_weight_not_per_sample).
+            assert math.isnan(ev.total), profile
+            continue
         same(ev.total, bd.total, bd.magnitude, f"{profile}: evaluate with one batch")

@@ -169,6 +169,37 @@ def test_dict_sample_weight_one_output_cites_the_backend_conversion():
     assert math.isnan(bd.total) and "keras/src/backend/numpy/core.py" in KERAS_FILE.findall(" ".join(bd.notes))
 
 
+# --- single_sample_weight_not_per_sample (Keras 3 evaluate/fit) -----------------------------
+
+
+def two_temporal_outputs(sample_weight) -> Case:
+    """x (2, 2, 1) = X without mask -> Dense "a" and Dense "b" (1 unit, kernel [[1]]): both predict x."""
+    xa = np.asarray(X, dtype=np.float64)
+    dense = {"units": 1, "activation": "linear", "use_bias": False}
+    layers = (Layer("a", "Dense", ("x",), dense, {"kernel": np.array([[1.0]])}),
+              Layer("b", "Dense", ("x",), dense, {"kernel": np.array([[1.0]])}))
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    outs = tuple(Output(n, np.zeros_like(xa), "mean_squared_error", {}, None, sw) for n in ("a", "b"))
+    case = Case("float64", (Input("x", "float", xa),), layers, outs, "list", "omitted", "single", 2)
+    spec.validate(case)
+    return case
+
+
+def test_one_per_timestep_weight_array_for_two_outputs():
+    # Per-step MSE [[1, 4], [9, 0]] weighted [[1, 0.5], [2, 0]]: (1 + 2 + 18 + 0) / 4 per output.
+    case = two_temporal_outputs([[1.0, 0.5], [2.0, 0.0]])
+    for path in ("test_on_batch", "evaluate"):
+        close(reference.compute(case, "tf_keras-2.21", path).total, 2 * 21 / 4)
+    close(reference.compute(case, "keras-3.15", "test_on_batch").total, 2 * 21 / 4)  # no data adapter
+    bd = reference.compute(case, "keras-3.15", "evaluate")
+    assert math.isnan(bd.total)
+    assert "keras/src/trainers/data_adapters/array_data_adapter.py" in KERAS_FILE.findall(" ".join(bd.notes))
+    # One score per sample is accepted (and meets the time axis: sample_weight_broadcast trailing_axis).
+    per_sample = reference.compute(two_temporal_outputs([2.0, 0.0]), "keras-3.15", "evaluate")
+    assert not per_sample.notes
+    close(per_sample.total, 2 * (2 * 1 + 0 * 4 + 2 * 9 + 0 * 0) / 4)
+
+
 # --- additional_losses_sum (Keras 3 numpy) -------------------------------------------------
 
 
@@ -221,12 +252,14 @@ def _error_cases() -> list[tuple[str, Case, dict]]:
         ("log_cosh", seq_case(X, loss="log_cosh"), {"log_cosh_float64": "error"}),
         ("dict", two, {"dict_sample_weight": "error"}),
         ("list sum", seq_case(X, kernel_reg=Regularizer("l2", 0.0, 0.5)), {"additional_losses_sum": "list_error"}),
+        ("single weight", two_temporal_outputs([[1.0, 0.5], [2.0, 0.0]]),
+         {"single_sample_weight_not_per_sample": "error_in_data_adapter"}),
     ]
 
 
 @pytest.mark.parametrize("what, case, flip", _error_cases(), ids=[c[0] for c in _error_cases()])
 def test_every_error_note_cites_a_keras_file(what, case, flip):
-    for path in ("test_on_batch", "evaluate"):
+    for path in (("evaluate",) if what == "single weight" else ("test_on_batch", "evaluate")):
         bd = reference.compute(case, {**TFK, **flip}, path)
         assert bd.notes, (what, path)
         for note in bd.notes:

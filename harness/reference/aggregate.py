@@ -227,6 +227,13 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: 
         err = _dict_sample_weight_error(case, batched)
         if err is not None:
             notes.append(err)
+    if (batched and rules["single_sample_weight_not_per_sample"] == "error_in_data_adapter"
+            and case.sample_weight_form == "single" and len(case.outputs) > 1):
+        sw = case.outputs[0].sample_weight
+        if sw is not None and not (sw.ndim == 1 or (sw.ndim == 2 and sw.shape[1] == 1)):
+            notes.append(f"one sample_weight array of shape {sw.shape} for {len(case.outputs)} outputs: ValueError "
+                         "'it should only have one scalar score per sample' (keras/src/trainers/data_adapters/"
+                         "array_data_adapter.py:ArrayDataAdapter.__init__)")
     records = []
     weights = _loss_weights(case, rules, notes)
     for out, lw in zip(case.outputs, weights):

@@ -411,6 +411,24 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "single_sample_weight_not_per_sample",
+            "One sample_weight array for several outputs that is not one score per sample (e.g. "
+            "(batch, time)), in evaluate/fit:",
+            {
+                "shared": Alternative(
+                    "the array is used for every output.",
+                    [f"{_TFK}/engine/compile_utils.py:Container._conform_to_outputs"],
+                ),
+                "error_in_data_adapter": Alternative(
+                    "evaluate/fit raise ValueError 'For a model with multiple outputs, when providing a "
+                    "single `sample_weight` array, it should only have one scalar score per sample' (the "
+                    "reference gives NaN and notes it); compute_loss/test_on_batch/train_on_batch use no "
+                    "data adapter and share the array like 'shared'.",
+                    [f"{_K3}/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__"],
+                ),
+            },
+        ),
+        Rule(
             "additional_losses_sum",
             "Trainer.compute_loss with the compiled loss and >= 1 entry of model.losses: how is the list summed?",
             {
@@ -534,6 +552,7 @@ _TF_KERAS = {
     "log_cosh_float64": "computed",
     "sample_weight_normalisation": "none",
     "dict_sample_weight": "by_name",
+    "single_sample_weight_not_per_sample": "shared",
     "additional_losses_sum": "ops_sum",
     "float64_compute": "float64",
     "output_log": "unweighted",
@@ -553,6 +572,7 @@ _KERAS3_TF = {
     "single_loss_with_loss_weights": "error",
     "rnn_activity_regularizer": "ignored",
     "dict_sample_weight": "error",
+    "single_sample_weight_not_per_sample": "error_in_data_adapter",
     # Compiled (the default, run_eagerly=False): the static batch size is None in tf.function.
     # Eager runs weight by batch size; the verdicts explain that by this rule's alternative.
     "evaluate_output_log": "batch_mean",
