@@ -217,7 +217,8 @@ def _dict_sample_weight_error(case: Case, batched: bool) -> str | None:
     return ("one output and a dict sample_weight: the whole dict reaches the loss as its sample weight and "
             "cannot be converted to a tensor (keras/src/backend/numpy/core.py, "
             "keras/src/backend/tensorflow/core.py, keras/src/backend/jax/core.py, "
-            "keras/src/backend/torch/core.py: convert_to_tensor)")
+            "keras/src/backend/torch/core.py: convert_to_tensor; torch raises in "
+            "keras/src/backend/common/variables.py:standardize_dtype 'Invalid dtype: object')")
 
 
 def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool = False) -> _Batch:
