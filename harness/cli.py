@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "replay": "harness.commands.replay",
     "rules": "harness.commands.rules",
     "report": "harness.report_cli",
+    "bench": "harness.commands.bench",
 }
 
 

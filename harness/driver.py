@@ -34,6 +34,10 @@ from harness.resultsfile import ResultsWriter
 DEFAULT_CASE_TIMEOUT = 120.0  # seconds for one case, all paths (first compiled call can take a few s)
 DEFAULT_START_TIMEOUT = 180.0  # seconds to import a framework and write the header
 MAX_CONSECUTIVE_FAILURES = 3
+# A worker is replaced by a fresh one after this many cases (run_implementation): TensorFlow
+# keeps old graphs alive (TF1 graph mode: ~3 MiB a case for tf_keras-graph) and XLA/jit caches
+# grow; a restart costs one framework import (1.5-8 s), < 2% of 200 cases. See harness/bench.py.
+DEFAULT_MAX_CASES_PER_WORKER = 200
 STDERR_TAIL_LINES = 20
 
 
@@ -49,13 +53,14 @@ class Worker:
     """One live worker process for one implementation."""
 
     def __init__(self, impl: str, *, start_timeout: float, python: str = sys.executable,
-                 extra_env: dict[str, str] | None = None, stop: "Stop | None" = None):
+                 extra_env: dict[str, str] | None = None, stop: "Stop | None" = None,
+                 module: str = "harness.worker"):
         self.impl = impl
         self._stderr = tempfile.TemporaryFile(mode="w+b")
         self._stderr_mark = 0  # where the current case's stderr starts (0 while starting up)
         env = {**os.environ, **(extra_env or {})}
         self.proc = subprocess.Popen(
-            [python, "-m", "harness.worker", "--impl", impl],
+            [python, "-m", module, "--impl", impl],  # module: another speaker of the worker protocol (bench)
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
             process_group=0,  # not in the terminal's foreground group: Ctrl-C is the driver's (see Stop)
         )
@@ -196,15 +201,22 @@ def run_implementation(
     on_progress: Callable[[ImplProgress], None] | None = None,
     python: str = sys.executable,
     stop: Stop | None = None,
+    progress: ImplProgress | None = None,
+    max_cases_per_worker: int | None = DEFAULT_MAX_CASES_PER_WORKER,
 ) -> ImplProgress:
     """Run every case through `impl`, appending judged results to `writer`.
 
     Once `stop` is set, nothing more is written (checked under `lock`; run_all sets it under
-    the same lock on Ctrl-C) and the function returns: the case that was running is not recorded."""
+    the same lock on Ctrl-C) and the function returns: the case that was running is not recorded.
+    `progress`: shared by the threads that run shares of one implementation's cases (run_all),
+    updated under `lock`. `max_cases_per_worker`: the worker is closed and a fresh one started
+    after that many answers (bounds memory that a framework never gives back)."""
     lock = lock or threading.Lock()
     stop = stop or Stop()
-    progress = ImplProgress(impl, total=len(cases))
+    if progress is None:
+        progress = ImplProgress(impl, total=len(cases))
     worker: Worker | None = None
+    served = 0  # answers of the current worker
     failures_in_a_row = 0
     versions: dict[str, str] = {}
     for case in cases:
@@ -212,12 +224,18 @@ def run_implementation(
             break
         cid = case.id
         if (cid, impl) in writer.done:
-            progress.done += 1
+            with lock:
+                progress.done += 1
             continue
         started = time.monotonic()
         try:
+            if worker is not None and max_cases_per_worker and served >= max_cases_per_worker:
+                worker.close()
+                stop.untrack(worker)
+                worker = None
             if worker is None:
                 worker = Worker(impl, start_timeout=start_timeout, python=python, stop=stop)
+                served = 0
                 versions = worker.header.get("versions", {})
                 with lock:
                     if stop.is_set():
@@ -225,6 +243,7 @@ def run_implementation(
                     writer.write({**worker.header, "kind": "header", "impl": impl,
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             raw = worker.run(spec.dumps(case), case_timeout)
+            served += 1
             result = answer_for(raw, cid, impl, worker)
             failures_in_a_row = 0
         except WorkerFailed as exc:
@@ -245,9 +264,9 @@ def run_implementation(
                 break
             writer.write_case(cid, case.to_json())
             writer.write(record)
-        progress.done += 1
-        for v in verdicts.values():
-            progress.counts[v.verdict] = progress.counts.get(v.verdict, 0) + 1
+            progress.done += 1
+            for v in verdicts.values():
+                progress.counts[v.verdict] = progress.counts.get(v.verdict, 0) + 1
         if on_progress:
             on_progress(progress)
         if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
@@ -302,7 +321,11 @@ def run_all(
     jobs: int = 1,
     **kwargs: Any,
 ) -> list[ImplProgress]:
-    """Run implementations, `jobs` at a time (each in its own worker process).
+    """Run implementations, `jobs` worker processes at a time.
+
+    With fewer implementations than jobs, each implementation's cases are dealt round-robin
+    to jobs // len(impls) workers of it (a worker runs on one core: a framework's Python and
+    tracing are single-threaded, and small models' ops gain nothing from more threads).
 
     KeyboardInterrupt (Ctrl-C) stops every thread before it writes another record, kills the
     workers, and is re-raised. An exception in a thread (the results file cannot be written:
@@ -311,9 +334,11 @@ def run_all(
     impls = list(impls)
     lock = threading.Lock()
     stop = Stop()
-    results: dict[str, ImplProgress] = {}
-    pending = list(impls)
+    shards = max(1, jobs // max(1, len(impls)))
+    results = {impl: ImplProgress(impl, total=len(cases)) for impl in impls}
+    pending = [(impl, cases[k::shards]) for impl in impls for k in range(shards)]
     pending_lock = threading.Lock()
+    started: set[str] = set()
     errors: list[BaseException] = []
 
     def loop() -> None:
@@ -328,14 +353,15 @@ def run_all(
             with pending_lock:
                 if not pending:
                     return
-                impl = pending.pop(0)
+                impl, share = pending.pop(0)
             if stop.is_set():
                 return
-            results[impl] = run_implementation(impl, cases, writer, lock=lock, stop=stop, **kwargs)
+            started.add(impl)
+            run_implementation(impl, share, writer, lock=lock, stop=stop, progress=results[impl], **kwargs)
 
     # Daemon threads: a thread still starting a worker when Ctrl-C comes must not hold the
     # interpreter open (it writes nothing more once `stop` is set).
-    threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, min(jobs, len(impls))))]
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, min(jobs, len(pending))))]
     for t in threads:
         t.start()
     try:
@@ -349,4 +375,4 @@ def run_all(
         raise
     if errors:
         raise errors[0]
-    return [results[i] for i in impls if i in results]
+    return [results[i] for i in impls if i in started]

@@ -113,6 +113,8 @@ def serve(impl: str, lines: IO[str], out: IO[str]) -> int:
                                 message=f"adapter raised {type(exc).__name__}: {exc}")
         try:
             record = result.to_json()
+            if hasattr(adapter, "keras_seconds"):  # harness.bench: the case's time inside Keras calls
+                record["keras_seconds"] = round(float(adapter.keras_seconds()), 6)
             json.dumps(record, allow_nan=False)
         except (TypeError, ValueError) as exc:  # not JSON-able: an adapter bug, reported as such
             record = ImplResult(case_id=case.id, impl=impl, status="crashed",

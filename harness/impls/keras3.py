@@ -85,3 +85,8 @@ def versions() -> dict[str, str]:
 
 def run(case: Case) -> ImplResult:
     return paths.run_case(FLAVOR, case)
+
+
+def keras_seconds() -> float:
+    """Seconds inside Keras calls during the last `run` (harness.bench's overhead figure)."""
+    return paths.CLOCK.seconds

@@ -71,6 +71,32 @@ def installed_versions(backend: str) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------
+# The Keras clock (harness.bench: the harness's overhead is a case's time outside Keras)
+# --------------------------------------------------------------------------------------
+
+
+class KerasClock:
+    """Seconds spent inside Keras calls (build, compile, the path calls, predict, get/set
+    weights) since `reset()`; `with CLOCK:` around each such call. Costs ~1 us a call."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.seconds += time.perf_counter() - self._started
+
+
+CLOCK = KerasClock()
+
+
+# --------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------
 
@@ -147,6 +173,10 @@ class _Model:
         self._mode: str | None = None
 
     def get(self, mode: Mode | None = None) -> Any:
+        with CLOCK:
+            return self._get(mode)
+
+    def _get(self, mode: Mode | None) -> Any:
         if self._model is None:
             self._model = build.build_model(self.flavor.keras, self.case)
             self._mode = None
@@ -187,14 +217,16 @@ def _unsupported(flavor: Flavor, mode: Mode, path: str) -> str | None:
 def run_case(flavor: Flavor, case: Case) -> ImplResult:
     """Every path of `case` on this implementation. Never raises for a problem with the case."""
     started = time.perf_counter()
+    CLOCK.reset()
     keras = flavor.keras
     result = ImplResult(case_id=case.id, impl=flavor.impl)
     notes: list[str] = []
     holder = _Model(flavor, case)
     try:
-        if flavor.clear_session:
-            keras.backend.clear_session()
-        build.set_float_dtype(keras, case.dtype)
+        with CLOCK:
+            if flavor.clear_session:
+                keras.backend.clear_session()
+            build.set_float_dtype(keras, case.dtype)
         model = holder.get()
     except Exception as exc:  # the model cannot be built: every path shares the error
         for variant, _ in flavor.compute_loss:
@@ -219,14 +251,16 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
 
     # Predictions, and the regularization term from one forward pass on the whole batch.
     try:
-        preds = model.predict(x, batch_size=case.batch_size, verbose=0)
+        with CLOCK:
+            preds = model.predict(x, batch_size=case.batch_size, verbose=0)
         preds = preds if isinstance(preds, (list, tuple)) else [preds]
         result.predictions = {o.name: to_array(p).tolist() for o, p in zip(case.outputs, preds)}
     except Exception as exc:
         notes.append(f"predict failed: {type(exc).__name__}: {exc}")
     regularization: float | None = None
     try:
-        model(x, training=True)
+        with CLOCK:
+            model(x, training=True)
         regularization = float(sum(to_float(v) for v in model.losses))
     except Exception as exc:
         notes.append(f"forward pass for model.losses failed: {type(exc).__name__}: {exc}")
@@ -239,8 +273,10 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
     for variant, call in flavor.compute_loss:
         try:
             model = holder.get(first_mode)
-            y_pred = model(x, training=True)
-            total = to_float(call(model, x, y, y_pred, sw))
+            with CLOCK:
+                y_pred = model(x, training=True)
+                loss = call(model, x, y, y_pred, sw)
+            total = to_float(loss)
             result.paths.append(PathResult("compute_loss", variant, "ok", total=total, terms=dict(whole_batch_terms)))
         except Exception as exc:
             result.paths.append(_error("compute_loss", variant, exc))
@@ -270,23 +306,30 @@ def _run_path(path: str, mode: str, model: Any, case: Case, x: Any, y: Any, sw: 
               whole_batch_terms: dict[str, float]) -> PathResult:
     ebs = case.evaluate_batch_size
     if path == "test_on_batch":
-        logs = model.test_on_batch(x, y, sample_weight=sw, return_dict=True)
+        with CLOCK:
+            logs = model.test_on_batch(x, y, sample_weight=sw, return_dict=True)
         return PathResult(path, mode, "ok", total=_logs_total(logs),
                           terms={**_output_terms(logs, case), **whole_batch_terms})
     if path == "evaluate":
-        logs = model.evaluate(x, y, sample_weight=sw, batch_size=ebs, verbose=0, return_dict=True)
+        with CLOCK:
+            logs = model.evaluate(x, y, sample_weight=sw, batch_size=ebs, verbose=0, return_dict=True)
         return PathResult(path, mode, "ok", total=_logs_total(logs), terms=_output_terms(logs, case))
-    before = build.weights_snapshot(model)
+    with CLOCK:
+        before = build.weights_snapshot(model)
     if path == "train_on_batch":
-        logs = model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+        with CLOCK:
+            logs = model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
         terms = {**_output_terms(logs, case), **whole_batch_terms}
         total = _logs_total(logs)
     elif path == "fit":
-        history = model.fit(x, y, sample_weight=sw, batch_size=ebs, epochs=1, shuffle=False, verbose=0)
+        with CLOCK:
+            history = model.fit(x, y, sample_weight=sw, batch_size=ebs, epochs=1, shuffle=False, verbose=0)
         logs = history.history
         terms = _output_terms(logs, case)
         total = to_float(logs["loss"][-1])
     else:
         raise ValueError(f"unknown path {path!r}")
-    moved = not build.weights_equal(before, build.weights_snapshot(model))
+    with CLOCK:
+        after = build.weights_snapshot(model)
+    moved = not build.weights_equal(before, after)
     return PathResult(path, mode, "ok", total=total, terms=terms, weights_moved=moved)

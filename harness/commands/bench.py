@@ -1,0 +1,70 @@
+"""`python -m harness bench`: cases/s of the harness against the naive way, same values (issue 9).
+
+Runs the fixed-seed corpus (harness.strategies.corpus(seed, n)) through one implementation twice,
+each through real worker processes: the harness (`python -m harness.worker`) and the naive
+yardstick (`python -m harness.bench_naive`: a fresh model for every path). Prints cases/s of
+each and their ratio, checks that both produced the same values (TOLERANCES of harness.compare;
+every difference is listed), the harness's time outside Keras calls, and the worker's memory.
+--long N then runs N cases through harness workers (replaced every --restart-every cases) and prints
+the serving worker's RSS every 100 cases.
+
+Exit status: 0 values identical, 1 some value differs or a case failed, 2 bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+HELP = __doc__
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--impl", default="keras3-tensorflow",
+                   help="implementation, or 'all' for tf_keras, keras3-tensorflow, keras3-jax, keras3-torch "
+                        "(default keras3-tensorflow)")
+    p.add_argument("-n", type=int, default=100, help="number of corpus cases (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="harness worker processes per implementation, cases dealt round-robin as `harness run --jobs` deals them (default 1)")
+    p.add_argument("--no-naive", action="store_true", help="run the harness only (no ratio, no value check)")
+    p.add_argument("--long", type=int, default=0, metavar="N",
+                   help="then run N cases through harness workers: RSS every 100 cases and after N")
+    p.add_argument("--restart-every", type=int, default=None, metavar="K",
+                   help="--long: replace the worker every K cases (default: the driver's "
+                        "DEFAULT_MAX_CASES_PER_WORKER; 0: one worker for all N, to measure growth)")
+    p.add_argument("--plant-difference", action="store_true",
+                   help="(for tests) multiply one naive total by 1.01 to show that the value check reports it")
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness import bench, strategies
+    from harness.commands.run import _available_impls, _usage_error
+
+    if args.n < 1 or args.workers < 1 or args.long < 0:
+        return _usage_error("-n and --workers must be >= 1, --long >= 0")
+    impls = list(bench.BENCH_IMPLS) if args.impl == "all" else _available_impls([args.impl])
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    cases = strategies.corpus(args.seed, args.n)
+    print(f"harness bench: {args.n} corpus cases (seed {args.seed}); harness with {args.workers} worker(s); "
+          f"started {time.strftime('%H:%M:%S')}", flush=True)
+    status = 0
+    for impl in impls:
+        result = bench.bench_impl(impl, cases, workers=args.workers, naive=not args.no_naive,
+                                  plant=args.plant_difference, log=log)
+        if args.long:
+            from harness.driver import DEFAULT_MAX_CASES_PER_WORKER
+
+            restart = DEFAULT_MAX_CASES_PER_WORKER if args.restart_every is None else args.restart_every or None
+            checkpoints = tuple(sorted({*range(100, args.long + 1, 100), args.long}))
+            log(f"[{impl}] memory run: worker replaced every {restart or 'never'} cases")
+            result.long = bench.memory_run(impl, args.seed, args.long, checkpoints, restart, log=log)
+        for line in bench.report(result):
+            print(line, flush=True)
+        if result.differences or result.harness.failures or (result.naive and result.naive.failures):
+            status = 1
+    return status
