@@ -149,7 +149,9 @@ RULES: dict[str, Rule] = {
                     "the probabilities are clipped to [epsilon, 1 - epsilon] and logged.",
                     [f"{_K3}/backend/jax/nn.py:binary_crossentropy", f"{_K3}/backend/jax/nn.py:categorical_crossentropy",
                      f"{_K3}/backend/torch/nn.py:binary_crossentropy", f"{_K3}/backend/numpy/nn.py:binary_crossentropy",
-                     f"{_K224}/backend/tensorflow_backend.py:binary_crossentropy"],
+                     f"{_K224}/backend/tensorflow_backend.py:binary_crossentropy",
+                     f"{_K231}/backend/tensorflow_backend.py:binary_crossentropy",
+                     f"{_K231}/backend/tensorflow_backend.py:categorical_crossentropy"],
                 ),
             },
         ),
@@ -602,6 +604,10 @@ PROFILES: dict[str, dict[str, str]] = {
         "evaluate_output_log": "batch_mean",
         "huber_last_axis": "none",
         "log_cosh_float64": "error",
+        # keras 2.3.1's backend delegates to TF's legacy tensorflow/python/keras/backend.py, which
+        # recovers logits from a Sigmoid/Softmax op only `if not hasattr(output, '_keras_history')`,
+        # and every keras 2.3.1 layer output has _keras_history (cases bd67015682ecf111, f8cb97e9ffdb2972).
+        "probability_crossentropy": "clip_epsilon",
     },
     # keras 2.2.4 (standalone, TF1 graph): loss functions only (no reduction/from_logits/label_smoothing
     # options, no huber or focal: the adapter reports those unsupported). A mask divides by mean(mask)
