@@ -80,6 +80,7 @@ def test_cited_source_defines_the_named_function(source):
     ("tf.keras", {"tensorflow": "2.15.1"}, "tf.keras-2.15"),
     ("tf.keras-graph", {"tensorflow": "2.15.1"}, "tf.keras-2.15-graph"),
     ("keras2.3.1", {"keras": "2.3.1", "tensorflow": "2.21.0"}, "keras-2.3.1"),
+    ("keras2.2.4", {"keras": "2.2.4", "tensorflow": "2.21.0"}, "keras-2.2.4"),
 ])
 def test_expected_profile(impl, versions, want):
     assert expected_profile(impl, versions) == want
@@ -100,3 +101,10 @@ def test_resolve_accepts_names_and_complete_overrides_only():
         rules.resolve({**PROFILES["tf_keras-2.21"], "mask_normalisation": "bogus"})
     with pytest.raises(KeyError):
         rules.resolve("no-such-profile")
+
+
+def test_every_registered_implementation_has_an_expected_profile():
+    from harness.impls import IMPLEMENTATIONS as REGISTERED
+
+    for impl in REGISTERED:
+        assert impl in IMPLEMENTATIONS, f"{impl} is registered in harness.impls but has no expected profile"
