@@ -13,6 +13,16 @@ rate 0 train_on_batch reports the loss of the weights it starts from). "evaluate
 consecutive batches of case.evaluate_batch_size (the last one may be shorter) and average them
 [evaluate_total, evaluate_output_log].
 
+Errors: where a profile says the implementation raises (a broadcast error, a dtype error, a
+refused sample_weight structure, ...), the batch's total and every output are NaN and
+Breakdown.notes says why, citing the Keras file whose code raises (harness.compare.predicts_error
+matches that file against the implementation's innermost Keras frame). Some errors are path
+specific: Keras 3's data adapter runs only under evaluate/fit.
+
+Dtype: a float64 case is computed as a float32 case under float64_compute="float32" (Keras 3
+NumPy backend); effective_dtype(case, profile) names the dtype whose rounding the implementation's
+numbers carry, for the tolerance.
+
 Magnitudes: for each figure, the sum of absolute values of everything summed into it (the
 engine scales tolerances by it, since terms can cancel).
 """
