@@ -346,10 +346,10 @@ def report(bench: ImplBench) -> list[str]:
     """The printed figures of one implementation."""
     h, b = bench.harness, bench.naive
     lines = [f"== {bench.impl}: {bench.n} cases"]
-    lines.append(f"  harness: {h.cases_per_second:7.3f} cases/s  ({h.seconds:.1f} s wall, "
+    lines.append(f"  harness: {h.cases_per_second:7.3f} cases/s  ({h.seconds:.1f} s, "
                  f"{len(h.results)} answered, {len(h.failures)} failed)")
     if b is not None:
-        lines.append(f"  naive:   {b.cases_per_second:7.3f} cases/s  ({b.seconds:.1f} s wall, "
+        lines.append(f"  naive:   {b.cases_per_second:7.3f} cases/s  ({b.seconds:.1f} s, "
                      f"{len(b.results)} answered, {len(b.failures)} failed)")
         lines.append(f"  ratio harness/naive: {bench.ratio:.2f}x")
     lines.append(f"  harness overhead outside Keras: {100 * bench.overhead:.1f}% of case time "

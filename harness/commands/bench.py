@@ -6,7 +6,7 @@ yardstick (`python -m harness.bench_naive`: a fresh model for every path). Print
 each and their ratio, checks that both produced the same values (TOLERANCES of harness.compare;
 every difference is listed), the harness's time outside Keras calls, and the worker's memory.
 --long N then runs N cases through harness workers (replaced every --restart-every cases) and prints
-the serving worker's RSS every 100 cases.
+the serving worker's RSS every 100 cases (every 25 up to 200).
 
 Exit status: 0 values identical, 1 some value differs or a case failed, 2 bad options.
 """
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="harness worker processes per implementation, cases dealt round-robin as `harness run --jobs` deals them (default 1)")
     p.add_argument("--no-naive", action="store_true", help="run the harness only (no ratio, no value check)")
     p.add_argument("--long", type=int, default=0, metavar="N",
-                   help="then run N cases through harness workers: RSS every 100 cases and after N")
+                   help="then run N cases through harness workers: RSS every 100 cases (25 up to 200) and after N")
     p.add_argument("--restart-every", type=int, default=None, metavar="K",
                    help="--long: replace the worker every K cases (default: the driver's "
                         "DEFAULT_MAX_CASES_PER_WORKER; 0: one worker for all N, to measure growth)")
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
             from harness.driver import DEFAULT_MAX_CASES_PER_WORKER
 
             restart = DEFAULT_MAX_CASES_PER_WORKER if args.restart_every is None else args.restart_every or None
-            checkpoints = tuple(sorted({*range(100, args.long + 1, 100), args.long}))
+            step = 25 if args.long <= 200 else 100
+            checkpoints = tuple(sorted({*range(step, args.long + 1, step), min(100, args.long), args.long}))
             log(f"[{impl}] memory run: worker replaced every {restart or 'never'} cases")
             result.long = bench.memory_run(impl, args.seed, args.long, checkpoints, restart, log=log)
         for line in bench.report(result):

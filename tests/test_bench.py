@@ -1,0 +1,75 @@
+"""The benchmark (`python -m harness bench`, harness/bench.py): it prints its figures, and its
+value check between the harness and the naive yardstick reports a difference when there is one.
+
+Behaviour only: no wall time is asserted (DESIGN.md section 4: speed targets are figures the
+benchmark prints). The end-to-end run uses keras3-torch, whose paths are all eager (no tracing,
+no XLA), so three cases take seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import bench
+from harness.results import ImplResult, PathResult
+from harness.strategies import corpus
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+
+
+def _result(case_id: str, total: float, prediction: float = 0.5, status: str = "ok") -> ImplResult:
+    paths = [PathResult("test_on_batch", "eager", status, total=total if status == "ok" else None,
+                        terms={"regularization": 0.25} if status == "ok" else {},
+                        error_type=None if status == "ok" else "ValueError")]
+    return ImplResult(case_id=case_id, impl="x", paths=paths, predictions={"out": [[prediction]]})
+
+
+CASE = corpus(0, 1)[0]  # float64: rtol 1e-9 (harness.compare.TOLERANCES)
+
+
+def test_compare_finds_no_difference_between_equal_runs() -> None:
+    assert bench.compare([CASE], {CASE.id: _result(CASE.id, 1.5)}, {CASE.id: _result(CASE.id, 1.5)}) == []
+
+
+def test_compare_reports_a_total_beyond_tolerance_and_ignores_rounding() -> None:
+    rounding = 1.5 * (1 + 1e-12)  # far inside float64's 1e-9
+    assert bench.compare([CASE], {CASE.id: _result(CASE.id, 1.5)}, {CASE.id: _result(CASE.id, rounding)}) == []
+    lines = bench.compare([CASE], {CASE.id: _result(CASE.id, 1.5)}, {CASE.id: _result(CASE.id, 1.5 * 1.01)})
+    assert len(lines) == 1 and lines[0].startswith(f"{CASE.id} test_on_batch/eager: total 1.5 !=")
+
+
+def test_compare_reports_statuses_predictions_and_missing_answers() -> None:
+    ok, err = _result(CASE.id, 1.5), _result(CASE.id, 1.5, status="error")
+    assert "status ok != error" in bench.compare([CASE], {CASE.id: ok}, {CASE.id: err})[0]
+    lines = bench.compare([CASE], {CASE.id: ok}, {CASE.id: _result(CASE.id, 1.5, prediction=0.6)})
+    assert lines == [f"{CASE.id} predictions/out: differ (max |diff| {abs(0.6 - 0.5)})"]
+    assert bench.compare([CASE], {CASE.id: ok}, {}) == [f"{CASE.id} *: answered by harness only"]
+
+
+@pytest.mark.differential
+def test_bench_prints_its_figures_and_reports_a_planted_difference() -> None:
+    pytest.importorskip("torch")
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "bench", "--impl", "keras3-torch", "-n", "3", "--workers", "1",
+         "--plant-difference"],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr[-3000:]  # 1: a value differs (the planted one)
+    assert re.search(r"harness: +\d+\.\d+ cases/s", out), out
+    assert re.search(r"naive: +\d+\.\d+ cases/s", out), out
+    assert re.search(r"ratio harness/naive: \d+\.\d+x", out), out
+    assert re.search(r"harness overhead outside Keras: \d+\.\d+% of case time", out), out
+    assert re.search(r"harness worker memory after 3 cases \(its own\): RSS \d+ MiB, peak \d+ MiB", out), out
+    planted = re.search(r"planted a difference \(total x 1.01\) in the naive run at (\S+ \S+)", proc.stderr)
+    assert planted, proc.stderr[-3000:]
+    differences = re.findall(r"^    (\S+ \S+): (.*)$", out, flags=re.M)
+    # Exactly the planted (case, path) differs: the harness and the naive way agree elsewhere.
+    assert [where for where, _ in differences] == [planted.group(1)], out
+    assert differences[0][1].startswith("total "), out
