@@ -352,17 +352,21 @@ def report(bench: ImplBench) -> list[str]:
         lines.append(f"  naive:   {b.cases_per_second:7.3f} cases/s  ({b.seconds:.1f} s, "
                      f"{len(b.results)} answered, {len(b.failures)} failed)")
         lines.append(f"  ratio harness/naive: {bench.ratio:.2f}x")
-    lines.append(f"  harness overhead outside Keras: {100 * bench.overhead:.1f}% of case time "
-                 f"({h.case_seconds - h.keras_seconds:.2f} s of {h.case_seconds:.2f} s)")
+    if h.keras_seconds > 0:
+        lines.append(f"  harness overhead outside Keras: {100 * bench.overhead:.1f}% of case time "
+                     f"({h.case_seconds - h.keras_seconds:.2f} s of {h.case_seconds:.2f} s)")
+    else:
+        lines.append("  harness overhead outside Keras: not measured (the adapter reports no keras_seconds)")
     for done, (rss, hwm) in sorted(h.rss.items()):
         lines.append(f"  harness worker memory after {done} cases (its own): RSS {mib(rss)}, peak {mib(hwm)}")
     if bench.long is not None:
         for done, (rss, hwm) in sorted(bench.long.rss.items()):
             lines.append(f"  memory run: after {done} cases: RSS {mib(rss)}, peak {mib(hwm)}")
-        points = sorted(bench.long.rss.items())
-        if len(points) >= 2 and points[0][1][1]:
-            lines.append(f"  peak growth {points[0][0]} -> {points[-1][0]} cases: "
-                         f"{points[-1][1][1] / points[0][1][1]:.2f}x")
+        points = dict(sorted(bench.long.rss.items()))
+        first, last = (100 if 100 in points else min(points, default=0)), max(points, default=0)
+        if last > first and points[first][0]:
+            lines.append(f"  RSS growth {first} -> {last} cases: {points[last][0] / points[first][0]:.2f}x "
+                         f"(peak {points[last][1] / points[first][1]:.2f}x)")
     for failure in h.failures + (b.failures if b else []):
         lines.append(f"  FAILED {failure}")
     if b is not None:
