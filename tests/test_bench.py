@@ -73,3 +73,36 @@ def test_bench_prints_its_figures_and_reports_a_planted_difference() -> None:
     # Exactly the planted (case, path) differs: the harness and the naive way agree elsewhere.
     assert [where for where, _ in differences] == [planted.group(1)], out
     assert differences[0][1].startswith("total "), out
+
+
+# --------------------------------------------------------------------------------------
+# The driver options that serve throughput and memory (harness/driver.py run_all,
+# run_implementation), on the framework-free test implementation (harness/impls/faulty.py)
+# --------------------------------------------------------------------------------------
+
+
+def _driver_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, **kwargs) -> tuple[list, list]:
+    from harness import driver, resultsfile
+    from harness.resultsfile import ResultsWriter
+
+    monkeypatch.setenv("HARNESS_TEST_IMPLS", "1")  # workers inherit it: test-steady is listed
+    out = tmp_path / "results.jsonl"
+    with ResultsWriter(out, resume=False, overwrite=True) as writer:
+        progresses = driver.run_all(["test-steady"], corpus(0, n), writer, strict_profile="tf_keras-2.21",
+                                    case_timeout=30.0, start_timeout=60.0, **kwargs)
+    records = [r for _, r in resultsfile.iter_records(out)]
+    return progresses, records
+
+
+def test_jobs_beyond_the_implementations_share_one_implementations_cases(tmp_path, monkeypatch) -> None:
+    progresses, records = _driver_run(tmp_path, monkeypatch, 5, jobs=2)
+    ids = sorted(r["case_id"] for r in records if r["kind"] == "result")
+    assert ids == sorted(c.id for c in corpus(0, 5))  # every case once
+    assert len([r for r in records if r["kind"] == "header"]) == 2  # two workers of test-steady
+    assert [(p.impl, p.done, p.total) for p in progresses] == [("test-steady", 5, 5)]
+
+
+def test_a_worker_is_replaced_after_max_cases_per_worker(tmp_path, monkeypatch) -> None:
+    _, records = _driver_run(tmp_path, monkeypatch, 5, max_cases_per_worker=2)
+    kinds = [r["kind"] for r in records if r["kind"] in ("header", "result")]
+    assert kinds == ["header", "result", "result", "header", "result", "result", "header", "result"]
