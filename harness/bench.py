@@ -68,10 +68,10 @@ def process_memory(pid: int) -> tuple[int, int]:
 
 def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int = 1,
                rss_at: tuple[int, ...] = (), case_timeout: float = CASE_TIMEOUT,
-               max_cases_per_worker: int | None = None,
+               max_cases_per_worker: int | None = None, max_rss_growth: float | None = None,
                on_case: Callable[[int], None] | None = None) -> Stream:
     """Every case through `workers` processes of `module` (cases dealt round-robin, as
-    driver.run_all deals them), each replaced after `max_cases_per_worker` cases as the driver does.
+    driver.run_all deals them), each replaced as the driver replaces them (driver.must_replace).
 
     rss_at: after worker 0 (which gets every `workers`-th case) has answered that many cases,
     record the memory of the process serving them. A failed worker (crash, timeout) is recorded in
@@ -92,9 +92,10 @@ def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int =
             errors.append(exc)
         ready.wait()
         try:
-            served = 0
+            served, first_rss = 0, 0
             for done, case in enumerate(share, start=1):
-                if worker is not None and max_cases_per_worker and served >= max_cases_per_worker:
+                if worker is not None and driver.must_replace(worker, served, first_rss, max_cases_per_worker,
+                                                              max_rss_growth):
                     worker.close()
                     worker = None
                 if worker is None:
@@ -110,6 +111,8 @@ def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int =
                     continue
                 elapsed = time.perf_counter() - started
                 served += 1
+                if served == 1:
+                    first_rss = driver.process_rss(worker.proc.pid)
                 with lock:
                     stream.results[case.id] = ImplResult.from_json(raw)
                     stream.case_seconds += elapsed
@@ -139,7 +142,7 @@ def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int =
 
 
 def run_interleaved(impl: str, cases: list[spec.Case], *, case_timeout: float = CASE_TIMEOUT,
-                    max_cases_per_worker: int | None = None,
+                    max_cases_per_worker: int | None = None, max_rss_growth: float | None = None,
                     on_case: Callable[[int], None] | None = None) -> tuple[Stream, Stream]:
     """Each case through a harness worker, then through a naive one: both processes stay alive
     and only one works at a time, so a machine whose load changes during the run (other jobs
@@ -148,12 +151,13 @@ def run_interleaved(impl: str, cases: list[spec.Case], *, case_timeout: float = 
 
     streams = Stream(impl, HARNESS_WORKER), Stream(impl, NAIVE_WORKER)
     workers: list[driver.Worker | None] = [None, None]
-    served = 0  # answers of the current harness worker
+    served, first_rss = 0, 0  # answers of the current harness worker, its RSS after the first
     try:
         for done, case in enumerate(cases, start=1):
             line = spec.dumps(case)
             for k, stream in enumerate(streams):
-                if k == 0 and workers[0] is not None and max_cases_per_worker and served >= max_cases_per_worker:
+                if k == 0 and workers[0] is not None and driver.must_replace(
+                        workers[0], served, first_rss, max_cases_per_worker, max_rss_growth):
                     workers[0].close()
                     workers[0] = None
                 if workers[k] is None:
@@ -176,6 +180,8 @@ def run_interleaved(impl: str, cases: list[spec.Case], *, case_timeout: float = 
                 stream.keras_seconds += float(raw.get("keras_seconds", 0.0))
                 if k == 0:
                     served += 1
+                    if served == 1:
+                        first_rss = driver.process_rss(worker.proc.pid)
                     if done == len(cases):
                         stream.rss[served] = process_memory(worker.proc.pid)
             if on_case is not None:
@@ -296,19 +302,19 @@ def bench_impl(impl: str, cases: list[spec.Case], *, workers: int = 1, naive: bo
                 log(f"  [{impl} {label}] {done}/{len(cases)} cases")
         return on_case
 
-    from harness.driver import DEFAULT_MAX_CASES_PER_WORKER
+    from harness.driver import DEFAULT_MAX_CASES_PER_WORKER, DEFAULT_MAX_RSS_GROWTH
 
+    policy = {"max_cases_per_worker": DEFAULT_MAX_CASES_PER_WORKER, "max_rss_growth": DEFAULT_MAX_RSS_GROWTH}
     if naive and workers == 1:
         log(f"[{impl}] harness and naive, case by case: {len(cases)} cases ...")
-        h, b = run_interleaved(impl, cases, max_cases_per_worker=DEFAULT_MAX_CASES_PER_WORKER,
-                               on_case=progress("harness+naive"))
+        h, b = run_interleaved(impl, cases, **policy, on_case=progress("harness+naive"))
         if plant:
             where = plant_difference(b.results)
             log(f"[{impl}] planted a difference (total x 1.01) in the naive run at {where}")
         return ImplBench(impl, len(cases), h, b, compare(cases, h.results, b.results))
     log(f"[{impl}] harness: {len(cases)} cases, {workers} worker(s) ...")
     h = run_stream(impl, cases, HARNESS_WORKER, workers=workers, rss_at=(len(cases[::workers]),),
-                   max_cases_per_worker=DEFAULT_MAX_CASES_PER_WORKER, on_case=progress("harness"))
+                   **policy, on_case=progress("harness"))
     b = None
     differences: list[str] = []
     if naive:
@@ -321,10 +327,12 @@ def bench_impl(impl: str, cases: list[spec.Case], *, workers: int = 1, naive: bo
     return ImplBench(impl, len(cases), h, b, differences)
 
 
-def memory_run(impl: str, seed: int, n: int, checkpoints: tuple[int, ...], max_cases_per_worker: int | None,
+def memory_run(impl: str, seed: int, n: int, checkpoints: tuple[int, ...], replace: bool,
                log: Callable[[str], None] = print) -> Stream:
-    """n corpus cases through harness workers replaced every `max_cases_per_worker` cases (None:
-    one worker for all); (VmRSS, VmHWM) of the serving worker after each checkpoint."""
+    """n corpus cases through harness workers, replaced as the driver replaces them (or, with
+    replace False, one worker for all); (VmRSS, VmHWM) of the serving worker at each checkpoint."""
+    from harness.driver import DEFAULT_MAX_CASES_PER_WORKER, DEFAULT_MAX_RSS_GROWTH
+
     from harness import strategies
 
     log(f"[{impl}] memory: {n} cases through one harness worker ...")
@@ -334,8 +342,9 @@ def memory_run(impl: str, seed: int, n: int, checkpoints: tuple[int, ...], max_c
         if done % 100 == 0:
             log(f"  [{impl} memory] {done}/{n} cases")
 
-    return run_stream(impl, cases, HARNESS_WORKER, rss_at=checkpoints, max_cases_per_worker=max_cases_per_worker,
-                      on_case=on_case)
+    return run_stream(impl, cases, HARNESS_WORKER, rss_at=checkpoints,
+                      max_cases_per_worker=DEFAULT_MAX_CASES_PER_WORKER if replace else None,
+                      max_rss_growth=DEFAULT_MAX_RSS_GROWTH if replace else None, on_case=on_case)
 
 
 def mib(nbytes: int) -> str:

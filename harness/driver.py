@@ -34,10 +34,27 @@ from harness.resultsfile import ResultsWriter
 DEFAULT_CASE_TIMEOUT = 120.0  # seconds for one case, all paths (first compiled call can take a few s)
 DEFAULT_START_TIMEOUT = 180.0  # seconds to import a framework and write the header
 MAX_CONSECUTIVE_FAILURES = 3
-# A worker is replaced by a fresh one after this many cases (run_implementation): TensorFlow
-# keeps old graphs alive (TF1 graph mode: ~3 MiB a case for tf_keras-graph) and XLA/jit caches
-# grow; a restart costs one framework import (1.5-8 s), < 2% of 200 cases. See harness/bench.py.
+# A worker is replaced by a fresh one (run_implementation) after this many cases, or as soon as
+# its RSS exceeds DEFAULT_MAX_RSS_GROWTH x its RSS after its first case: frameworks keep memory
+# that clear_session does not give back. Measured with `python -m harness bench --long N
+# --restart-every 0` (one worker, 2-core machine): tf_keras ~1.2 GiB after 10 cases, ~6 GiB after
+# ~130 (~40 MiB a case: tf.function/XLA state of every mode); tf_keras-graph 998 MiB after 100
+# cases, 1213 MiB after 200 (~2.2 MiB a case); keras3-torch flat (469 MiB from 100 to 1000).
+# A restart costs one framework import (1.5-8 s).
 DEFAULT_MAX_CASES_PER_WORKER = 200
+DEFAULT_MAX_RSS_GROWTH = 1.25
+
+
+def process_rss(pid: int) -> int:
+    """VmRSS of a live process in bytes (Linux /proc; 0 when unreadable: then only the case
+    count replaces workers)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 STDERR_TAIL_LINES = 20
 
 
@@ -203,20 +220,23 @@ def run_implementation(
     stop: Stop | None = None,
     progress: ImplProgress | None = None,
     max_cases_per_worker: int | None = DEFAULT_MAX_CASES_PER_WORKER,
+    max_rss_growth: float | None = DEFAULT_MAX_RSS_GROWTH,
 ) -> ImplProgress:
     """Run every case through `impl`, appending judged results to `writer`.
 
     Once `stop` is set, nothing more is written (checked under `lock`; run_all sets it under
     the same lock on Ctrl-C) and the function returns: the case that was running is not recorded.
     `progress`: shared by the threads that run shares of one implementation's cases (run_all),
-    updated under `lock`. `max_cases_per_worker`: the worker is closed and a fresh one started
-    after that many answers (bounds memory that a framework never gives back)."""
+    updated under `lock`. `max_cases_per_worker`, `max_rss_growth`: the worker is closed and a
+    fresh one started after that many answers, or once its RSS exceeds max_rss_growth x its RSS
+    after its first answer (bounds memory that a framework never gives back)."""
     lock = lock or threading.Lock()
     stop = stop or Stop()
     if progress is None:
         progress = ImplProgress(impl, total=len(cases))
     worker: Worker | None = None
     served = 0  # answers of the current worker
+    first_rss = 0  # its RSS after its first answer
     failures_in_a_row = 0
     versions: dict[str, str] = {}
     for case in cases:
@@ -229,7 +249,7 @@ def run_implementation(
             continue
         started = time.monotonic()
         try:
-            if worker is not None and max_cases_per_worker and served >= max_cases_per_worker:
+            if worker is not None and must_replace(worker, served, first_rss, max_cases_per_worker, max_rss_growth):
                 worker.close()
                 stop.untrack(worker)
                 worker = None
@@ -244,6 +264,8 @@ def run_implementation(
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             raw = worker.run(spec.dumps(case), case_timeout)
             served += 1
+            if served == 1 and max_rss_growth:
+                first_rss = process_rss(worker.proc.pid)
             result = answer_for(raw, cid, impl, worker)
             failures_in_a_row = 0
         except WorkerFailed as exc:
@@ -282,6 +304,14 @@ def run_implementation(
             worker.close()
         stop.untrack(worker)
     return progress
+
+
+def must_replace(worker: Worker, served: int, first_rss: int, max_cases: int | None,
+                 max_rss_growth: float | None) -> bool:
+    """Whether a worker that answered `served` cases is to be replaced before the next one."""
+    if max_cases and served >= max_cases:
+        return True
+    return bool(max_rss_growth and first_rss and process_rss(worker.proc.pid) > max_rss_growth * first_rss)
 
 
 def answer_for(raw: dict[str, Any], case_id: str, impl: str, worker: Worker) -> ImplResult:

@@ -5,8 +5,8 @@ each through real worker processes: the harness (`python -m harness.worker`) and
 yardstick (`python -m harness.bench_naive`: a fresh model for every path). Prints cases/s of
 each and their ratio, checks that both produced the same values (TOLERANCES of harness.compare;
 every difference is listed), the harness's time outside Keras calls, and the worker's memory.
---long N then runs N cases through harness workers (replaced every --restart-every cases) and prints
-the serving worker's RSS every 100 cases (every 25 up to 200).
+--long N then runs N cases through harness workers (replaced as the driver replaces them, or
+--one-worker) and prints the serving worker's RSS every 100 cases (every 25 up to 200).
 
 Exit status: 0 values identical, 1 some value differs or a case failed, 2 bad options.
 """
@@ -31,9 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-naive", action="store_true", help="run the harness only (no ratio, no value check)")
     p.add_argument("--long", type=int, default=0, metavar="N",
                    help="then run N cases through harness workers: RSS every 100 cases (25 up to 200) and after N")
-    p.add_argument("--restart-every", type=int, default=None, metavar="K",
-                   help="--long: replace the worker every K cases (default: the driver's "
-                        "DEFAULT_MAX_CASES_PER_WORKER; 0: one worker for all N, to measure growth)")
+    p.add_argument("--one-worker", action="store_true",
+                   help="--long: one worker for all N cases (to measure growth), not replaced as the driver "
+                        "replaces workers (DEFAULT_MAX_CASES_PER_WORKER, DEFAULT_MAX_RSS_GROWTH)")
     p.add_argument("--plant-difference", action="store_true",
                    help="(for tests) multiply one naive total by 1.01 to show that the value check reports it")
 
@@ -57,13 +57,10 @@ def run(args: argparse.Namespace) -> int:
         result = bench.bench_impl(impl, cases, workers=args.workers, naive=not args.no_naive,
                                   plant=args.plant_difference, log=log)
         if args.long:
-            from harness.driver import DEFAULT_MAX_CASES_PER_WORKER
-
-            restart = DEFAULT_MAX_CASES_PER_WORKER if args.restart_every is None else args.restart_every or None
             step = 25 if args.long <= 200 else 100
             checkpoints = tuple(sorted({*range(step, args.long + 1, step), min(100, args.long), args.long}))
-            log(f"[{impl}] memory run: worker replaced every {restart or 'never'} cases")
-            result.long = bench.memory_run(impl, args.seed, args.long, checkpoints, restart, log=log)
+            log(f"[{impl}] memory run: " + ("one worker" if args.one_worker else "workers replaced as the driver does"))
+            result.long = bench.memory_run(impl, args.seed, args.long, checkpoints, not args.one_worker, log=log)
         for line in bench.report(result):
             print(line, flush=True)
         if result.differences or result.harness.failures or (result.naive and result.naive.failures):
