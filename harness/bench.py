@@ -47,6 +47,7 @@ class Stream:
     keras_seconds: float = 0.0  # sum over cases of the worker's time inside Keras calls
     failures: list[str] = field(default_factory=list)  # "case <id>: <status>: <message>"
     rss: dict[int, tuple[int, int]] = field(default_factory=dict)  # cases done -> (VmRSS, VmHWM) bytes
+    restarts: int = 0  # workers replaced (driver policy) or restarted after a failure, in run_interleaved
 
     @property
     def cases_per_second(self) -> float:
@@ -161,7 +162,12 @@ def run_interleaved(impl: str, cases: list[spec.Case], *, case_timeout: float = 
                     workers[0].close()
                     workers[0] = None
                 if workers[k] is None:
+                    replacing = done > 1  # a replacement's import is the harness's (or naive's) own cost
+                    begun = time.perf_counter()
                     workers[k] = driver.Worker(impl, start_timeout=START_TIMEOUT, module=stream.module)
+                    if replacing:
+                        stream.seconds += time.perf_counter() - begun
+                        stream.restarts += 1
                     if k == 0:
                         served = 0
                 worker = workers[k]
@@ -356,7 +362,7 @@ def report(bench: ImplBench) -> list[str]:
     h, b = bench.harness, bench.naive
     lines = [f"== {bench.impl}: {bench.n} cases"]
     lines.append(f"  harness: {h.cases_per_second:7.3f} cases/s  ({h.seconds:.1f} s, "
-                 f"{len(h.results)} answered, {len(h.failures)} failed)")
+                 f"{len(h.results)} answered, {len(h.failures)} failed, {h.restarts} worker replacements)")
     if b is not None:
         lines.append(f"  naive:   {b.cases_per_second:7.3f} cases/s  ({b.seconds:.1f} s, "
                      f"{len(b.results)} answered, {len(b.failures)} failed)")
