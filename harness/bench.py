@@ -101,7 +101,7 @@ def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int =
                     worker = None
                 if worker is None:
                     worker = driver.Worker(impl, start_timeout=START_TIMEOUT, module=module)
-                    served = 0
+                    served, first_rss = 0, 0
                 started = time.perf_counter()
                 try:
                     raw = worker.run(spec.dumps(case), case_timeout)
@@ -112,7 +112,7 @@ def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int =
                     continue
                 elapsed = time.perf_counter() - started
                 served += 1
-                if served == 1:
+                if served == driver.RSS_BASELINE_CASES:
                     first_rss = driver.process_rss(worker.proc.pid)
                 with lock:
                     stream.results[case.id] = ImplResult.from_json(raw)
@@ -152,7 +152,7 @@ def run_interleaved(impl: str, cases: list[spec.Case], *, case_timeout: float = 
 
     streams = Stream(impl, HARNESS_WORKER), Stream(impl, NAIVE_WORKER)
     workers: list[driver.Worker | None] = [None, None]
-    served, first_rss = 0, 0  # answers of the current harness worker, its RSS after the first
+    served, first_rss = 0, 0  # answers of the current harness worker, its RSS baseline
     try:
         for done, case in enumerate(cases, start=1):
             line = spec.dumps(case)
@@ -169,7 +169,7 @@ def run_interleaved(impl: str, cases: list[spec.Case], *, case_timeout: float = 
                         stream.seconds += time.perf_counter() - begun
                         stream.restarts += 1
                     if k == 0:
-                        served = 0
+                        served, first_rss = 0, 0
                 worker = workers[k]
                 assert worker is not None
                 started = time.perf_counter()
@@ -186,7 +186,7 @@ def run_interleaved(impl: str, cases: list[spec.Case], *, case_timeout: float = 
                 stream.keras_seconds += float(raw.get("keras_seconds", 0.0))
                 if k == 0:
                     served += 1
-                    if served == 1:
+                    if served == driver.RSS_BASELINE_CASES:
                         first_rss = driver.process_rss(worker.proc.pid)
                     if done == len(cases):
                         stream.rss[served] = process_memory(worker.proc.pid)

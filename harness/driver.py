@@ -35,14 +35,16 @@ DEFAULT_CASE_TIMEOUT = 120.0  # seconds for one case, all paths (first compiled 
 DEFAULT_START_TIMEOUT = 180.0  # seconds to import a framework and write the header
 MAX_CONSECUTIVE_FAILURES = 3
 # A worker is replaced by a fresh one (run_implementation) after this many cases, or as soon as
-# its RSS exceeds DEFAULT_MAX_RSS_GROWTH x its RSS after its first case: frameworks keep memory
-# that clear_session does not give back. Measured with `python -m harness bench --long N
+# its RSS exceeds DEFAULT_MAX_RSS_GROWTH x its RSS after its RSS_BASELINE_CASES-th case (after
+# warm-up: keras3-jax grows 649 MiB -> 3662 MiB in its first 25 cases, then ~17 MiB a case):
+# frameworks keep memory that clear_session does not give back. Measured with `python -m harness bench --long N
 # --restart-every 0` (one worker, 2-core machine): tf_keras ~1.2 GiB after 10 cases, ~6 GiB after
-# ~130 (~40 MiB a case: tf.function/XLA state of every mode); tf_keras-graph 998 MiB after 100
+# ~130 (~38 MiB a case, linear from the first case), and then segfaulted (libgcc_s); tf_keras-graph 998 MiB after 100
 # cases, 1213 MiB after 200 (~2.2 MiB a case); keras3-torch flat (469 MiB from 100 to 1000).
 # A restart costs one framework import (1.5-8 s).
 DEFAULT_MAX_CASES_PER_WORKER = 200
 DEFAULT_MAX_RSS_GROWTH = 1.25
+RSS_BASELINE_CASES = 25
 
 
 def process_rss(pid: int) -> int:
@@ -229,14 +231,14 @@ def run_implementation(
     `progress`: shared by the threads that run shares of one implementation's cases (run_all),
     updated under `lock`. `max_cases_per_worker`, `max_rss_growth`: the worker is closed and a
     fresh one started after that many answers, or once its RSS exceeds max_rss_growth x its RSS
-    after its first answer (bounds memory that a framework never gives back)."""
+    after RSS_BASELINE_CASES answers (bounds memory that a framework never gives back)."""
     lock = lock or threading.Lock()
     stop = stop or Stop()
     if progress is None:
         progress = ImplProgress(impl, total=len(cases))
     worker: Worker | None = None
     served = 0  # answers of the current worker
-    first_rss = 0  # its RSS after its first answer
+    first_rss = 0  # its RSS after its RSS_BASELINE_CASES-th answer
     failures_in_a_row = 0
     versions: dict[str, str] = {}
     for case in cases:
@@ -255,7 +257,7 @@ def run_implementation(
                 worker = None
             if worker is None:
                 worker = Worker(impl, start_timeout=start_timeout, python=python, stop=stop)
-                served = 0
+                served, first_rss = 0, 0
                 versions = worker.header.get("versions", {})
                 with lock:
                     if stop.is_set():
@@ -264,7 +266,7 @@ def run_implementation(
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             raw = worker.run(spec.dumps(case), case_timeout)
             served += 1
-            if served == 1 and max_rss_growth:
+            if served == RSS_BASELINE_CASES and max_rss_growth:
                 first_rss = process_rss(worker.proc.pid)
             result = answer_for(raw, cid, impl, worker)
             failures_in_a_row = 0
