@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overwrite", action="store_true", help="start the results file over")
     p.add_argument("--strict", metavar="PROFILE",
                    help="judge every implementation against this one profile (e.g. tf_keras-2.21)")
-    p.add_argument("--jobs", type=int, default=1, help="implementations run at once (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes at once (default 1): implementations run side by side, and jobs beyond their number split one implementation's cases")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per case before a worker is killed")
     p.add_argument("--exit-zero", action="store_true",
                    help="exit 0 even with unexplained findings (tox: findings go to the report)")
