@@ -43,14 +43,13 @@ from __future__ import annotations
 import inspect
 import os
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from harness.impls import build
-from harness.impls.paths import installed_versions, to_array, to_float
+from harness.impls.paths import error_result, installed_versions, to_array, to_float
 from harness.results import ImplResult, PathResult
 from harness.spec import Case
 from harness.vocabulary import LOSSES
@@ -85,17 +84,6 @@ class GraphFlavor:
 # --------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------
-
-
-def _error(path: str, exc: BaseException) -> PathResult:
-    message = f"{exc}".strip() or repr(exc)
-    if len(message) > 2000:
-        message = message[:2000] + " ..."
-    frames = traceback.extract_tb(exc.__traceback__)
-    if frames:
-        last = frames[-1]
-        message += f" [at {last.filename.split('site-packages/')[-1]}:{last.lineno} in {last.name}]"
-    return PathResult(path=path, mode=MODE, status="error", error_type=type(exc).__name__, error_message=message)
 
 
 def sample_weight_mode(case: Case) -> Any:
@@ -222,7 +210,7 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
                 f"from {engine}, not {flavor.engine_module}: graph mode is not in force"
             )
     except Exception as exc:
-        result.paths = [_error(p, exc) for p in PATHS]
+        result.paths = [error_result(p, MODE, exc) for p in PATHS]
         result.message = f"model build/compile failed: {type(exc).__name__}: {exc}"
         result.seconds = round(time.perf_counter() - started, 3)
         return result
@@ -247,7 +235,7 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
         try:
             result.paths.append(_run_path(flavor, path, _fresh(model, case), case, x, y, sw))
         except Exception as exc:
-            result.paths.append(_error(path, exc))
+            result.paths.append(error_result(path, MODE, exc))
 
     result.message = "; ".join(notes)
     result.seconds = round(time.perf_counter() - started, 3)

@@ -118,10 +118,12 @@ def to_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def _error(path: str, mode: str, exc: BaseException) -> PathResult:
+def error_result(path: str, mode: str, exc: BaseException) -> PathResult:
+    """A path that raised: the exception's type, its message (cut at 1000 characters) and the
+    innermost frame, which compare.predicts_error matches against the reference's note."""
     message = f"{exc}".strip() or repr(exc)
-    if len(message) > 600:
-        message = message[:600] + " ..."
+    if len(message) > 1000:
+        message = message[:1000] + " ..."
     # The innermost frame helps attribute the error to a Keras source line.
     frames = traceback.extract_tb(exc.__traceback__)
     if frames:
@@ -230,11 +232,11 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
         model = holder.get()
     except Exception as exc:  # the model cannot be built: every path shares the error
         for variant, _ in flavor.compute_loss:
-            result.paths.append(_error("compute_loss", variant, exc))
+            result.paths.append(error_result("compute_loss", variant, exc))
         for mode in flavor.modes:
             for path in MODE_PATHS:
                 reason = _unsupported(flavor, mode, path)
-                result.paths.append(_error(path, mode.name, exc) if reason is None
+                result.paths.append(error_result(path, mode.name, exc) if reason is None
                                     else PathResult(path, mode.name, "unsupported", reason=reason))
         result.message = f"model build failed: {type(exc).__name__}: {exc}"
         result.seconds = round(time.perf_counter() - started, 3)
@@ -279,7 +281,7 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
             total = to_float(loss)
             result.paths.append(PathResult("compute_loss", variant, "ok", total=total, terms=dict(whole_batch_terms)))
         except Exception as exc:
-            result.paths.append(_error("compute_loss", variant, exc))
+            result.paths.append(error_result("compute_loss", variant, exc))
             holder.spoil()
 
     for mode in flavor.modes:
@@ -294,7 +296,7 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
                 except _NotApplicable as exc:
                     result.paths.append(PathResult(path, mode.name, "unsupported", reason=str(exc)))
                 except Exception as exc:
-                    result.paths.append(_error(path, mode.name, exc))
+                    result.paths.append(error_result(path, mode.name, exc))
                     holder.spoil()
 
     result.message = "; ".join(notes) or None
