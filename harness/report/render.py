@@ -94,14 +94,6 @@ def _case(case_json: dict[str, Any]) -> Any:
 # --------------------------------------------------------------------------------------
 
 
-def _shape(value: Any) -> list[int]:
-    shape = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        value = value[0] if value else None
-    return shape
-
-
 def _short_values(value: Any, limit: int = 12) -> str:
     flat: list[Any] = []
 
@@ -119,7 +111,7 @@ def _short_values(value: Any, limit: int = 12) -> str:
 
 def case_summary(case_json: dict[str, Any]) -> dict[str, Any]:
     """The Case as a readable model summary (all strings; the template escapes them)."""
-    inputs = [{"name": i["name"], "kind": i["kind"], "shape": _shape(i["data"])} for i in case_json["inputs"]]
+    inputs = [{"name": i["name"], "kind": i["kind"], "shape": repro.nested_shape(i["data"])} for i in case_json["inputs"]]
     layers = []
     for layer in case_json["layers"]:
         regs = [f"{k}: {r['kind']}(l1={fmt(r.get('l1', 0.0))}, l2={fmt(r.get('l2', 0.0))})"
@@ -127,7 +119,7 @@ def case_summary(case_json: dict[str, Any]) -> dict[str, Any]:
         layers.append({
             "name": layer["name"], "type": layer["type"], "inbound": list(layer["inbound"]),
             "config": ", ".join(f"{k}={v!r}" for k, v in sorted(layer.get("config", {}).items())),
-            "weights": ", ".join(f"{k} {tuple(_shape(v))}" for k, v in sorted(layer.get("weights", {}).items())),
+            "weights": ", ".join(f"{k} {tuple(repro.nested_shape(v))}" for k, v in sorted(layer.get("weights", {}).items())),
             "regularizers": regs,
         })
     outputs = []
@@ -137,10 +129,10 @@ def case_summary(case_json: dict[str, Any]) -> dict[str, Any]:
             "name": o["layer"], "loss": o["loss"],
             "options": ", ".join(f"{k}={v!r}" for k, v in sorted(o.get("loss_options", {}).items())) or "(defaults)",
             "loss_weight": "" if o.get("loss_weight") is None else fmt(o["loss_weight"]),
-            "target_shape": _shape(o["target"]),
-            "sample_weight": "" if sw is None else f"{tuple(_shape(sw))} {_short_values(sw)}",
+            "target_shape": repro.nested_shape(o["target"]),
+            "sample_weight": "" if sw is None else f"{tuple(repro.nested_shape(sw))} {_short_values(sw)}",
         })
-    batch = _shape(case_json["inputs"][0]["data"])[0]
+    batch = repro.nested_shape(case_json["inputs"][0]["data"])[0]
     return {
         "dtype": case_json["dtype"], "batch": batch, "evaluate_batch_size": case_json["evaluate_batch_size"],
         "loss_form": case_json["loss_form"], "loss_weights_form": case_json["loss_weights_form"],

@@ -265,7 +265,7 @@ def reproducer(case: dict[str, Any], case_id: str, impl: str, key: str, *,
     w("# ---- the model (functional API; tensors by layer name) ----")
     w("t = {}")
     for inp in case["inputs"]:
-        shape = _shape(inp["data"])[1:]
+        shape = nested_shape(inp["data"])[1:]
         in_dtype = "int32" if inp["kind"] == "int" else dtype
         w(f"t[{inp['name']!r}] = keras.Input(shape={tuple(shape)!r}, name={inp['name']!r}, dtype={in_dtype!r})")
     for layer in case["layers"]:
@@ -317,7 +317,7 @@ def reproducer(case: dict[str, Any], case_id: str, impl: str, key: str, *,
     ys = []
     for o in outputs:
         arr = _array(o["target"], "int32" if _all_ints(o["target"]) else dtype)
-        if keras2_3 and _is_sparse(o["loss"]) and len(_shape(o["target"])) >= 2:
+        if keras2_3 and _is_sparse(o["loss"]) and len(nested_shape(o["target"])) >= 2:
             # keras 2.3.1 engine/training.py _standardize_user_data wants sparse ids of shape
             # output_shape[:-1] + (1,): a (batch, time) target gets a trailing axis, as its users did.
             arr = f"np.expand_dims({arr}, -1)"
@@ -376,7 +376,7 @@ def _sample_weight_mode(case: dict[str, Any]) -> Any:
     """As harness/impls/keras2_graph.py sample_weight_mode: "temporal" for outputs with
     (batch, time) sample weights (a dict naming every output when there are several)."""
     outs = case["outputs"]
-    temporal = {o["layer"]: o.get("sample_weight") is not None and len(_shape(o["sample_weight"])) == 2 for o in outs}
+    temporal = {o["layer"]: o.get("sample_weight") is not None and len(nested_shape(o["sample_weight"])) == 2 for o in outs}
     if not any(temporal.values()):
         return None
     if len(outs) == 1:
@@ -384,7 +384,8 @@ def _sample_weight_mode(case: dict[str, Any]) -> Any:
     return {name: ("temporal" if t else None) for name, t in temporal.items()}
 
 
-def _shape(value: Any) -> list[int]:
+def nested_shape(value: Any) -> list[int]:
+    """The shape of a rectangular nested list (as a case's JSON holds arrays)."""
     shape = []
     while isinstance(value, list):
         shape.append(len(value))
