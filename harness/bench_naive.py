@@ -96,7 +96,7 @@ def run_case(flavor: paths.Flavor, case: Case) -> ImplResult:
             total = paths.to_float(call(model, x, y, y_pred, sw))
             result.paths.append(PathResult("compute_loss", variant, "ok", total=total, terms=reg))
         except Exception as exc:
-            result.paths.append(paths._error("compute_loss", variant, exc))
+            result.paths.append(paths.error_result("compute_loss", variant, exc))
     for mode in flavor.modes:
         for path in paths.MODE_PATHS:
             reason = paths._unsupported(flavor, mode, path)
@@ -108,7 +108,7 @@ def run_case(flavor: paths.Flavor, case: Case) -> ImplResult:
             except paths._NotApplicable as exc:
                 result.paths.append(PathResult(path, mode.name, "unsupported", reason=str(exc)))
             except Exception as exc:
-                result.paths.append(paths._error(path, mode.name, exc))
+                result.paths.append(paths.error_result(path, mode.name, exc))
     result.message = "; ".join(notes) or None
     result.seconds = round(time.perf_counter() - started, 3)
     return result
