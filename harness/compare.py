@@ -21,7 +21,7 @@ import itertools
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -119,7 +119,7 @@ class ReferenceCache:
         self._predictions: dict[tuple, dict[str, np.ndarray]] = {}
 
     def compute(self, profile: Mapping[str, str], path: str) -> Any:
-        key = (tuple(sorted(profile.items())), _path_group(path))
+        key = (tuple(sorted(profile.items())), path)
         if key not in self._cache:
             self._cache[key] = reference.compute(self.case, dict(profile), path)
         return self._cache[key]
@@ -130,13 +130,6 @@ class ReferenceCache:
         if key not in self._predictions:
             self._predictions[key] = reference.predictions(self.case, dict(profile))
         return self._predictions[key]
-
-
-def _path_group(path: str) -> str:
-    # compute_loss, test_on_batch and train_on_batch all see the whole batch at once;
-    # evaluate and fit see batches of evaluate_batch_size. The reference is asked per path
-    # all the same (a rule may one day separate them); this only names the cache slot.
-    return path
 
 
 def matches(result: PathResult, breakdown: Any, case: Case) -> tuple[bool, list[str]]:
@@ -305,20 +298,12 @@ def separating_rules(case: Case, profile_a: Mapping[str, str], profile_b: Mappin
                      path: str = "test_on_batch", cache: ReferenceCache | None = None) -> list[str]:
     """Rules on which two profiles differ and which change this case's numbers."""
     cache = cache or ReferenceCache(case)
+    a = cache.compute(profile_a, path)
     out = []
     for name in rules_mod.RULES:
         if profile_a.get(name) == profile_b.get(name):
             continue
-        a = cache.compute(profile_a, path)
         b = cache.compute({**profile_a, name: profile_b[name]}, path)
         if not _same_breakdown(a, b):
             out.append(name)
     return out
-
-
-def count_verdicts(verdicts: Iterable[Verdict]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for v in verdicts:
-        key = v.verdict if v.verdict != "explained" else "explained:" + "+".join(sorted(v.rules))
-        counts[key] = counts.get(key, 0) + 1
-    return counts
