@@ -16,6 +16,13 @@ tf.function), "compiled" (Keras 3 run_eagerly=False), "jit", "graph" (TF1 sessio
 
     "output/<name>"   that output's loss as the implementation logs it
     "regularization"  sum of model.losses (regularizers and add_loss), as it computes it
+
+Gradients (issue 10): `ImplResult.gradients` is a GradientResult: the gradient of the total loss
+with respect to every trainable weight, obtained the way the implementation's own train step
+obtains it, and the update one SGD step at a known learning rate applies (new weights minus
+old). Weights are keyed "<layer name>/<weight short name>" ("hidden/kernel"), the names of
+`Case.layers[*].weights`. Distributed implementations (MirroredStrategy, DataParallel) add a
+DistributionResult: how the global batch was split and the loss each replica differentiates.
 """
 
 from __future__ import annotations
@@ -76,6 +83,82 @@ class PathResult:
 
 
 @dataclass
+class GradientResult:
+    """d(total loss)/d(weight) for every trainable weight, and one SGD step's update."""
+
+    status: str  # "ok" | "unsupported" | "error"
+    how: str = ""  # the mechanism, e.g. "tf.GradientTape around train_step's loss"
+    loss: float | None = None  # the value that was differentiated (summed over replicas when distributed)
+    gradients: dict[str, Any] = field(default_factory=dict)  # "<layer>/<weight>" -> nested list
+    learning_rate: float | None = None  # of the SGD step whose update is in `updates`
+    update_mode: str | None = None  # the mode of the train_on_batch that applied it
+    updates: dict[str, Any] = field(default_factory=dict)  # "<layer>/<weight>" -> new - old (nested list)
+    update_error: str | None = None  # the update step failed ("<Type>: <message>"); gradients may be there
+    reason: str | None = None  # why unsupported
+    error_type: str | None = None
+    error_message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "how": self.how}
+        if self.loss is not None:
+            out["loss"] = encode_float(self.loss)
+        if self.gradients:
+            out["gradients"] = {k: encode_nested(v) for k, v in self.gradients.items()}
+        if self.updates:
+            out["updates"] = {k: encode_nested(v) for k, v in self.updates.items()}
+        for name in ("learning_rate", "update_mode", "update_error", "reason", "error_type", "error_message"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "GradientResult":
+        return cls(
+            status=raw["status"],
+            how=raw.get("how", ""),
+            loss=None if raw.get("loss") is None else decode_float(raw["loss"]),
+            gradients={k: decode_nested(v) for k, v in raw.get("gradients", {}).items()},
+            learning_rate=raw.get("learning_rate"),
+            update_mode=raw.get("update_mode"),
+            updates={k: decode_nested(v) for k, v in raw.get("updates", {}).items()},
+            update_error=raw.get("update_error"),
+            reason=raw.get("reason"),
+            error_type=raw.get("error_type"),
+            error_message=raw.get("error_message"),
+        )
+
+
+@dataclass
+class DistributionResult:
+    """A run under a distribution strategy: how the global batch was split among replicas and
+    the loss each replica differentiates (its gradients are summed into what the optimizer gets)."""
+
+    strategy: str  # e.g. "tf.distribute.MirroredStrategy", "keras.distribution.DataParallel"
+    replicas: int
+    split: list[int] | None = None  # rows of the global batch each replica computed on
+    replica_losses: list[float] | None = None  # the loss each replica differentiates, as it scales it
+    notes: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"strategy": self.strategy, "replicas": self.replicas}
+        if self.split is not None:
+            out["split"] = list(self.split)
+        if self.replica_losses is not None:
+            out["replica_losses"] = [encode_float(v) for v in self.replica_losses]
+        if self.notes is not None:
+            out["notes"] = self.notes
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "DistributionResult":
+        losses = raw.get("replica_losses")
+        return cls(strategy=raw["strategy"], replicas=int(raw["replicas"]), split=raw.get("split"),
+                   replica_losses=None if losses is None else [decode_float(v) for v in losses],
+                   notes=raw.get("notes"))
+
+
+@dataclass
 class ImplResult:
     case_id: str
     impl: str
@@ -85,6 +168,8 @@ class ImplResult:
     stderr_tail: str | None = None  # crashed / timeout / import-error: last lines of stderr
     message: str | None = None
     seconds: float | None = None
+    gradients: GradientResult | None = None
+    distribution: DistributionResult | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -101,6 +186,10 @@ class ImplResult:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
+        for name in ("gradients", "distribution"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.to_json()
         return out
 
     @classmethod
@@ -115,6 +204,8 @@ class ImplResult:
             stderr_tail=raw.get("stderr_tail"),
             message=raw.get("message"),
             seconds=raw.get("seconds"),
+            gradients=None if raw.get("gradients") is None else GradientResult.from_json(raw["gradients"]),
+            distribution=None if raw.get("distribution") is None else DistributionResult.from_json(raw["distribution"]),
         )
 
 
