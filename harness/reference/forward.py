@@ -30,6 +30,8 @@ pre-activation values (tf_keras backend.sigmoid/softmax and Keras 3 activations 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -38,9 +40,30 @@ import numpy as np
 from harness.spec import Case, Layer, Regularizer
 
 
+_EXACT = contextvars.ContextVar("harness_reference_exact_values", default=False)
+
+
+@contextlib.contextmanager
+def exact_values():
+    """Within this block tensors (inputs, weights, layer outputs) are not rounded to the case
+    dtype: the reference is then the smooth float64 function of the weights that
+    harness.reference.gradients differentiates (a perturbation of 1e-5 would vanish in float32
+    rounding). Constants (epsilon, regularizer factors) keep their rounding, and clip decisions
+    are still taken on the rounded value (losses.LossContext.clip), as the implementation takes them."""
+    token = _EXACT.set(True)
+    try:
+        yield
+    finally:
+        _EXACT.reset(token)
+
+
+def exact() -> bool:
+    return _EXACT.get()
+
+
 def rounder(dtype: str):
-    """Round an array or scalar to the case dtype, returned as float64."""
-    if dtype == "float32":
+    """Round an array or scalar to the case dtype, returned as float64 (not under exact_values())."""
+    if dtype == "float32" and not _EXACT.get():
         return lambda x: np.asarray(x, dtype=np.float32).astype(np.float64)
     return lambda x: np.asarray(x, dtype=np.float64)
 

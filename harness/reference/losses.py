@@ -21,6 +21,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from harness.reference import forward
+
 EPSILON = 1e-7  # backend.epsilon() in every implementation
 
 
@@ -40,8 +42,19 @@ class LossContext:
         return float(np.float32(x)) if self.dtype == "float32" else float(x)
 
     def round_array(self, x: np.ndarray) -> np.ndarray:
-        """An intermediate tensor as the implementation stores it (float32 in a float32 case)."""
-        return np.asarray(x, dtype=np.float32).astype(np.float64) if self.dtype == "float32" else x
+        """An intermediate tensor as the implementation stores it (float32 in a float32 case;
+        not rounded under forward.exact_values())."""
+        if self.dtype == "float32" and not forward.exact():
+            return np.asarray(x, dtype=np.float32).astype(np.float64)
+        return x
+
+    def clip(self, x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        """np.clip(x, lo, hi), with the decision which entries are clipped taken on x as the
+        implementation stores it (float32 in a float32 case), also under forward.exact_values():
+        a sigmoid output that rounds to 1.0 in float32 is clipped there (its gradient is 0)."""
+        x = np.asarray(x, dtype=np.float64)
+        stored = np.asarray(x, dtype=np.float32).astype(np.float64) if self.dtype == "float32" else x
+        return np.where(stored <= lo, lo, np.where(stored >= hi, hi, x))
 
     @property
     def eps(self) -> float:
@@ -99,9 +112,9 @@ def binary_crossentropy_elements(t: np.ndarray, output: np.ndarray, from_logits:
         if from_logits:
             if ctx.rule("bce_from_logits", "exact") == "exact":
                 return _bce_with_logits(t, output)
-            p = np.clip(ctx.round_array(sigmoid(output)), eps, hi)  # keras/src/backend/numpy/nn.py
+            p = ctx.clip(ctx.round_array(sigmoid(output)), eps, hi)  # keras/src/backend/numpy/nn.py
             return -(t * np.log(p) + (1.0 - t) * np.log(1.0 - p))
-        p = np.clip(output, eps, hi)
+        p = ctx.clip(output, eps, hi)
         if ctx.rule("bce_probability_log", "log") == "log_plus_epsilon":
             return -(t * np.log(p + eps) + (1.0 - t) * np.log(1.0 - p + eps))
         return -(t * np.log(p) + (1.0 - t) * np.log(1.0 - p))
@@ -179,7 +192,7 @@ def categorical_crossentropy(y, p, options, ctx):
         return -np.sum(t * log_softmax(z), axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         q = p / np.sum(p, axis=-1, keepdims=True)
-        q = np.clip(q, ctx.eps, ctx.one_minus_eps)
+        q = ctx.clip(q, ctx.eps, ctx.one_minus_eps)
         return -np.sum(t * np.log(q), axis=-1)
 
 
@@ -192,9 +205,9 @@ def sparse_categorical_crossentropy(y, p, options, ctx):
         if z is not None:
             logp = log_softmax(z)
         elif ctx.rule("sparse_ce_probability", "renormalise_clip_log") == "log_softmax_of_clipped":
-            logp = log_softmax(np.log(np.clip(p, ctx.eps, ctx.one_minus_eps)))
+            logp = log_softmax(np.log(ctx.clip(p, ctx.eps, ctx.one_minus_eps)))
         else:
-            q = np.clip(p / np.sum(p, axis=-1, keepdims=True), ctx.eps, ctx.one_minus_eps)
+            q = ctx.clip(p / np.sum(p, axis=-1, keepdims=True), ctx.eps, ctx.one_minus_eps)
             logp = np.log(q)
     return -np.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
 
@@ -221,8 +234,8 @@ def binary_focal_crossentropy(y, p, options, ctx):
 
 
 def kl_divergence(y, p, options, ctx):
-    t = np.clip(y, ctx.eps, 1.0)
-    q = np.clip(p, ctx.eps, 1.0)
+    t = ctx.clip(y, ctx.eps, 1.0)
+    q = ctx.clip(p, ctx.eps, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.sum(t * np.log(t / q), axis=-1)
 
