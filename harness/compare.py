@@ -26,6 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from harness import reference
+from harness.reference import gradients as gradients_mod
 from harness.reference import rules as rules_mod
 from harness.results import ImplResult, PathResult
 from harness.spec import Case
@@ -117,6 +118,24 @@ class ReferenceCache:
         self.case = case
         self._cache: dict[tuple, Any] = {}
         self._predictions: dict[tuple, dict[str, np.ndarray]] = {}
+        self._gradients: dict[tuple, Any] = {}
+        self._distributed: dict[tuple, Any] = {}
+
+    def gradient(self, profile: Mapping[str, str], replicas: int = 1) -> Any:
+        """The reference gradient (harness.reference.gradients) under a profile."""
+        key = (tuple(sorted(profile.items())), replicas)
+        if key not in self._gradients:
+            self._gradients[key] = gradients_mod.compute(self.case, dict(profile), replicas)
+        return self._gradients[key]
+
+    def distributed(self, profile: Mapping[str, str], replicas: int) -> Any:
+        """The reference split and replica losses (harness.reference.distributed) under a profile."""
+        key = (tuple(sorted(profile.items())), replicas)
+        if key not in self._distributed:
+            from harness.reference import distributed
+
+            self._distributed[key] = distributed.differentiated(self.case, dict(profile), replicas)
+        return self._distributed[key]
 
     def compute(self, profile: Mapping[str, str], path: str) -> Any:
         key = (tuple(sorted(profile.items())), path)
@@ -291,7 +310,14 @@ def judge(case: Case, result: ImplResult, versions: Mapping[str, str], profile_n
     if result.status != "ok":
         return {"*": Verdict(result.status, profile_name or "", reason=result.message)}
     profile_name = profile_name or rules_mod.expected_profile(result.impl, dict(versions))
-    return {p.key: judge_path(case, p, profile_name, cache, result.predictions) for p in result.paths}
+    from harness import compare_gradients  # it builds on this module
+
+    if result.distribution is not None:  # a distributed run: every verdict in its own section
+        verdicts = compare_gradients.judge_distributed_paths(case, result, profile_name, cache)
+    else:
+        verdicts = {p.key: judge_path(case, p, profile_name, cache, result.predictions) for p in result.paths}
+    verdicts.update(compare_gradients.judge_extra(case, result, profile_name, cache, verdicts))
+    return verdicts
 
 
 def separating_rules(case: Case, profile_a: Mapping[str, str], profile_b: Mapping[str, str],

@@ -1,0 +1,249 @@
+"""Verdicts for what the optimizer sees: gradients, SGD updates, and runs under a distribution strategy.
+
+Keys (the report shows each kind in its own section, harness/report/loading.py EXTRA_KINDS):
+
+    gradient/loss                          the value the implementation differentiated
+    gradient/<layer>/<weight>              d loss / d weight, against reference.gradients
+    gradient/<layer>/<weight>/sgd_update   new - old weights after one SGD step at the
+                                           implementation's learning rate, against
+                                           -learning_rate x the reference gradient
+    distribution/...                       the same for a distributed run (prefix "distribution/"),
+                                           plus distribution/split, distribution/replica_losses
+                                           and the reported losses distribution/<path>/<mode>
+
+Each is judged under the expected profile, then under the rules that explained this run's
+train_on_batch loss (if any), then under each single rule flip that changes the train_on_batch
+loss; nothing fits -> `unexplained` at stage "gradient" (or "distribution").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from harness import reference
+from harness.compare import (TOLERANCES, ReferenceCache, Verdict, _relative, judge_path, predicts_error,
+                             relevant_flips, values_agree)
+from harness.reference import rules as rules_mod
+from harness.results import DistributionResult, GradientResult, ImplResult
+from harness.spec import Case
+
+
+@dataclass(frozen=True)
+class GradientTolerance:
+    rtol: float  # relative to the tensor's scale (reference.gradients: max over its entries of
+    # the sum over terms of |d term / d weight|), the scale floored at SCALE_FLOOR x the case's largest
+
+
+GRADIENT_TOLERANCES: dict[str, GradientTolerance] = {
+    # float32: an entry of a backpropagated gradient is a sum over samples (and time steps) of
+    # products along a chain of <= ~20 float32 operations, so it errs by about
+    # (20 + log2(300)) * 1.2e-7 ~= 3.4e-6 of the magnitudes summed into it; evaluating at
+    # float32-rounded activations adds about as much. 1e-4 leaves a ~15x margin and still
+    # catches a 1% difference on any entry above 1% of its tensor's scale.
+    "float32": GradientTolerance(rtol=1e-4),
+    # float64: the implementation errs by ~1e-14; the reference's central differences by
+    # ~4e-11 |f'''| + 1.5e-11 |f| (reference.gradients): with curvature up to ~1e4 times the
+    # slope (large logits) that is ~1e-7 of the scale; 1e-6 covers it.
+    "float64": GradientTolerance(rtol=1e-6),
+}
+# A tensor whose own gradient is ~0 (it feeds an output whose loss weight is 0, or a saturated
+# unit) still carries rounding noise from the magnitudes that flow through the case: its scale
+# is floored at this fraction of the case's largest tensor scale.
+SCALE_FLOOR = 1e-3
+
+Check = Callable[[Any], tuple[bool, str, float | None, float | None, float | None]]
+
+
+def _entry_ok(got: np.ndarray, ref: np.ndarray, low: np.ndarray, high: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    """Elementwise agreement: NaN with NaN, an infinity with the same one, finite values within
+    tol of the reference or, at a kink, of the subgradient interval [low, high]."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        both_nan = np.isnan(got) & np.isnan(ref)
+        same = got == ref
+        near = np.abs(got - ref) <= tol
+        inside = (got >= low - tol) & (got <= high + tol)
+    return both_nan | same | near | inside
+
+
+def tensor_check(got: Any, ref: Any, key: str, rtol: float, scale: float, factor: float = 1.0,
+                 extra: np.ndarray | float = 0.0) -> tuple[bool, str, float | None, float | None, float | None]:
+    """Compare one tensor with factor x the reference gradient of `key`, within
+    rtol x |factor| x scale + extra. Returns (ok, reason, value, expected, relative difference),
+    the last three of the worst entry."""
+    expected = factor * ref.gradients[key]
+    low = np.minimum(factor * ref.low[key], factor * ref.high[key])
+    high = np.maximum(factor * ref.low[key], factor * ref.high[key])
+    if got is None:
+        return False, f"{key}: no value reported", None, None, None
+    got = np.asarray(got, dtype=np.float64)
+    if got.shape != expected.shape:
+        return False, f"{key}: shape {got.shape}, reference {expected.shape}", None, None, None
+    tol = np.broadcast_to(rtol * abs(factor) * scale + extra, got.shape)
+    ok = _entry_ok(got, expected, low, high, tol)
+    if not got.size:
+        return True, "", None, None, None
+    with np.errstate(invalid="ignore"):
+        err = np.where(ok, 0.0, np.abs(np.nan_to_num(got - expected, nan=np.inf)))
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape))
+    value, exp = float(got[idx]), float(expected[idx])
+    rel = _relative(value, exp, abs(factor) * scale)
+    if bool(np.all(ok)):
+        return True, "", value, exp, rel
+    kinks = int(np.sum(ref.low[key] < ref.high[key]))
+    return False, (f"{key}{list(idx)}: {value!r}, reference {exp!r} (scale {abs(factor) * scale:.3g}; "
+                   f"{int(np.sum(~ok))} of {ok.size} entries differ"
+                   + (f"; {kinks} at a kink" if kinks else "") + ")"), value, exp, rel
+
+
+def term_attribution(ref: Any, key: str) -> list[str]:
+    """The terms whose reference gradient on this tensor is not zero, largest first: which
+    term's gradient a differing weight carries."""
+    sizes = {t: float(np.max(np.abs(g[key]), initial=0.0)) for t, g in ref.term_gradients.items() if key in g}
+    return [t for t, v in sorted(sizes.items(), key=lambda kv: -kv[1]) if v > 0]
+
+
+class _Judge:
+    """Judges checks under the expected profile, then the candidate rule flips (lazily)."""
+
+    def __init__(self, profile_name: str, cache: ReferenceCache, reference_of: Callable[[Mapping[str, str]], Any],
+                 first_try: Mapping[str, str] | None, stage: str):
+        self.profile_name, self.cache, self.reference_of, self.stage = profile_name, cache, reference_of, stage
+        self.profile = rules_mod.PROFILES[profile_name]
+        self.expected = reference_of(self.profile)
+        self.candidates: list[dict[str, str]] = [dict(first_try)] if first_try else []
+        self._flipped = False
+
+    def __call__(self, check: Check) -> Verdict:
+        ok, reason, value, exp, rel = check(self.expected)
+        v = Verdict("agree", self.profile_name, value=value, expected=exp, rel_diff=rel)
+        if ok:
+            return v
+        v.reason = reason
+        if not self._flipped:
+            self._flipped = True
+            self.candidates += [{rule: alt} for rule, alt in relevant_flips(self.cache, self.profile, "train_on_batch")]
+        for rules in self.candidates:
+            fits, _, _, explained, _ = check(self.reference_of({**self.profile, **rules}))
+            if fits:
+                v.verdict, v.rules, v.explained_value = "explained", dict(rules), explained
+                return v
+        v.verdict, v.stage = "unexplained", self.stage
+        return v
+
+
+def judge_gradients(case: Case, grad: GradientResult, profile_name: str, cache: ReferenceCache,
+                    replicas: int = 1, prefix: str = "gradient",
+                    first_try: Mapping[str, str] | None = None) -> dict[str, Verdict]:
+    """Verdicts for one GradientResult (keys in the module docstring)."""
+    if grad.status == "unsupported":
+        return {f"{prefix}/*": Verdict("unsupported", profile_name, reason=grad.reason)}
+    judge = _Judge(profile_name, cache, lambda p: cache.gradient(p, replicas), first_try, "gradient")
+    expected = judge.expected
+    if grad.status == "error":
+        reason = f"{grad.error_type}: {grad.error_message}"
+        if predicts_error(expected, grad.error_message):
+            return {f"{prefix}/*": Verdict("agree", profile_name, reason=f"expected error: {reason}")}
+        return {f"{prefix}/*": Verdict("error", profile_name, reason=reason)}
+
+    floor = SCALE_FLOOR * max(expected.scale.values(), default=0.0)
+
+    def dtype_of(ref: Any) -> str:  # the candidate profile's: float64_compute may be flipped
+        return reference.effective_dtype(case, ref.profile)
+
+    def rtol(ref: Any) -> float:
+        return GRADIENT_TOLERANCES[dtype_of(ref)].rtol
+
+    def loss_check(ref: Any):
+        if grad.loss is None:
+            return False, "no differentiated loss reported", None, ref.loss, None
+        return (values_agree(grad.loss, ref.loss, ref.magnitude, TOLERANCES[dtype_of(ref)]),
+                f"differentiated loss {grad.loss!r}, reference {ref.loss!r}", grad.loss, ref.loss,
+                _relative(grad.loss, ref.loss, ref.magnitude))
+
+    out = {f"{prefix}/loss": judge(loss_check)}
+    for key in expected.gradients:
+        def grad_check(ref: Any, key: str = key):
+            return tensor_check(grad.gradients.get(key), ref, key, rtol(ref), max(ref.scale[key], floor))
+
+        v = judge(grad_check)
+        if v.verdict != "agree":
+            v.differing_terms = term_attribution(expected, key)
+            if v.differing_terms:
+                v.reason = f"{v.reason}; terms with a gradient on {key}: {', '.join(v.differing_terms)}"
+        out[f"{prefix}/{key}"] = v
+
+        if grad.update_error is not None:
+            out[f"{prefix}/{key}/sgd_update"] = Verdict("error", profile_name, reason=f"update step: {grad.update_error}")
+        elif grad.learning_rate is not None and key in grad.updates:
+            layer, weight = key.split("/", 1)
+            w = np.abs(np.asarray(case.layer(layer).weights[weight], dtype=np.float64))
+
+            def update_check(ref: Any, key: str = key, w: np.ndarray = w):
+                # w - lr * g is rounded once in the dtype: besides lr x the gradient's own
+                # error, the update carries up to 2 eps |w|.
+                eps = float(np.finfo(dtype_of(ref)).eps)
+                return tensor_check(grad.updates[key], ref, key, rtol(ref), max(ref.scale[key], floor),
+                                    factor=-float(grad.learning_rate), extra=2 * eps * w)
+
+            out[f"{prefix}/{key}/sgd_update"] = judge(update_check)
+    extra = sorted(set(grad.gradients) - set(expected.gradients))
+    if extra:
+        out[f"{prefix}/*"] = Verdict("unexplained", profile_name, stage="gradient",
+                                     reason=f"gradients for weights the case does not have: {extra}")
+    return out
+
+
+def judge_distribution(case: Case, dist: DistributionResult, profile_name: str, cache: ReferenceCache,
+                       first_try: Mapping[str, str] | None = None) -> dict[str, Verdict]:
+    """distribution/split and distribution/replica_losses against reference.distributed."""
+    judge = _Judge(profile_name, cache, lambda p: cache.distributed(p, dist.replicas), first_try, "distribution")
+    dtype = reference.effective_dtype(case, judge.profile)
+
+    def split_check(ref: Any):
+        ok = dist.split is not None and list(dist.split) == list(ref.split)
+        return ok, f"split {dist.split}, reference {ref.split}", None, None, None
+
+    def losses_check(ref: Any):
+        got = dist.replica_losses
+        if got is None:
+            return True, "", None, None, None  # not observable (one global program): nothing to judge
+        if len(got) != len(ref.replica_losses):
+            return False, f"{len(got)} replica losses, reference {len(ref.replica_losses)}", None, None, None
+        mags = getattr(ref, "replica_magnitudes", None) or [abs(v) for v in ref.replica_losses]
+        for i, (g, r, m) in enumerate(zip(got, ref.replica_losses, mags)):
+            if not values_agree(g, r, m, TOLERANCES[dtype]):
+                return False, f"replica {i}: {g!r}, reference {r!r}", g, r, _relative(g, r, m)
+        return True, "", None, None, None
+
+    out = {"distribution/split": judge(split_check)}
+    if dist.replica_losses is not None:
+        out["distribution/replica_losses"] = judge(losses_check)
+    return out
+
+
+def judge_extra(case: Case, result: ImplResult, profile_name: str, cache: ReferenceCache,
+                path_verdicts: Mapping[str, Verdict]) -> dict[str, Verdict]:
+    """The gradient and distribution verdicts of one result (empty when it has neither)."""
+    tob = [v for k, v in path_verdicts.items() if k.split("/", 1)[0] in ("train_on_batch", "distribution")
+           and v.verdict == "explained" and v.rules]
+    first_try = tob[0].rules if tob else None
+    out: dict[str, Verdict] = {}
+    if result.distribution is not None:
+        replicas = result.distribution.replicas
+        out.update(judge_distribution(case, result.distribution, profile_name, cache, first_try))
+        if result.gradients is not None:
+            out.update(judge_gradients(case, result.gradients, profile_name, cache, replicas,
+                                       "distribution/gradient", first_try))
+    elif result.gradients is not None:
+        out.update(judge_gradients(case, result.gradients, profile_name, cache, 1, "gradient", first_try))
+    return out
+
+
+def judge_distributed_paths(case: Case, result: ImplResult, profile_name: str,
+                            cache: ReferenceCache) -> dict[str, Verdict]:
+    """The reported losses of a distributed run, keyed "distribution/<path>/<mode>"."""
+    return {f"distribution/{p.key}": judge_path(case, p, profile_name, cache, result.predictions)
+            for p in result.paths}
