@@ -83,8 +83,8 @@ def _loss_argument(keras_module: Any, case: Case) -> Any:
     return {o.name: fn for o, fn in zip(case.outputs, fns)}
 
 
-def _sgd() -> Any:
-    return keras.optimizers.SGD(lr=0.0)  # keras 2.2.4 optimizers.py SGD(lr=...)
+def _sgd(learning_rate: float) -> Any:
+    return keras.optimizers.SGD(lr=learning_rate)  # keras 2.2.4 optimizers.py SGD(lr=...)
 
 
 FLAVOR = keras2_graph.GraphFlavor(

@@ -14,7 +14,7 @@ disables eager execution and restores a few names newer Python/TF removed (see t
 The paths are run by harness.impls.keras2_graph.run_case, the runner shared with tf_keras-graph
 and tf.keras-graph; what is specific to keras 2.3.1 is the flavor below:
 - the expected engine module `keras.engine.training` (checked for every case),
-- SGD is `keras.optimizers.SGD(learning_rate=0.0)` (keras 2.3.1 optimizers.py SGD),
+- SGD is `keras.optimizers.SGD(learning_rate=...)` (keras 2.3.1 optimizers.py SGD; 0 for the paths),
 - the whole-batch feeds of `model.total_loss` are those of keras/engine/training.py
   _make_test_function: `_feed_inputs + _feed_targets + _feed_sample_weights`, valued by
   `_standardize_user_data` (which supplies all-ones sample weights when none are given).
@@ -52,8 +52,8 @@ if keras.backend.backend() != "tensorflow":
                       "(KERAS_BACKEND / ~/.keras/keras.json)")
 
 
-def _sgd() -> Any:
-    return keras.optimizers.SGD(learning_rate=0.0)
+def _sgd(learning_rate: float) -> Any:
+    return keras.optimizers.SGD(learning_rate=learning_rate)
 
 
 FLAVOR = GraphFlavor(impl=IMPL, keras=keras, tf=tf, engine_module="keras.engine.training",

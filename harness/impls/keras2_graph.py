@@ -27,6 +27,16 @@ stateful loss metrics are reset first:
 Terms: "output/<name>" from the per-output losses the path returns (the `<name>_loss` entries of
 metrics_names / history when there are >= 2 outputs); "regularization" on compute_loss only.
 
+Gradients (results.GradientResult), after the paths: the train function of every Keras 2 graph
+implementation (training_v1 / keras 2.x engine/training.py Model._make_train_function) gets its
+gradients from `optimizer.get_updates(params=model._collected_trainable_weights,
+loss=model.total_loss)` -> `optimizer.get_gradients(loss, params)` -> `K.gradients` (tf_keras
+optimizer_v2.py: tf.compat.v1.gradients). The adapter calls that same `get_gradients` and
+evaluates the gradients with `model.total_loss` in one backend function fed as the train
+function is (the whole batch, learning phase = training). Then the model is compiled again with
+SGD(paths.LEARNING_RATE), the Case's weights assigned and one train_on_batch applied: the
+update is weights after - before. Nothing runs on the model after that.
+
 Temporal (rank-2) sample weights need `compile(sample_weight_mode="temporal")` in every Keras 2
 graph implementation (keras 2.3.1 engine/training_utils.py get_output_sample_weight_and_mode
 makes a rank-1 placeholder otherwise; training_v1 ditto via training_utils_v1). The adapter
@@ -42,6 +52,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -49,17 +60,19 @@ from typing import Any, Callable
 import numpy as np
 
 from harness.impls import build
-from harness.impls.paths import error_result, installed_versions, to_array, to_float
-from harness.results import ImplResult, PathResult
+from harness.impls.paths import (LEARNING_RATE, error_message, error_result, installed_versions, keyed_values,
+                                  to_array, to_float, weight_updates, weights_by_key)
+from harness.results import GradientResult, ImplResult, PathResult
 from harness.spec import Case
 from harness.vocabulary import LOSSES
 
 MODE = "graph"
 PATHS = ("compute_loss", "test_on_batch", "train_on_batch", "evaluate", "fit")
 
-# Feeds of the whole batch for `model.total_loss`: (keras, model, x, y, sample_weight) ->
-# (placeholders, values), in the order the implementation's own test function uses.
-Feeds = Callable[[Any, Any, Any, Any, Any], tuple[list[Any], list[Any]]]
+# Feeds of the whole batch for `model.total_loss`: (keras, model, x, y, sample_weight, training)
+# -> (placeholders, values), in the order the implementation's own test function (training
+# False) or train function (training True: the learning phase fed as train_on_batch feeds it) uses.
+Feeds = Callable[..., tuple[list[Any], list[Any]]]
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,7 @@ class GraphFlavor:
     keras: Any  # the keras module the model is built with
     tf: Any  # tensorflow (for add_n of model.losses in the model's graph)
     engine_module: str  # the module whose Model.<total_loss_method> must be the one used
-    make_optimizer: Callable[[], Any]  # SGD with learning rate 0
+    make_optimizer: Callable[[float], Any]  # SGD with this learning rate (0 for the paths)
     feeds: Feeds
     # The targets as this implementation takes them (None: `keras2_targets`).
     y_argument: Callable[[Case], Any] | None = None
@@ -79,6 +92,8 @@ class GraphFlavor:
     unsupported_reason: Callable[[Any, Case], str | None] | None = None
     # The method that assembles the total loss (keras 2.2.4 does it inline in `compile`).
     total_loss_method: str = "_prepare_total_loss"
+    # The source of the train function's gradients (GradientResult.how).
+    gradient_source: str = "keras/engine/training.py Model._make_train_function"
 
 
 # --------------------------------------------------------------------------------------
@@ -158,13 +173,17 @@ def _build_and_compile(flavor: GraphFlavor, case: Case) -> Any:
     keras.backend.clear_session()
     build.set_float_dtype(keras, case.dtype)
     model = build.build_model(keras, case)
+    _compile(flavor, model, case, learning_rate=0.0)
+    return model
+
+
+def _compile(flavor: GraphFlavor, model: Any, case: Case, learning_rate: float) -> None:
     model.compile(
-        optimizer=flavor.make_optimizer(),
-        loss=flavor.loss_argument(keras, case),
+        optimizer=flavor.make_optimizer(learning_rate),
+        loss=flavor.loss_argument(flavor.keras, case),
         loss_weights=build.loss_weights_argument(case),
         sample_weight_mode=sample_weight_mode(case),
     )
-    return model
 
 
 def _fresh(model: Any, case: Case) -> Any:
@@ -237,6 +256,9 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
         except Exception as exc:
             result.paths.append(error_result(path, MODE, exc))
 
+    # Last: the update step recompiles the model and moves its weights.
+    result.gradients = _gradients(flavor, model, case, x, y, sw, notes)
+
     result.message = "; ".join(notes)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
@@ -282,6 +304,39 @@ def _compute_loss(flavor: GraphFlavor, model: Any, x: Any, y: Any, sw: Any) -> P
     return PathResult("compute_loss", MODE, "ok", total=to_float(out[0]), terms=terms)
 
 
+def _gradients(flavor: GraphFlavor, model: Any, case: Case, x: Any, y: Any, sw: Any, notes: list[str]) -> GradientResult:
+    """The train function's gradients (optimizer.get_gradients of model.total_loss w.r.t.
+    model._collected_trainable_weights), then one SGD(LEARNING_RATE) train_on_batch. Never raises."""
+    how = (f"optimizer.get_gradients(model.total_loss, model._collected_trainable_weights) (K.gradients) in the "
+           f"session, fed as the train function (learning phase: training), as {flavor.gradient_source} "
+           f"-> optimizer.get_updates -> get_gradients")
+    try:
+        _fresh(model, case)
+        placeholders, values = flavor.feeds(flavor.keras, model, x, y, sw, training=True)
+        weights = list(model._collected_trainable_weights)
+        with model.total_loss.graph.as_default():
+            grads = model.optimizer.get_gradients(model.total_loss, weights)
+            # An Embedding's gradient is an IndexedSlices (applied sparsely): dense here.
+            grads = [flavor.tf.convert_to_tensor(g) for g in grads]
+        out = flavor.keras.backend.function(placeholders, [model.total_loss] + grads)(values)
+        gradients, missing = keyed_values(model, weights, list(out[1:]))
+        loss = to_float(out[0])
+    except Exception as exc:
+        return GradientResult("error", how=how, error_type=type(exc).__name__, error_message=error_message(exc))
+    if missing:
+        notes.append(f"no gradient (None; reported as zeros) for {missing}")
+    result = GradientResult("ok", how=how, loss=loss, gradients=gradients, learning_rate=LEARNING_RATE, update_mode=MODE)
+    try:
+        _compile(flavor, model, case, learning_rate=LEARNING_RATE)
+        _fresh(model, case)
+        before = weights_by_key(model)
+        model.train_on_batch(x, y, sample_weight=sw)
+        result.updates = weight_updates(before, weights_by_key(model))
+    except Exception as exc:
+        result.update_error = f"{type(exc).__name__}: {error_message(exc)}"
+    return result
+
+
 # --------------------------------------------------------------------------------------
 # tf_keras-graph and tf.keras-graph
 # --------------------------------------------------------------------------------------
@@ -295,29 +350,38 @@ def enable_while_loop_gradients(tf: Any) -> None:
     tf.compat.v1.experimental.output_all_intermediates(True)
 
 
-def standalone_feeds(keras_module: Any, model: Any, x: Any, y: Any, sw: Any) -> tuple[list[Any], list[Any]]:
+def standalone_feeds(keras_module: Any, model: Any, x: Any, y: Any, sw: Any,
+                     training: bool = False) -> tuple[list[Any], list[Any]]:
     """Placeholders and values of standalone keras 2.2.4 / 2.3.1, as their
-    keras/engine/training.py test_on_batch + _make_test_function build them."""
+    keras/engine/training.py test_on_batch + _make_test_function build them (training: as
+    train_on_batch + _make_train_function, learning phase 1)."""
     xs, ys, sws = model._standardize_user_data(x, y, sample_weight=sw)
     placeholders = list(model._feed_inputs) + list(model._feed_targets) + list(model._feed_sample_weights)
     values = list(xs) + list(ys) + list(sws)
     if model._uses_dynamic_learning_phase():
         placeholders.append(keras_module.backend.learning_phase())
-        values.append(0)
+        values.append(1 if training else 0)
     return placeholders, values
 
 
-def _feeds_training_v1(keras: Any, model: Any, x: Any, y: Any, sw: Any) -> tuple[list[Any], list[Any]]:
+def _feeds_training_v1(keras: Any, model: Any, x: Any, y: Any, sw: Any,
+                       training: bool = False) -> tuple[list[Any], list[Any]]:
     """As training_v1.Model.test_on_batch: standardize, update the sample-weight modes (this
     recompiles the loss sub-graph when they change: _recompile_weights_loss_and_weighted_metrics),
     then feed `_feed_inputs + _feed_targets + _feed_sample_weights`. The learning phase is
     not fed: it is a placeholder_with_default(False) (tf_keras/src/backend.py
-    symbolic_learning_phase), i.e. test mode, and no layer of the vocabulary reads it."""
+    symbolic_learning_phase), i.e. test mode, and no layer of the vocabulary reads it.
+    training: as train_on_batch, which feeds `True` to the symbolic learning phase."""
     xs, ys, sws = model._standardize_user_data(x, y, sample_weight=sw)
     values = list(xs) + list(ys or []) + [s for s in (sws or []) if s is not None]
     model._update_sample_weight_modes(sample_weights=sws)
     model._recompile_weights_loss_and_weighted_metrics()
     placeholders = list(model._feed_inputs) + list(model._feed_targets) + list(model._feed_sample_weights)
+    # training_v1's own `backend` module (the public keras.backend lacks symbolic_learning_phase).
+    backend = sys.modules[defining_module(model)].backend
+    if training and not isinstance(backend.symbolic_learning_phase(), int):
+        placeholders.append(backend.symbolic_learning_phase())
+        values.append(True)
     return placeholders, values
 
 
@@ -343,12 +407,13 @@ def _load_default_flavor() -> GraphFlavor:
         keras = tf.keras
         engine = "keras.src.engine.training_v1"
 
-    def sgd() -> Any:
+    def sgd(learning_rate: float) -> Any:
         # The legacy (OptimizerV2) SGD: the only kind training_v1 drives in graph mode.
-        return keras.optimizers.legacy.SGD(learning_rate=0.0)
+        return keras.optimizers.legacy.SGD(learning_rate=learning_rate)
 
+    source = engine.replace(".", "/").replace("training_v1", "training_v1.py")
     return GraphFlavor(impl=impl, keras=keras, tf=tf, engine_module=engine, make_optimizer=sgd,
-                       feeds=_feeds_training_v1)
+                       feeds=_feeds_training_v1, gradient_source=f"{source} Model._make_train_function")
 
 
 if os.environ.get("HARNESS_IMPL", "") in ("tf_keras-graph", "tf.keras-graph"):

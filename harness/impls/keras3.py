@@ -70,12 +70,97 @@ def _compute_loss(model: Any, x: Any, y: Any, y_pred: Any, sample_weight: Any) -
     return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
 
 
+# --------------------------------------------------------------------------------------
+# Gradients: each backend's Trainer.train_step, up to the gradients it hands the optimizer.
+# `model.compute_loss(..., training=True)` is what `Trainer._compute_loss` (the wrapper every
+# train_step calls, keras/src/trainers/trainer.py) calls when compute_loss takes `training`.
+# --------------------------------------------------------------------------------------
+
+
+def _scale_loss(model: Any, loss: Any) -> Any:
+    # Every train_step: `if self.optimizer is not None: loss = self.optimizer.scale_loss(loss)`
+    # (keras/src/optimizers/base_optimizer.py scale_loss: loss * loss_scale_factor, if set).
+    return model.optimizer.scale_loss(loss) if model.optimizer is not None else loss
+
+
+def _gradient_tensorflow(model: Any, x: Any, y: Any, sample_weight: Any) -> tuple[Any, list[Any]]:
+    """keras/src/backend/tensorflow/trainer.py TensorFlowTrainer.train_step."""
+    import tensorflow as tf
+
+    # The data adapter hands train_step tensors.
+    x, y, sample_weight = (None if s is None else tf.nest.map_structure(tf.convert_to_tensor, s)
+                           for s in (x, y, sample_weight))
+    with tf.GradientTape() as tape:
+        y_pred = model(x, training=True)
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        loss = _scale_loss(model, loss)
+    grads = tape.gradient(loss, model.trainable_weights)
+    # An Embedding's gradient is a tf.IndexedSlices (the optimizer applies it sparsely): dense here.
+    return loss, [None if g is None else tf.convert_to_tensor(g) for g in grads]
+
+
+def _gradient_jax(model: Any, x: Any, y: Any, sample_weight: Any) -> tuple[Any, list[Any]]:
+    """keras/src/backend/jax/trainer.py JAXTrainer.train_step (stateless): value_and_grad of
+    compute_loss_and_updates; the state as JAXTrainer.train_on_batch gathers it after
+    `_symbolic_build` (which builds the loss container and the optimizer)."""
+    import inspect
+
+    import jax
+
+    data = jax.tree_util.tree_map(jax.device_put, (x, y, sample_weight))  # _distribute_data, no distribution
+    model._symbolic_build(data_batch=data)
+    kwargs: dict[str, Any] = {"training": True}
+    if "optimizer_variables" in inspect.signature(model.compute_loss_and_updates).parameters:
+        kwargs["optimizer_variables"] = [v.value for v in model.optimizer.variables]  # for scale_loss
+    grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
+    (loss, _aux), grads = grad_fn(
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.metrics_variables],
+        *data,
+        **kwargs,
+    )
+    return loss, list(grads)
+
+
+def _gradient_torch(model: Any, x: Any, y: Any, sample_weight: Any) -> tuple[Any, list[Any]]:
+    """keras/src/backend/torch/trainer.py TorchTrainer.train_step."""
+    y_pred = model(x, training=True)
+    model.zero_grad()  # torch.nn.Module.zero_grad: no leftover .grad from an earlier step
+    loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+    loss = _scale_loss(model, loss)
+    loss.backward()
+    grads = [v.value.grad for v in model.trainable_weights]
+    return loss, [None if g is None else g.detach().clone() for g in grads]
+
+
+GRADIENTS: dict[str, tuple[paths.Gradient, str]] = {
+    "tensorflow": (_gradient_tensorflow, "tf.GradientTape around model(x, training=True) + compute_loss "
+                   "(+ optimizer.scale_loss), tape.gradient w.r.t. model.trainable_weights, as "
+                   "keras/src/backend/tensorflow/trainer.py TensorFlowTrainer.train_step"),
+    "jax": (_gradient_jax, "jax.value_and_grad(model.compute_loss_and_updates, has_aux=True) on the "
+            "trainable/non-trainable/metrics variables (not jitted), as keras/src/backend/jax/trainer.py "
+            "JAXTrainer.train_step"),
+    "torch": (_gradient_torch, "model(x, training=True), zero_grad, compute_loss (+ optimizer.scale_loss), "
+              "loss.backward(), .grad of each trainable variable, as keras/src/backend/torch/trainer.py "
+              "TorchTrainer.train_step"),
+}
+GRADIENT_UNSUPPORTED = {
+    "numpy": "the numpy backend cannot train: NumpyTrainer (keras/src/backend/numpy/trainer.py) defines "
+    "no train_step (only test_step, predict_step) and its fit / train_on_batch raise NotImplementedError",
+}
+
+
 FLAVOR = paths.Flavor(
     impl=IMPL,
     keras=keras,
     modes=MODES[BACKEND],
     compute_loss=(("eager", _compute_loss),),
     train_unsupported=TRAIN_UNSUPPORTED.get(BACKEND),
+    gradient=GRADIENTS.get(BACKEND, (None, ""))[0],
+    gradient_how=GRADIENTS.get(BACKEND, (None, "no gradient: see reason"))[1],
+    gradient_unsupported=GRADIENT_UNSUPPORTED.get(BACKEND),
+    update_mode="compiled",
 )
 
 

@@ -18,6 +18,14 @@ test_on_batch, train_on_batch), not to evaluate/fit (whose logs average over bat
 
 Weights are re-assigned from the Case before every path, so a path that moved them (a finding:
 learning rate 0 must not) cannot leak into the next. After an error the model is rebuilt.
+
+Gradients (results.GradientResult), LAST in `run_case` because the update step moves weights:
+the flavor's `gradient` hook returns the loss its train step differentiates and one gradient
+per `model.trainable_weights` entry, obtained as that train step obtains it (the hook lives in
+the adapter and cites the source); they are keyed "<layer name>/<weight short name>" by walking
+`model.layers` (`trainable_keys`). Then the model is compiled with SGD(LEARNING_RATE) in the
+flavor's `update_mode`, the Case's weights assigned, and one `train_on_batch` applied:
+`updates` = weights after - weights before. The model is discarded afterwards (`spoil`).
 """
 
 from __future__ import annotations
@@ -31,10 +39,15 @@ from typing import Any, Callable
 import numpy as np
 
 from harness.impls import VERSION_KEYS, build, installed_version
-from harness.results import ImplResult, PathResult
+from harness.results import GradientResult, ImplResult, PathResult
 from harness.spec import Case
 
 TRAIN_PATHS = ("train_on_batch", "fit")
+
+# The learning rate of the one SGD step whose update is reported (GradientResult.updates). A
+# power of two: `lr * g` is exact in binary floating point, so the update is -LEARNING_RATE * g
+# up to the one rounding of `w - lr * g`.
+LEARNING_RATE = 0.25
 MODE_PATHS = ("test_on_batch", "train_on_batch", "evaluate", "fit")
 
 
@@ -48,6 +61,10 @@ class Mode:
 # A compute-loss variant: (model, x, y, y_pred, sample_weight) -> scalar tensor.
 ComputeLoss = Callable[[Any, Any, Any, Any, Any], Any]
 
+# The train step's gradient: (model, x, y, sample_weight) -> (the loss it differentiates, one
+# gradient per entry of `model.trainable_weights`, in that order; None where it has none).
+Gradient = Callable[[Any, Any, Any, Any], tuple[Any, list[Any]]]
+
 
 @dataclass(frozen=True)
 class Flavor:
@@ -57,6 +74,10 @@ class Flavor:
     compute_loss: tuple[tuple[str, ComputeLoss], ...]  # (mode name, call)
     train_unsupported: str | None = None  # reason, when the implementation cannot train
     clear_session: bool = True
+    gradient: Gradient | None = None  # None: no GradientResult (unless gradient_unsupported)
+    gradient_how: str = ""  # one sentence: the mechanism and the source it mirrors
+    gradient_unsupported: str | None = None  # reason, when the implementation cannot differentiate
+    update_mode: str = ""  # the mode (a name in `modes`) whose train_on_batch applies the SGD step
 
 
 # --------------------------------------------------------------------------------------
@@ -121,6 +142,12 @@ def to_array(value: Any) -> np.ndarray:
 def error_result(path: str, mode: str, exc: BaseException) -> PathResult:
     """A path that raised: the exception's type, its message (cut at 1000 characters) and the
     innermost frame, which compare.predicts_error matches against the reference's note."""
+    return PathResult(path=path, mode=mode, status="error", error_type=type(exc).__name__,
+                      error_message=error_message(exc))
+
+
+def error_message(exc: BaseException) -> str:
+    """The message of `error_result`: cut at 1000 characters, the innermost frame appended."""
     message = f"{exc}".strip() or repr(exc)
     if len(message) > 1000:
         message = message[:1000] + " ..."
@@ -129,7 +156,7 @@ def error_result(path: str, mode: str, exc: BaseException) -> PathResult:
     if frames:
         last = frames[-1]
         message += f" [at {last.filename.split('site-packages/')[-1]}:{last.lineno} in {last.name}]"
-    return PathResult(path=path, mode=mode, status="error", error_type=type(exc).__name__, error_message=message)
+    return message
 
 
 def _output_terms(logs: dict[str, Any], case: Case) -> dict[str, float]:
@@ -197,10 +224,10 @@ class _Model:
         self._model, self._mode = None, None
 
 
-def _compile(flavor: Flavor, model: Any, case: Case, mode: Mode) -> None:
+def _compile(flavor: Flavor, model: Any, case: Case, mode: Mode, learning_rate: float = 0.0) -> None:
     keras = flavor.keras
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=0.0),
+        optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
         loss=build.loss_argument(keras, case),
         loss_weights=build.loss_weights_argument(case),
         **mode.compile_kwargs,
@@ -299,6 +326,9 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
                     result.paths.append(error_result(path, mode.name, exc))
                     holder.spoil()
 
+    # Last: the update step moves the weights, and the model is discarded after it.
+    result.gradients = _gradients(flavor, holder, case, x, y, sw, first_mode, notes)
+
     result.message = "; ".join(notes) or None
     result.seconds = round(time.perf_counter() - started, 3)
     return result
@@ -335,3 +365,96 @@ def _run_path(path: str, mode: str, model: Any, case: Case, x: Any, y: Any, sw: 
         after = build.weights_snapshot(model)
     moved = not build.weights_equal(before, after)
     return PathResult(path, mode, "ok", total=total, terms=terms, weights_moved=moved)
+
+
+# --------------------------------------------------------------------------------------
+# Gradients and the SGD update (results.GradientResult)
+# --------------------------------------------------------------------------------------
+
+
+def trainable_keys(model: Any) -> list[tuple[str, Any]]:
+    """("<layer name>/<weight short name>", variable) for every trainable weight, walking
+    `model.layers` and each layer's `trainable_weights`: the names of Case.layers[*].weights."""
+    return [(f"{layer.name}/{build._weight_short_name(v)}", v) for layer in model.layers for v in layer.trainable_weights]
+
+
+def keyed_values(model: Any, variables: list[Any], values: list[Any]) -> tuple[dict[str, Any], list[str]]:
+    """`values` (one per entry of `variables`, the weights a train step differentiates) as
+    nested float64 lists keyed by `trainable_keys`. A None value (no gradient: the optimizer
+    skips that weight) becomes zeros; such keys are returned second. Raises ValueError when the
+    differentiated weights and the layers' trainable weights are not the same set."""
+    by_id = {id(v): value for v, value in zip(variables, values)}
+    keyed: dict[str, Any] = {}
+    missing: list[str] = []
+    for key, variable in trainable_keys(model):
+        if key in keyed:
+            raise ValueError(f"two trainable weights are both named {key!r}")
+        if id(variable) not in by_id:
+            raise ValueError(f"{key} is a trainable weight of its layer but not among the weights the train step differentiates")
+        value = by_id[id(variable)]
+        if value is None:
+            missing.append(key)
+            value = np.zeros(tuple(int(d) for d in variable.shape))
+        keyed[key] = to_array(value).tolist()
+    if len(keyed) != len(by_id):
+        raise ValueError(f"the train step differentiates {len(by_id)} weights, the layers hold {len(keyed)}")
+    return keyed, missing
+
+
+def weights_by_key(model: Any) -> dict[str, np.ndarray]:
+    """Every trainable weight's value (float64 copy) keyed as `trainable_keys`; through
+    `layer.get_weights()`, which every version (graph mode too) answers in `layer.weights` order."""
+    out: dict[str, np.ndarray] = {}
+    for layer in model.layers:
+        trainable = {id(v) for v in layer.trainable_weights}
+        for variable, value in zip(layer.weights, layer.get_weights()):
+            if id(variable) in trainable:
+                out[f"{layer.name}/{build._weight_short_name(variable)}"] = np.array(value, dtype=np.float64)
+    return out
+
+
+def weight_updates(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> dict[str, Any]:
+    """after - before per key (float64, exact for float32 weights of like magnitude), nested lists."""
+    if set(before) != set(after):
+        raise ValueError(f"weights before {sorted(before)} and after {sorted(after)} the step differ")
+    return {k: (after[k] - before[k]).tolist() for k in before}
+
+
+def _gradients(flavor: Flavor, holder: _Model, case: Case, x: Any, y: Any, sw: Any,
+               first_mode: Mode | None, notes: list[str]) -> GradientResult | None:
+    """The flavor's gradients, then one SGD(LEARNING_RATE) train_on_batch in `update_mode`.
+    Never raises; always leaves `holder` spoiled (the model it held was recompiled and moved)."""
+    how = flavor.gradient_how
+    if flavor.gradient_unsupported is not None:
+        return GradientResult("unsupported", how=how, reason=flavor.gradient_unsupported)
+    if flavor.gradient is None:
+        return None
+    try:
+        model = holder.get(first_mode)  # compiled (compute_loss needs the loss container), weights from the Case
+        with CLOCK:
+            loss, grads = flavor.gradient(model, x, y, sw)
+            gradients, missing = keyed_values(model, list(model.trainable_weights), list(grads))
+        total = to_float(loss)
+    except Exception as exc:
+        holder.spoil()
+        return GradientResult("error", how=how, error_type=type(exc).__name__, error_message=error_message(exc))
+    if missing:
+        notes.append(f"no gradient (None; reported as zeros) for {missing}")
+    result = GradientResult("ok", how=how, loss=total, gradients=gradients, learning_rate=LEARNING_RATE,
+                            update_mode=flavor.update_mode)
+    try:
+        mode = next(m for m in flavor.modes if m.name == flavor.update_mode)
+        if mode.unsupported is not None:
+            raise RuntimeError(f"mode {mode.name!r} is unsupported: {mode.unsupported}")
+        model = holder.get()  # weights from the Case
+        with CLOCK:
+            _compile(flavor, model, case, mode, learning_rate=LEARNING_RATE)
+            before = weights_by_key(model)
+            model.train_on_batch(x, y, sample_weight=sw)
+            after = weights_by_key(model)
+        result.updates = weight_updates(before, after)
+    except Exception as exc:
+        result.update_error = f"{type(exc).__name__}: {error_message(exc)}"
+    finally:
+        holder.spoil()
+    return result

@@ -49,18 +49,43 @@ MODES = (
 )
 
 
-def _compute_loss(model: Any, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
+def _as_tensors(structure: Any) -> Any:
     # train_step receives tensors from the data adapter; LossesContainer needs them
     # (compile_utils.match_dtype_and_rank reads `.shape.rank`), so convert as the adapter does.
     import tensorflow as tf
 
-    def as_tensors(structure: Any) -> Any:
-        return None if structure is None else tf.nest.map_structure(tf.convert_to_tensor, structure)
-
-    return model.compute_loss(x=as_tensors(x), y=as_tensors(y), y_pred=y_pred, sample_weight=as_tensors(sample_weight))
+    return None if structure is None else tf.nest.map_structure(tf.convert_to_tensor, structure)
 
 
-FLAVOR = paths.Flavor(impl=IMPL, keras=keras, modes=MODES, compute_loss=(("eager", _compute_loss),))
+def _compute_loss(model: Any, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
+    return model.compute_loss(x=_as_tensors(x), y=_as_tensors(y), y_pred=y_pred, sample_weight=_as_tensors(sample_weight))
+
+
+def _gradient(model: Any, x: Any, y: Any, sample_weight: Any) -> tuple[Any, list[Any]]:
+    """tf_keras/src/engine/training.py (keras/src/engine/training.py in TF 2.15) Model.train_step:
+    `with tf.GradientTape() as tape: y_pred = self(x, training=True); loss = self.compute_loss(...)`,
+    then `optimizer.minimize(loss, self.trainable_variables, tape=tape)`, whose
+    compute_gradients is `tape.gradient(loss, var_list)` (optimizers/optimizer.py; no loss
+    scaling without a LossScaleOptimizer)."""
+    import tensorflow as tf
+
+    x, y, sample_weight = _as_tensors(x), _as_tensors(y), _as_tensors(sample_weight)
+    with tf.GradientTape() as tape:
+        y_pred = model(x, training=True)
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+    grads = tape.gradient(loss, model.trainable_variables)
+    # An Embedding's gradient is a tf.IndexedSlices (the optimizer applies it sparsely): dense here.
+    return loss, [None if g is None else tf.convert_to_tensor(g) for g in grads]
+
+
+FLAVOR = paths.Flavor(
+    impl=IMPL, keras=keras, modes=MODES, compute_loss=(("eager", _compute_loss),),
+    gradient=_gradient,
+    gradient_how=(f"tf.GradientTape around model(x, training=True) + compute_loss, tape.gradient w.r.t. "
+                  f"model.trainable_variables, as {'tf_keras/src' if IMPL == 'tf_keras' else 'keras/src'}"
+                  f"/engine/training.py Model.train_step"),
+    update_mode="function",
+)
 
 
 def versions() -> dict[str, str]:
