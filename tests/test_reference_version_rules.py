@@ -254,6 +254,7 @@ def _error_cases() -> list[tuple[str, Case, dict]]:
         ("list sum", seq_case(X, kernel_reg=Regularizer("l2", 0.0, 0.5)), {"additional_losses_sum": "list_error"}),
         ("single weight", two_temporal_outputs([[1.0, 0.5], [2.0, 0.0]]),
          {"single_sample_weight_not_per_sample": "error_in_data_adapter"}),
+        ("odd batch on 2 devices", wide_case(HX + [[2.0, 1.0]]), {"replica_split": "sharded_even"}),
     ]
 
 

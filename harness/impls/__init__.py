@@ -39,7 +39,7 @@ COMMON_ENV: Mapping[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 class Implementation:
     name: str
     module: str  # the adapter module (dotted path), imported only in the implementation's own process
-    family: str  # "keras3" | "keras2-eager" | "keras2-graph" | "keras2.3.1"
+    family: str  # "keras3" | "keras2-eager" | "keras2-graph" | "keras2.3.1" | "distributed"
     env: Mapping[str, str] = field(default_factory=dict)  # set before importing the adapter
     # The import probe: these distributions must be installed, each with a version matching the
     # PEP 440-style specifier ("" = any version); then `probe_import` must import cleanly.
@@ -141,6 +141,34 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         ),
     ]
 }
+
+
+# Distributed implementations (issue 10; harness/impls/distributed.py): the same Keras under a
+# distribution strategy over 2 replicas on this one CPU (TensorFlow: 2 logical CPUs made by the
+# adapter at import; JAX: 2 host devices forced by XLA_FLAGS before jax is imported).
+_DISTRIBUTED_DESCRIPTION = ("Runs under {strategy} over 2 replicas: paths report the loss as the strategy "
+                            "reports it (mode {mode} only); distribution: each replica's rows and the loss it "
+                            "differentiates; gradients: what the optimizer receives.")
+for _impl in (
+    Implementation(
+        name="tf_keras-mirrored", module="harness.impls.distributed", family="distributed",
+        env={"TF_USE_LEGACY_KERAS": "1"}, requires={"tf_keras": "", "tensorflow": ""}, probe_import="tf_keras",
+        description="tf_keras (Keras 2) " + _DISTRIBUTED_DESCRIPTION.format(
+            strategy="tf.distribute.MirroredStrategy", mode="function")),
+    Implementation(
+        name="keras3-tensorflow-mirrored", module="harness.impls.distributed", family="distributed",
+        env={"KERAS_BACKEND": "tensorflow"}, requires={"keras": ">=3", "tensorflow": ""}, probe_import="keras",
+        description="Keras 3 on tensorflow " + _DISTRIBUTED_DESCRIPTION.format(
+            strategy="tf.distribute.MirroredStrategy", mode="compiled")),
+    Implementation(
+        name="keras3-jax-dataparallel", module="harness.impls.distributed", family="distributed",
+        env={"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1",
+             "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+        requires={"keras": ">=3", "jax": ""}, probe_import="keras",
+        description="Keras 3 on jax " + _DISTRIBUTED_DESCRIPTION.format(
+            strategy="keras.distribution.DataParallel", mode="compiled")),
+):
+    IMPLEMENTATIONS[_impl.name] = _impl
 
 
 # Test-only implementations (harness/impls/faulty.py, for tests/test_faults.py): no framework,

@@ -19,6 +19,9 @@ Breakdown.notes says why, citing the Keras file whose code raises (harness.compa
 matches that file against the implementation's innermost Keras frame). Some errors are path
 specific: Keras 3's data adapter runs only under evaluate/fit.
 
+Distribution strategies: a profile whose replica_split is not "single_device" is computed by
+harness.reference.distributed.reported (per replica, then combined as the strategy reports it).
+
 Dtype: a float64 case is computed as a float32 case under float64_compute="float32" (Keras 3
 NumPy backend); effective_dtype(case, profile) names the dtype whose rounding the implementation's
 numbers carry, for the tolerance.
@@ -289,6 +292,10 @@ def _terms(outputs: list[OutputRecord], penalties: list[forward.Penalty], rules:
 def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_batch") -> "Breakdown":
     """The reference total and breakdown of `case` on `path` under `profile` (a name or a mapping)."""
     rules = rules_mod.resolve(profile)
+    if rules["replica_split"] != "single_device":  # under a distribution strategy (reference/distributed.py)
+        from harness.reference import distributed
+
+        return distributed.reported(case, rules, path)
     case = _as_computed(case, rules)
     n = case.batch_size
     if path in WHOLE_BATCH_PATHS:

@@ -531,6 +531,107 @@ RULES: dict[str, Rule] = {
                 ),
             },
         ),
+        # ---- Distribution strategies (issue 10; harness/reference/distributed.py) ----
+        Rule(
+            "replica_split",
+            "Under a distribution strategy, which rows of a batch does each replica compute on?",
+            {
+                "single_device": Alternative(
+                    "no strategy: one replica computes every batch whole.",
+                    [f"{_TFK}/engine/training.py:Model.train_step", f"{_K3}/trainers/trainer.py:Trainer.compute_loss"],
+                ),
+                "rebatch": Alternative(
+                    "every batch (train_on_batch's one batch, each evaluate/fit batch) goes through "
+                    "strategy.experimental_distribute_dataset, which splits its m rows among the R replicas, "
+                    "sizes differing by at most one, the larger first (observed, 2 replicas: 5 -> 3+2, "
+                    "3 -> 2+1, 1 -> 1+0: a replica may get no rows).",
+                    [f"{_TFK}/engine/data_adapter.py:single_batch_iterator",
+                     f"{_TFK}/engine/data_adapter.py:DataHandler._configure_dataset_and_inferred_steps",
+                     "tensorflow/python/data/experimental/ops/distribute.py:batch_sizes_for_worker"],
+                ),
+                "whole_batch_on_batch": Alternative(
+                    "train_on_batch/test_on_batch hand the arrays to strategy.run as they are: EVERY replica "
+                    "computes on the WHOLE batch (R copies; with sum reduction the summed gradient is R times "
+                    "the single-device one). evaluate/fit distribute the dataset (split as 'rebatch') and "
+                    "raise when the first batch splits unevenly: _maybe_symbolic_build reduces it with "
+                    "strategy.reduce('MEAN'), which needs equal shapes (the reference gives NaN and notes it).",
+                    [f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.train_on_batch",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.test_on_batch",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer._make_function",
+                     f"{_K3}/backend/tensorflow/trainer.py:TFEpochIterator.__init__",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer._maybe_symbolic_build"],
+                ),
+                "sharded_even": Alternative(
+                    "one global program: the batch is laid out sharded along its first axis over the R "
+                    "devices (equal shards); a batch whose rows do not divide by R raises IndivisibleError "
+                    "(the reference gives NaN and notes it).",
+                    [f"{_K3}/backend/jax/trainer.py:_distribute_data",
+                     f"{_K3}/backend/jax/distribution_lib.py:distribute_data_input",
+                     f"{_K3}/distribution/distribution_lib.py:DataParallel.get_data_layout"],
+                ),
+            },
+        ),
+        Rule(
+            "replica_loss_scaling",
+            "Under a distribution strategy, is each replica's output loss divided by the number of replicas?",
+            {
+                "none": Alternative(
+                    "no: the loss is what one device computes (scale_loss_for_distribution acts on the "
+                    "tensorflow backend only; JAX differentiates one global loss).",
+                    [f"{_K3}/losses/loss.py:scale_loss_for_distribution",
+                     f"{_K3}/backend/jax/trainer.py:JAXTrainer.compute_loss_and_updates"],
+                ),
+                "mean_reductions_divided": Alternative(
+                    "an output with reduction sum_over_batch_size (tf_keras: also AUTO; Keras 3: also mean, "
+                    "mean_with_sample_weight) is multiplied by 1/num_replicas_in_sync in each replica "
+                    "(scale_loss_for_distribution); reduction sum is not: the summed gradient of a mean loss "
+                    "is the mean over replicas of the replicas' means (not the global mean when the split is "
+                    "uneven), that of a sum loss is the sum over replicas.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/utils/losses_utils.py:scale_loss_for_distribution",
+                     f"{_K3}/losses/loss.py:reduce_values", f"{_K3}/losses/loss.py:scale_loss_for_distribution"],
+                ),
+            },
+        ),
+        Rule(
+            "replica_regularization_scaling",
+            "Under a distribution strategy, is sum(model.losses) (regularizers, add_loss) divided by the "
+            "number of replicas in each replica?",
+            {
+                "none": Alternative(
+                    "no (one global program, or no strategy).",
+                    [f"{_K3}/trainers/trainer.py:Trainer._aggregate_additional_loss"],
+                ),
+                "divided": Alternative(
+                    "yes: each replica adds sum(model.losses)/R, computed on its own rows (activity "
+                    "regularizers divided by the replica's rows, add_loss summed over them); weight "
+                    "regularizers add up to one copy.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer._aggregate_additional_loss"],
+                ),
+            },
+        ),
+        Rule(
+            "replica_loss_metric",
+            "Under a distribution strategy, how does the reported loss (the loss Mean metric) combine the replicas?",
+            {
+                "single_device": Alternative(
+                    "one program reports the loss of the whole batch.",
+                    [f"{_K3}/backend/jax/trainer.py:JAXTrainer._update_metrics_variables"],
+                ),
+                "row_weighted_sum_times_replicas": Alternative(
+                    "each replica updates the Mean metric (on-read variables summed across replicas) with "
+                    "its unscaled loss, weighted by its rows; an output with reduction sum enters R times "
+                    "(tf_keras: 'Correct for the Mean loss metrics counting each replica as a batch'; Keras 3: "
+                    "unscale_loss_for_distribution multiplies every loss by R, and a sum loss was never "
+                    "scaled). reported = sum_r n_r V_r / sum_r n_r.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_K3}/losses/loss.py:unscale_loss_for_distribution",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.train_step",
+                     f"{_K3}/metrics/metric.py:Metric.add_variable"],
+                ),
+            },
+        ),
     ]
 }
 
@@ -561,6 +662,11 @@ _TF_KERAS = {
     "output_log": "unweighted",
     "evaluate_total": "batch_size_weighted",
     "evaluate_output_log": "batch_size_weighted",
+    # No distribution strategy (every single-device implementation).
+    "replica_split": "single_device",
+    "replica_loss_scaling": "none",
+    "replica_regularization_scaling": "none",
+    "replica_loss_metric": "single_device",
 }
 
 _KERAS3_TF = {
@@ -633,9 +739,18 @@ PROFILES: dict[str, dict[str, str]] = {
                          "float64_compute": "float32"},
 }
 
+# Distributed implementations (harness/impls/distributed.py): the single-device profile of the same
+# Keras, with the distribution rules its sources give.
+_MIRRORED = {"replica_loss_scaling": "mean_reductions_divided", "replica_regularization_scaling": "divided",
+             "replica_loss_metric": "row_weighted_sum_times_replicas"}
+PROFILES["tf_keras-2.21-mirrored"] = {**PROFILES["tf_keras-2.21"], **_MIRRORED, "replica_split": "rebatch"}
+PROFILES["keras-3.15-mirrored"] = {**PROFILES["keras-3.15"], **_MIRRORED, "replica_split": "whole_batch_on_batch"}
+PROFILES["keras-3.15-jax-dataparallel"] = {**PROFILES["keras-3.15-jax"], "replica_split": "sharded_even"}
+
 IMPLEMENTATIONS = (
     "keras3-tensorflow", "keras3-jax", "keras3-torch", "keras3-numpy",
     "tf_keras", "tf_keras-graph", "tf.keras", "tf.keras-graph", "keras2.3.1", "keras2.2.4",
+    "tf_keras-mirrored", "keras3-tensorflow-mirrored", "keras3-jax-dataparallel",
 )
 
 
@@ -685,6 +800,10 @@ def expected_profile(impl: str, versions: Mapping[str, str]) -> str:
     keras 2.3.1, keras 2.2.4); other versions map to the nearest read profile, which is an assumption that
     the verdicts test, not a fact.
     """
+    distributed = {"tf_keras-mirrored": "tf_keras-2.21-mirrored", "keras3-tensorflow-mirrored": "keras-3.15-mirrored",
+                   "keras3-jax-dataparallel": "keras-3.15-jax-dataparallel"}
+    if impl in distributed:
+        return distributed[impl]
     if impl.startswith("keras3-"):
         backend = versions.get("backend") or impl.split("-", 1)[1]
         return "keras-3.15" if backend == "tensorflow" else f"keras-3.15-{backend}"

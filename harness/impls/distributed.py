@@ -1,0 +1,297 @@
+"""Adapter: one Case under a distribution strategy over 2 replicas (issue 10).
+
+Serves (harness.impls, family "distributed"; HARNESS_IMPL chooses, set before this import):
+- "tf_keras-mirrored": tf_keras under tf.distribute.MirroredStrategy over 2 logical CPUs;
+- "keras3-tensorflow-mirrored": Keras 3 (tensorflow backend) under MirroredStrategy, same CPUs;
+- "keras3-jax-dataparallel": Keras 3 (jax backend) under keras.distribution.DataParallel over 2
+  host devices (XLA_FLAGS=--xla_force_host_platform_device_count=2, set by the registry).
+
+For TensorFlow the one CPU is split into 2 logical devices at import, before any op
+(tf.config.set_logical_device_configuration refuses once the runtime is initialised).
+
+What it reports for a Case (the rest of the running is harness.impls.paths):
+- `paths`: the REPORTED loss of test_on_batch, train_on_batch (SGD, learning rate 0), evaluate
+  and fit in the default non-eager mode only ("function" for tf_keras, "compiled" for Keras 3),
+  run by paths.run_case with the model built and compiled inside strategy.scope() (TF) or after
+  keras.distribution.set_distribution (jax); compute_loss is "unsupported" (a direct call under
+  the strategy's scope runs in cross-replica context: it is no replica's loss; the replicas'
+  losses are in `distribution`).
+- `distribution`: how the global batch was split (rows each replica saw, observed) and the loss
+  each replica differentiates (`_tf_replica_step` / `_jax_global_step`).
+- `gradients`: the gradients the optimizer receives (the replicas' tape gradients summed, as the
+  optimizer's all-reduce does; jax: one global value_and_grad) and the update of one
+  train_on_batch with SGD(learning_rate=LEARNING_RATE).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.impls import build, paths
+from harness.results import DistributionResult, GradientResult, ImplResult, PathResult
+from harness.spec import Case
+
+IMPL = os.environ.get("HARNESS_IMPL") or ""
+REPLICAS = 2
+LEARNING_RATE = 0.25
+
+if IMPL in ("tf_keras-mirrored", "keras3-tensorflow-mirrored"):
+    import tensorflow as tf
+
+    # Two logical CPUs from the one physical CPU, before any op initialises the runtime.
+    _cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * REPLICAS)
+    if IMPL == "tf_keras-mirrored":
+        import tf_keras as keras
+
+        MODE = paths.Mode("function", {"run_eagerly": False, "jit_compile": False})
+        BACKEND = "tensorflow"
+    else:
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            raise ImportError(f"{IMPL} needs KERAS_BACKEND=tensorflow, Keras runs on {keras.backend.backend()!r}")
+        MODE = paths.Mode("compiled", {"run_eagerly": False, "jit_compile": False})
+        BACKEND = "tensorflow"
+    STRATEGY_NAME = "tf.distribute.MirroredStrategy"
+    STRATEGY: Any = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")][:REPLICAS])
+    if STRATEGY.num_replicas_in_sync != REPLICAS:
+        raise ImportError(f"MirroredStrategy has {STRATEGY.num_replicas_in_sync} replicas, {REPLICAS} wanted")
+elif IMPL == "keras3-jax-dataparallel":
+    import jax
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise ImportError(f"{IMPL} needs KERAS_BACKEND=jax, Keras runs on {keras.backend.backend()!r}")
+    if len(jax.devices()) < REPLICAS:
+        raise ImportError(f"jax sees {len(jax.devices())} device(s); XLA_FLAGS="
+                          f"--xla_force_host_platform_device_count={REPLICAS} must be set before jax is imported")
+    # jax/trainer.py make_train_function: a non-eager step is jitted when jit_compile (auto -> True).
+    MODE = paths.Mode("compiled", {"run_eagerly": False, "jit_compile": True})
+    BACKEND = "jax"
+    STRATEGY_NAME = "keras.distribution.DataParallel"
+    STRATEGY = keras.distribution.DataParallel(devices=jax.devices()[:REPLICAS])
+    keras.distribution.set_distribution(STRATEGY)
+else:
+    raise ImportError(f"harness.impls.distributed serves tf_keras-mirrored, keras3-tensorflow-mirrored and "
+                      f"keras3-jax-dataparallel, not {IMPL!r}")
+
+COMPUTE_LOSS_UNSUPPORTED = (
+    "not run under a strategy: a direct model.compute_loss call in the strategy's scope runs in "
+    "cross-replica context, which is no replica's loss; see distribution.replica_losses")
+
+
+class _Scoped:
+    """The keras module with every path run inside the strategy's scope (TF); jax needs none."""
+
+    def __enter__(self) -> None:
+        self._scope = STRATEGY.scope() if BACKEND == "tensorflow" else None
+        if self._scope is not None:
+            self._scope.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._scope is not None:
+            self._scope.__exit__(*exc)
+
+
+FLAVOR = paths.Flavor(impl=IMPL, keras=keras, modes=(MODE,), compute_loss=(), clear_session=False)
+
+
+def versions() -> dict[str, str]:
+    return paths.installed_versions(BACKEND)
+
+
+def keras_seconds() -> float:
+    return paths.CLOCK.seconds
+
+
+# --------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------
+
+
+def run(case: Case) -> ImplResult:
+    keras.backend.clear_session()  # outside the scope: tf_keras clear_session resets the graph state
+    if BACKEND == "jax":
+        keras.distribution.set_distribution(STRATEGY)  # clear_session does not reset it; stated anyway
+    with _Scoped():
+        result = paths.run_case(FLAVOR, case)
+        result.paths.insert(0, PathResult("compute_loss", MODE.name, "unsupported", reason=COMPUTE_LOSS_UNSUPPORTED))
+        try:
+            model = _fresh_model(case, learning_rate=0.0)
+            if BACKEND == "tensorflow":
+                result.distribution, result.gradients = _tf_replica_step(model, case)
+            else:
+                result.distribution, result.gradients = _jax_global_step(model, case)
+        except Exception as exc:
+            err = paths.error_result("gradients", MODE.name, exc)
+            result.distribution = DistributionResult(STRATEGY_NAME, REPLICAS, notes=f"{err.error_type}: {err.error_message}")
+            result.gradients = GradientResult("error", how=_HOW[BACKEND], error_type=err.error_type,
+                                              error_message=err.error_message)
+        if result.gradients.status == "ok" or result.gradients.gradients:
+            result.gradients.learning_rate = LEARNING_RATE
+            result.gradients.update_mode = MODE.name
+            try:
+                result.gradients.updates = _sgd_updates(case)
+            except Exception as exc:
+                err = paths.error_result("train_on_batch", MODE.name, exc)
+                result.gradients.update_error = f"{err.error_type}: {err.error_message}"
+    return result
+
+
+def _fresh_model(case: Case, learning_rate: float) -> Any:
+    """The case's model built and compiled (SGD at `learning_rate`) in the current scope."""
+    build.set_float_dtype(keras, case.dtype)
+    model = build.build_model(keras, case)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
+                  loss=build.loss_argument(keras, case), loss_weights=build.loss_weights_argument(case),
+                  **MODE.compile_kwargs)
+    return model
+
+
+def _trainable(model: Any) -> list[tuple[str, Any]]:
+    """("<layer>/<weight>", variable) for every trainable weight, layer by layer."""
+    return [(f"{layer.name}/{build._weight_short_name(v)}", v)
+            for layer in model.layers for v in layer.trainable_weights]
+
+
+def _sgd_updates(case: Case) -> dict[str, Any]:
+    """new - old weights after one train_on_batch with SGD(LEARNING_RATE) under the strategy."""
+    model = _fresh_model(case, learning_rate=LEARNING_RATE)
+    named = _trainable(model)
+    before = {k: paths.to_array(v) for k, v in named}
+    model.train_on_batch(build.x_argument(case), build.y_argument(case),
+                         sample_weight=build.sample_weight_argument(case))
+    return {k: (paths.to_array(v) - before[k]).tolist() for k, v in named}
+
+
+_HOW = {
+    "tensorflow": "strategy.run of train_step's forward pass and loss (y_pred = model(x, training=True); "
+                  "loss = compute_loss(...), then optimizer.scale_loss for Keras 3) under tf.GradientTape per "
+                  "replica; the replicas' gradients summed, as the optimizer's all-reduce SUM does",
+    "jax": "jax.value_and_grad(model.compute_loss_and_updates) on the batch sharded by "
+           "keras.distribution.DataParallel (jax/trainer.py _distribute_data): one global program",
+}
+
+
+# --------------------------------------------------------------------------------------
+# TensorFlow: the replicas' losses and gradients
+# --------------------------------------------------------------------------------------
+
+
+def _tf_loss(model: Any, x: Any, y: Any, y_pred: Any, sw: Any) -> Any:
+    """The loss train_step differentiates.
+
+    tf_keras/src/engine/training.py Model.train_step: `loss = self.compute_loss(x, y, y_pred,
+    sample_weight)`; the optimizer's minimize differentiates it as is.
+    keras/src/backend/tensorflow/trainer.py TensorFlowTrainer.train_step:
+    `loss = self._compute_loss(..., training=True)`, then `loss = self.optimizer.scale_loss(loss)`.
+    """
+    if IMPL == "tf_keras-mirrored":
+        return model.compute_loss(x, y, y_pred, sw)
+    loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, training=True)
+    return model.optimizer.scale_loss(loss)
+
+
+def _unpack(data: tuple) -> tuple[Any, Any, Any]:
+    return (data[0], data[1], data[2] if len(data) > 2 else None)
+
+
+def _first_rows(x: Any) -> Any:
+    return tf.shape(tf.nest.flatten(x)[0])[0]
+
+
+def _tf_batch_as_train_on_batch_feeds_it(data: tuple) -> Any:
+    """The one batch as train_on_batch hands it to strategy.run.
+
+    tf_keras: split among replicas. tf_keras/src/engine/training.py Model.train_on_batch ->
+    tf_keras/src/engine/data_adapter.py single_batch_iterator (called here as is): a dataset of
+    the one batch (from_tensors) through strategy.experimental_distribute_dataset, which splits it
+    (observed: 5 rows -> 3 + 2).
+    Keras 3: NOT split. keras/src/backend/tensorflow/trainer.py TensorFlowTrainer.train_on_batch
+    yields the arrays as they are (`def data(): yield (x, y, sample_weight)`), and
+    TensorFlowTrainer._make_function's one_step_on_data calls `strategy.run(step_function,
+    args=(data,))` on them: every replica receives, and computes on, the whole batch (fit and
+    evaluate go through TFEpochIterator, which does distribute the dataset)."""
+    if IMPL == "keras3-tensorflow-mirrored":
+        return tf.nest.map_structure(tf.convert_to_tensor, data)
+    from tf_keras.src.engine import data_adapter
+
+    return next(data_adapter.single_batch_iterator(STRATEGY, *data))
+
+
+def _tf_replica_step(model: Any, case: Case) -> tuple[DistributionResult, GradientResult]:
+    """One batch, fed to the replicas as train_on_batch feeds it (`_tf_batch_as_train_on_batch_feeds_it`),
+    then strategy.run of train_step's loss under a tape. Per replica: its rows, its loss, its
+    gradients (read with experimental_local_results), so that `updates` (one train_on_batch) is
+    -learning_rate times the summed `gradients`.
+
+    Gradients reach the optimizer summed over replicas: tf_keras/src/optimizers/optimizer.py
+    Optimizer.apply_gradients -> aggregate_gradients -> tf_keras/src/optimizers/utils.py
+    all_reduce_sum_gradients; keras/src/backend/tensorflow/optimizer.py
+    TFOptimizer._backend_update_step -> _all_reduce_sum_gradients (ReduceOp.SUM).
+    """
+    x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
+    data = (x, y) if sw is None else (x, y, sw)
+    batch = _tf_batch_as_train_on_batch_feeds_it(data)
+    named = _trainable(model)
+    variables = [v for _, v in named]
+
+    def replica_fn(batch: tuple) -> tuple:
+        bx, by, bsw = _unpack(batch)
+        relist = lambda s: list(s) if isinstance(s, tuple) else s  # noqa: E731 (back to the Case's list form)
+        bx, by, bsw = relist(bx), relist(by), relist(bsw)
+        with tf.GradientTape() as tape:
+            y_pred = model(bx, training=True)
+            loss = _tf_loss(model, bx, by, y_pred, bsw)
+        grads = tape.gradient(loss, variables)
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
+        return loss, grads, _first_rows(bx)
+
+    step = tf.function(lambda b: STRATEGY.run(replica_fn, args=(b,)))
+    loss, grads, rows = step(batch)
+    losses = [paths.to_float(v) for v in STRATEGY.experimental_local_results(loss)]
+    split = [int(paths.to_float(v)) for v in STRATEGY.experimental_local_results(rows)]
+    summed = {k: sum(paths.to_array(r) for r in STRATEGY.experimental_local_results(g)).tolist()
+              for (k, _), g in zip(named, grads)}
+    dist = DistributionResult(STRATEGY_NAME, REPLICAS, split=split, replica_losses=losses)
+    grad = GradientResult("ok", how=_HOW["tensorflow"], loss=float(sum(losses)), gradients=summed)
+    return dist, grad
+
+
+# --------------------------------------------------------------------------------------
+# JAX: one global program over sharded data
+# --------------------------------------------------------------------------------------
+
+
+def _jax_global_step(model: Any, case: Case) -> tuple[DistributionResult, GradientResult]:
+    """keras/src/backend/jax/trainer.py JAXTrainer.train_step: `jax.value_and_grad(
+    self.compute_loss_and_updates, has_aux=True)` on data placed by `_distribute_data`
+    (jax/distribution_lib.py distribute_data_input: jax.make_array_from_process_local_data with
+    the DataParallel batch layout). The loss is one global program over the sharded batch: there is
+    no per-replica loss, and XLA's partitioner inserts the gradient all-reduce itself."""
+    from keras.src.backend.jax.trainer import _distribute_data
+
+    x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
+    dx, dy, dsw = _distribute_data((x, y, sw))
+    first = jax.tree_util.tree_leaves(dx)[0]
+    split = [int(s.data.shape[0]) for s in sorted(first.addressable_shards, key=lambda s: s.index[0].start or 0)]
+    named = _trainable(model)
+    trainable = [v.value for v in model.trainable_variables]
+    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    metrics = [v.value for v in model.metrics_variables]
+    optimizer_vars = [v.value for v in model.optimizer.variables]
+    grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
+    (loss, _aux), grads = grad_fn(trainable, non_trainable, metrics, dx, dy, dsw, training=True,
+                                  optimizer_variables=optimizer_vars)
+    gradients = {k: np.asarray(grads[position[id(v)]], dtype=np.float64).tolist() for k, v in named}
+    value = paths.to_float(loss)
+    dist = DistributionResult(STRATEGY_NAME, REPLICAS, split=split, replica_losses=[value],
+                              notes="one global loss: DataParallel jits one program over the sharded batch "
+                                    "(no per-replica loss, no scale_loss_for_distribution: it acts on "
+                                    "tf.distribute only, keras/src/losses/loss.py)")
+    return dist, GradientResult("ok", how=_HOW["jax"], loss=value, gradients=gradients)
