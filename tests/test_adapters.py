@@ -49,6 +49,7 @@ def test_registry_names_are_the_fixed_set():
     assert set(KERAS) == {
         "keras3-tensorflow", "keras3-jax", "keras3-torch", "keras3-numpy",
         "tf_keras", "tf.keras", "tf_keras-graph", "tf.keras-graph", "keras2.3.1", "keras2.2.4",
+        "tf_keras-mirrored", "keras3-tensorflow-mirrored", "keras3-jax-dataparallel",
     }
 
 

@@ -120,17 +120,7 @@ def run(case: Case) -> ImplResult:
     with _Scoped():
         result = paths.run_case(FLAVOR, case)
         result.paths.insert(0, PathResult("compute_loss", MODE.name, "unsupported", reason=COMPUTE_LOSS_UNSUPPORTED))
-        try:
-            model = _fresh_model(case, learning_rate=0.0)
-            if BACKEND == "tensorflow":
-                result.distribution, result.gradients = _tf_replica_step(model, case)
-            else:
-                result.distribution, result.gradients = _jax_global_step(model, case)
-        except Exception as exc:
-            err = paths.error_result("gradients", MODE.name, exc)
-            result.distribution = DistributionResult(STRATEGY_NAME, REPLICAS, notes=f"{err.error_type}: {err.error_message}")
-            result.gradients = GradientResult("error", how=_HOW[BACKEND], error_type=err.error_type,
-                                              error_message=err.error_message)
+        result.distribution, result.gradients = _distributed_step(case)
         if result.gradients.status == "ok" or result.gradients.gradients:
             result.gradients.learning_rate = LEARNING_RATE
             result.gradients.update_mode = MODE.name
@@ -140,6 +130,29 @@ def run(case: Case) -> ImplResult:
                 err = paths.error_result("train_on_batch", MODE.name, exc)
                 result.gradients.update_error = f"{err.error_type}: {err.error_message}"
     return result
+
+
+def _distributed_step(case: Case) -> tuple[DistributionResult, GradientResult]:
+    """Two stages, each failing on its own: placing the batch on the replicas (the split; a
+    refusal, e.g. DataParallel and an odd batch, is split [] as the reference writes it), then
+    the replicas' loss and gradients (an error there keeps the observed split)."""
+    x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
+    try:
+        placed, split = (_tf_place if BACKEND == "tensorflow" else _jax_place)(x, y, sw)
+    except Exception as exc:
+        err = paths.error_result("distribution", MODE.name, exc)
+        message = f"{err.error_type}: {err.error_message}"
+        return (DistributionResult(STRATEGY_NAME, REPLICAS, split=[], notes=f"the batch was refused: {message}"),
+                GradientResult("error", how=_HOW[BACKEND], error_type=err.error_type, error_message=err.error_message))
+    try:
+        model = _fresh_model(case, learning_rate=0.0)
+        step = _tf_replica_step if BACKEND == "tensorflow" else _jax_global_step
+        return step(model, placed, split)
+    except Exception as exc:
+        err = paths.error_result("distribution", MODE.name, exc)
+        return (DistributionResult(STRATEGY_NAME, REPLICAS, split=split,
+                                   notes=f"the step raised: {err.error_type}: {err.error_message}"),
+                GradientResult("error", how=_HOW[BACKEND], error_type=err.error_type, error_message=err.error_message))
 
 
 def _fresh_model(case: Case, learning_rate: float) -> Any:
@@ -223,20 +236,24 @@ def _tf_batch_as_train_on_batch_feeds_it(data: tuple) -> Any:
     return next(data_adapter.single_batch_iterator(STRATEGY, *data))
 
 
-def _tf_replica_step(model: Any, case: Case) -> tuple[DistributionResult, GradientResult]:
-    """One batch, fed to the replicas as train_on_batch feeds it (`_tf_batch_as_train_on_batch_feeds_it`),
-    then strategy.run of train_step's loss under a tape. Per replica: its rows, its loss, its
-    gradients (read with experimental_local_results), so that `updates` (one train_on_batch) is
-    -learning_rate times the summed `gradients`.
+def _tf_place(x: Any, y: Any, sw: Any) -> tuple[Any, list[int]]:
+    """The batch as train_on_batch hands it to strategy.run, and the rows each replica receives
+    (observed: a strategy.run that returns the first input's row count)."""
+    batch = _tf_batch_as_train_on_batch_feeds_it((x, y) if sw is None else (x, y, sw))
+    rows = tf.function(lambda b: STRATEGY.run(lambda d: _first_rows(d[0]), args=(b,)))(batch)
+    return batch, [int(paths.to_float(v)) for v in STRATEGY.experimental_local_results(rows)]
+
+
+def _tf_replica_step(model: Any, batch: Any, split: list[int]) -> tuple[DistributionResult, GradientResult]:
+    """strategy.run of train_step's loss under a tape on the placed batch (`_tf_place`). Per
+    replica: its loss and its gradients (read with experimental_local_results), so that `updates`
+    (one train_on_batch) is -learning_rate times the summed `gradients`.
 
     Gradients reach the optimizer summed over replicas: tf_keras/src/optimizers/optimizer.py
     Optimizer.apply_gradients -> aggregate_gradients -> tf_keras/src/optimizers/utils.py
     all_reduce_sum_gradients; keras/src/backend/tensorflow/optimizer.py
     TFOptimizer._backend_update_step -> _all_reduce_sum_gradients (ReduceOp.SUM).
     """
-    x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
-    data = (x, y) if sw is None else (x, y, sw)
-    batch = _tf_batch_as_train_on_batch_feeds_it(data)
     named = _trainable(model)
     variables = [v for _, v in named]
 
@@ -249,12 +266,11 @@ def _tf_replica_step(model: Any, case: Case) -> tuple[DistributionResult, Gradie
             loss = _tf_loss(model, bx, by, y_pred, bsw)
         grads = tape.gradient(loss, variables)
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
-        return loss, grads, _first_rows(bx)
+        return loss, grads
 
     step = tf.function(lambda b: STRATEGY.run(replica_fn, args=(b,)))
-    loss, grads, rows = step(batch)
+    loss, grads = step(batch)
     losses = [paths.to_float(v) for v in STRATEGY.experimental_local_results(loss)]
-    split = [int(paths.to_float(v)) for v in STRATEGY.experimental_local_results(rows)]
     summed = {k: sum(paths.to_array(r) for r in STRATEGY.experimental_local_results(g)).tolist()
               for (k, _), g in zip(named, grads)}
     dist = DistributionResult(STRATEGY_NAME, REPLICAS, split=split, replica_losses=losses)
@@ -267,18 +283,24 @@ def _tf_replica_step(model: Any, case: Case) -> tuple[DistributionResult, Gradie
 # --------------------------------------------------------------------------------------
 
 
-def _jax_global_step(model: Any, case: Case) -> tuple[DistributionResult, GradientResult]:
-    """keras/src/backend/jax/trainer.py JAXTrainer.train_step: `jax.value_and_grad(
-    self.compute_loss_and_updates, has_aux=True)` on data placed by `_distribute_data`
-    (jax/distribution_lib.py distribute_data_input: jax.make_array_from_process_local_data with
-    the DataParallel batch layout). The loss is one global program over the sharded batch: there is
-    no per-replica loss, and XLA's partitioner inserts the gradient all-reduce itself."""
+def _jax_place(x: Any, y: Any, sw: Any) -> tuple[Any, list[int]]:
+    """The batch placed as JAXTrainer places it (keras/src/backend/jax/trainer.py _distribute_data:
+    jax/distribution_lib.py distribute_data_input, jax.make_array_from_process_local_data with the
+    DataParallel batch layout), and the rows of each device's shard (observed)."""
     from keras.src.backend.jax.trainer import _distribute_data
 
-    x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
-    dx, dy, dsw = _distribute_data((x, y, sw))
-    first = jax.tree_util.tree_leaves(dx)[0]
-    split = [int(s.data.shape[0]) for s in sorted(first.addressable_shards, key=lambda s: s.index[0].start or 0)]
+    placed = _distribute_data((x, y, sw))
+    first = jax.tree_util.tree_leaves(placed[0])[0]
+    shards = sorted(first.addressable_shards, key=lambda s: s.index[0].start or 0)
+    return placed, [int(s.data.shape[0]) for s in shards]
+
+
+def _jax_global_step(model: Any, placed: Any, split: list[int]) -> tuple[DistributionResult, GradientResult]:
+    """keras/src/backend/jax/trainer.py JAXTrainer.train_step: `jax.value_and_grad(
+    self.compute_loss_and_updates, has_aux=True)` on the placed batch (`_jax_place`). The loss is
+    one global program over the sharded batch: there is no per-replica loss, and XLA's
+    partitioner inserts the gradient all-reduce itself."""
+    dx, dy, dsw = placed
     named = _trainable(model)
     trainable = [v.value for v in model.trainable_variables]
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}

@@ -65,12 +65,14 @@ class DistributedBreakdown:
     total: float
     magnitude: float
     notes: list[str] = field(default_factory=list)
+    replica_magnitudes: list[float] = field(default_factory=list)  # of each replica loss, for its tolerance
 
     def to_json(self) -> dict[str, Any]:
         from harness.results import encode_float
 
         return {"split": list(self.split), "replica_losses": [encode_float(v) for v in self.replica_losses],
-                "total": encode_float(self.total), "magnitude": encode_float(self.magnitude), "notes": list(self.notes)}
+                "total": encode_float(self.total), "magnitude": encode_float(self.magnitude), "notes": list(self.notes),
+                "replica_magnitudes": [encode_float(v) for v in self.replica_magnitudes]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,17 +163,21 @@ def differentiated(case: Case, profile: str | Mapping[str, str], replicas: int =
     how = rules["replica_split"]
     groups, error = replica_rows(batch, how, replicas, "train_on_batch")
     if error is not None:
-        return DistributedBreakdown([], [math.nan], math.nan, math.nan, [error])
+        # The batch is refused as it is placed; the loss's own errors are noted too (which one the
+        # implementation raises first depends on its order: either note predicts it).
+        notes = [error] + aggregate._one_batch(case, batch, rules).notes
+        return DistributedBreakdown([], [math.nan], math.nan, math.nan, notes, [math.nan])
     if how in ("single_device", "sharded_even"):
         b = aggregate._one_batch(case, batch, rules)
         value, magnitude = (math.nan, math.nan) if b.notes else (b.total, b.magnitude)
-        return DistributedBreakdown([len(g) for g in groups], [value], value, magnitude, list(b.notes))
+        return DistributedBreakdown([len(g) for g in groups], [value], value, magnitude, list(b.notes), [magnitude])
     locals_ = [_local(case, rows, rules, batched=False) for rows in groups]
     values = [_differentiated_one(b, rules, replicas) for b in locals_]
     notes = [f"replica {r}: {note}" for r, b in enumerate(locals_) for note in b.notes]
     total = float(sum(v for v, _ in values)) if not notes else math.nan
     magnitude = float(sum(m for _, m in values)) if not notes else math.nan
-    return DistributedBreakdown([len(g) for g in groups], [v for v, _ in values], total, magnitude, notes)
+    return DistributedBreakdown([len(g) for g in groups], [v for v, _ in values], total, magnitude, notes,
+                                [m for _, m in values])
 
 
 # ---------------------------------------------------------------------------------------
@@ -197,6 +203,9 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
         groups, error = replica_rows(batch, how, replicas, path)
         if error is not None:
             notes.append(f"batch {k}: {error}")
+            # The loss's own errors too: Keras 3's data adapter checks the arrays before any batch
+            # is placed (e.g. a dict sample_weight against a list y), so either may come first.
+            notes.extend(f"batch {k}: {note}" for note in aggregate._one_batch(case, batch, rules, batched).notes)
             continue
         if how == "whole_batch_on_batch" and batched and k == 0 and len({len(g) for g in groups}) > 1:
             notes.append(_SYMBOLIC_BUILD_ERROR.format(rows=len(batch), split="+".join(str(len(g)) for g in groups)))
