@@ -172,8 +172,9 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         total = float(np.sum(weighted))
         magnitude = float(np.sum(np.abs(weighted)))
     if reduction == "sum_over_batch_size":
-        total /= per.size * entries_per_loss
-        magnitude /= per.size * entries_per_loss
+        # divide_no_nan / _safe_mean: a replica without rows (reference/distributed.py) computes 0.
+        count = per.size * entries_per_loss
+        total, magnitude = (total / count, magnitude / count) if count else (0.0, 0.0)
     if nonzero_fraction != 1.0:
         # keras 2.2.4 weighted_masked_objective: score /= mean(weights != 0); all-zero weights: 0/0.
         total = total / nonzero_fraction if nonzero_fraction else math.nan

@@ -53,6 +53,10 @@ _SYMBOLIC_BUILD_ERROR = ("the first batch of {rows} rows splits {split} among th
                          "(keras/src/backend/tensorflow/trainer.py:TensorFlowTrainer._maybe_symbolic_build)")
 
 
+_EMPTY_REPLICA = (" [a replica without rows; under fit TensorFlow may raise it from the gradient of the step "
+                  "(keras/src/backend/tensorflow/trainer.py:TensorFlowTrainer.train_step), observed]")
+
+
 @dataclass
 class DistributedBreakdown:
     """One train step under a strategy: the rows each replica computed on, the loss each
@@ -110,22 +114,12 @@ def replica_rows(batch: np.ndarray, how: str, replicas: int, path: str) -> tuple
 
 
 def _local(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool) -> Any:
-    """aggregate's one-batch result on `rows`; for no rows, 0 for every output and activity or
-    add_loss term (Keras divides with divide_no_nan; sums of nothing are 0) and the weight
-    regularizers as they are."""
-    if len(rows):
+    """aggregate's one-batch result on the replica's `rows`. With no rows every output and
+    activity term is 0 (Keras divides with divide_no_nan; sums of nothing are 0), the weight
+    regularizers count as they are, and the broadcast checks still apply (Keras 3: a (0,)
+    sample weight against (0, time) losses is a broadcast error, observed in replica 1)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
         return aggregate._one_batch(case, rows, rules, batched=batched)
-    b = aggregate._one_batch(case, np.arange(1), rules, batched=batched)
-    for o in b.outputs:
-        o.unweighted = o.weighted = o.magnitude = o.weighted_magnitude = 0.0
-        o.valid_entries = 0 if o.valid_entries is not None else None
-    b.penalties = [p if p.weight not in ("activity", "add_loss") else
-                   forward.Penalty(p.layer, p.weight, p.kind, 0.0, 0.0) for p in b.penalties]
-    b.size = 0
-    if not b.notes:
-        b.total = sum(o.weighted for o in b.outputs) + sum(p.value for p in b.penalties)
-        b.magnitude = sum(o.weighted_magnitude for o in b.outputs) + sum(p.magnitude for p in b.penalties)
-    return b
 
 
 def _output_scale(reduction: str, rules: Mapping[str, str], replicas: int) -> float:
@@ -213,7 +207,8 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
             groups = [batch]  # one global program over the sharded batch
         for r, rows in enumerate(groups):
             b = _local(case, rows, rules, batched=batched)
-            notes.extend(f"batch {k} replica {r}: {note}" for note in b.notes)
+            where = "" if len(rows) else _EMPTY_REPLICA
+            notes.extend(f"batch {k} replica {r}: {note}{where}" for note in b.notes)
             pieces.append((k, r, b))
 
     def factor(reduction: str) -> float:
