@@ -428,3 +428,47 @@ def test_reproducers_of_groups_that_are_gone_are_removed(tmp_path, synthetic):
     assert not stale.exists()
     assert sorted(p.name for p in (out.parent / "repro").glob("*.py")) == sorted(
         f"{a.attrs['id'][2:]}.py" for a in synthetic["tree"].find_all("article", class_="group"))
+
+
+def test_gradient_and_distribution_verdicts_get_their_own_sections(tmp_path):
+    """A hand-built file (not a run) whose tf_keras result carries gradient and distribution
+    verdicts: they are counted per run, explained ones grouped by rules, the others listed."""
+    case = spec.load(CASE_FILE)
+    cid = case.id
+    verdicts = {
+        "gradient/loss": {"verdict": "agree", "profile": "tf_keras-2.21", "value": 1.0, "expected": 1.0},
+        "gradient/hidden/kernel": {"verdict": "unexplained", "profile": "tf_keras-2.21", "stage": "gradient",
+                                   "value": 2.0, "expected": 1.0, "reason": "entry [0, 0] " + SCRIPT_INJECTION},
+        "gradient/hidden/bias": {"verdict": "explained", "profile": "tf_keras-2.21",
+                                 "rules": {"mask_normalisation": "all_entries"}, "value": 0.5, "expected": 0.25},
+        "gradient/hidden/bias/sgd_update": {"verdict": "explained", "profile": "tf_keras-2.21",
+                                            "rules": {"mask_normalisation": "all_entries"}},
+        "distribution/split": {"verdict": "agree", "profile": "tf_keras-2.21"},
+    }
+    records = [
+        {"kind": "header", "schema": 1, "impl": "tf_keras", "versions": {"tf_keras": "2.21.0"}},
+        {"kind": "case", "schema": 1, "case_id": cid, "case": case.to_json()},
+        {"kind": "result", "schema": 1, "case_id": cid, "impl": "tf_keras", "status": "ok", "paths": [],
+         "verdicts": verdicts},
+    ]
+    results = tmp_path / "grad.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    out = tmp_path / "out" / "index.html"
+    render.write([results], out)
+    html = out.read_text(encoding="utf-8")
+    assert SCRIPT_INJECTION not in html
+    tree = parse(html)
+    grad = tree.by_id("gradient")
+    assert not grad.find_all("p", class_="empty")
+    text = " ".join(grad.text().split())
+    assert "agree 1" in text and "explained 2" in text and "unexplained 1" in text
+    assert "mask_normalisation=all_entries" in text
+    rows = [r for r in grad.find_all("tr") if "gradient/hidden/kernel" in r.text()]
+    assert len(rows) == 1 and "unexplained" in rows[0].text()
+    dist = " ".join(tree.by_id("distribution").text().split())
+    assert "agree 1" in dist and "No unexplained distribution difference" in dist
+    findings = json.loads((out.parent / "findings.json").read_text())
+    grad_json = next(x for x in findings["extra"] if x["kind"] == "gradient")
+    assert [r["key"] for r in grad_json["rows"]] == ["gradient/hidden/kernel"]
+    # The loss sections do not count them.
+    assert not findings["verdict_counts"]

@@ -127,8 +127,8 @@ def compute(case: Case, profile: str | Mapping[str, str], replicas: int = 1) -> 
             grads[key], low[key], high[key] = g, lo, hi
             for t in base_terms:
                 term_grads[t][key] = tg[t]
-            magnitude = sum(np.abs(tg[t]) for t in base_terms) if base_terms else np.abs(g)
-            scale[key] = float(np.max(np.where(np.isfinite(magnitude), magnitude, 0.0), initial=0.0))
+            spread = sum(np.abs(tg[t]) for t in base_terms) if base_terms else np.abs(g)
+            scale[key] = float(np.max(np.where(np.isfinite(spread), spread, 0.0), initial=0.0))
     return GradientBreakdown(dict(rules), replicas, loss, magnitude, grads, low, high, scale, term_grads, notes)
 
 

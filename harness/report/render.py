@@ -478,16 +478,50 @@ def _error_text(m: Member) -> str:
     return text
 
 
+MAX_EXTRA_ROWS = 300  # finding rows per gradient/distribution section (the rest are counted)
+
+
 def extra_view(report: Report) -> list[dict[str, Any]]:
+    """The gradient and distribution sections: verdict counts per run, explained differences
+    grouped by (implementation, rules), unsupported grouped by reason, and every other
+    non-agreeing verdict as a row (unexplained first; the page shows the first MAX_EXTRA_ROWS)."""
     out = []
     titles = {"gradient": "Gradient findings", "distribution": "Distribution findings"}
+    order = {v: i for i, v in enumerate(("unexplained", "error", "crashed", "timeout", "import-error"))}
     for kind in load_mod.EXTRA_KINDS:
         ms = report.extra_members.get(kind, [])
-        out.append({"kind": kind, "title": titles[kind], "rows": [
-            {"env": m.env, "impl": m.impl, "case_id": m.case_id, "key": m.key, "verdict": m.verdict["verdict"],
-             "rules": ", ".join(f"{r}={a}" for r, a in sorted((m.verdict.get("rules") or {}).items())),
-             "value": fmt(m.number("value")), "expected": fmt(m.number("expected")),
-             "reason": m.verdict.get("reason") or ""} for m in ms]})
+        counts: dict[str, Counter] = {}
+        explained: dict[tuple, dict[str, Any]] = {}
+        unsupported: dict[tuple, dict[str, Any]] = {}
+        findings = []
+        for m in ms:
+            verdict = m.verdict["verdict"]
+            counts.setdefault(m.run_label, Counter())[verdict] += 1
+            if verdict == "explained":
+                rules = ", ".join(f"{r}={a}" for r, a in sorted((m.verdict.get("rules") or {}).items()))
+                g = explained.setdefault((m.impl, rules), {"impl": m.impl, "rules": rules, "n": 0, "cases": set(),
+                                                           "example": m.key})
+                g["n"] += 1
+                g["cases"].add(m.case_id)
+            elif verdict == "unsupported":
+                reason = m.verdict.get("reason") or ""
+                g = unsupported.setdefault((m.impl, reason), {"impl": m.impl, "reason": reason, "n": 0})
+                g["n"] += 1
+            elif verdict != "agree":
+                findings.append(m)
+        findings.sort(key=lambda m: (order.get(m.verdict["verdict"], 9), m.impl, m.env, m.case_id, m.key))
+        out.append({
+            "kind": kind, "title": titles[kind], "n": len(ms),
+            "summary": [{"run": run, "counts": [{"verdict": v, "n": c[v]} for v in load_mod.VERDICT_ORDER if c[v]]}
+                        for run, c in sorted(counts.items())],
+            "explained": [{**g, "cases": len(g["cases"])} for g in sorted(explained.values(), key=lambda g: -g["n"])],
+            "unsupported": sorted(unsupported.values(), key=lambda g: -g["n"]),
+            "rows": [{"env": m.env, "impl": m.impl, "case_id": m.case_id, "key": m.key, "verdict": m.verdict["verdict"],
+                      "stage": m.verdict.get("stage") or "", "value": fmt(m.number("value")),
+                      "expected": fmt(m.number("expected")), "reason": m.verdict.get("reason") or ""}
+                     for m in findings],  # all of them (findings.json); the page shows MAX_EXTRA_ROWS
+            "max_rows": MAX_EXTRA_ROWS,
+        })
     return out
 
 
