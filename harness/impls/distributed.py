@@ -16,8 +16,11 @@ What it reports for a Case (the rest of the running is harness.impls.paths):
   keras.distribution.set_distribution (jax); compute_loss is "unsupported" (a direct call under
   the strategy's scope runs in cross-replica context: it is no replica's loss; the replicas'
   losses are in `distribution`).
-- `distribution`: how the global batch was split (rows each replica saw, observed) and the loss
-  each replica differentiates (`_tf_replica_step` / `_jax_global_step`).
+- `distribution`: how the batch of one train_on_batch was split (rows each replica saw, observed)
+  and the loss each replica differentiates (`_tf_replica_step` / `_jax_global_step`). The batch
+  is fed as train_on_batch feeds it: tf_keras splits it (5 rows -> 3 + 2); Keras 3 on
+  TensorFlow hands every replica the WHOLE batch (`_tf_feed`); jax
+  shards it and refuses a batch that does not divide by the devices.
 - `gradients`: the gradients the optimizer receives (the replicas' tape gradients summed, as the
   optimizer's all-reduce does; jax: one global value_and_grad) and the update of one
   train_on_batch with SGD(learning_rate=LEARNING_RATE).
@@ -25,6 +28,7 @@ What it reports for a Case (the rest of the running is harness.impls.paths):
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Callable
 
@@ -84,19 +88,6 @@ COMPUTE_LOSS_UNSUPPORTED = (
     "cross-replica context, which is no replica's loss; see distribution.replica_losses")
 
 
-class _Scoped:
-    """The keras module with every path run inside the strategy's scope (TF); jax needs none."""
-
-    def __enter__(self) -> None:
-        self._scope = STRATEGY.scope() if BACKEND == "tensorflow" else None
-        if self._scope is not None:
-            self._scope.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._scope is not None:
-            self._scope.__exit__(*exc)
-
-
 FLAVOR = paths.Flavor(impl=IMPL, keras=keras, modes=(MODE,), compute_loss=(), clear_session=False)
 
 
@@ -114,10 +105,13 @@ def keras_seconds() -> float:
 
 
 def run(case: Case) -> ImplResult:
-    keras.backend.clear_session()  # outside the scope: tf_keras clear_session resets the graph state
+    keras.backend.clear_session()  # outside the strategy's scope
     if BACKEND == "jax":
-        keras.distribution.set_distribution(STRATEGY)  # clear_session does not reset it; stated anyway
-    with _Scoped():
+        # clear_session replaces Keras's global state, the distribution with it
+        # (keras/src/backend/common/global_state.py clear_session; distribution_lib.set_distribution).
+        keras.distribution.set_distribution(STRATEGY)
+    # TF: the model is built and compiled, and every path runs, inside strategy.scope().
+    with STRATEGY.scope() if BACKEND == "tensorflow" else contextlib.nullcontext():
         result = paths.run_case(FLAVOR, case)
         result.paths.insert(0, PathResult("compute_loss", MODE.name, "unsupported", reason=COMPUTE_LOSS_UNSUPPORTED))
         result.distribution, result.gradients = _distributed_step(case)
@@ -217,35 +211,48 @@ def _first_rows(x: Any) -> Any:
     return tf.shape(tf.nest.flatten(x)[0])[0]
 
 
-def _tf_batch_as_train_on_batch_feeds_it(data: tuple) -> Any:
-    """The one batch as train_on_batch hands it to strategy.run.
+def _tf_feed(data: tuple) -> Callable[[], Any]:
+    """What train_on_batch hands its step function, fresh at each call.
 
-    tf_keras: split among replicas. tf_keras/src/engine/training.py Model.train_on_batch ->
-    tf_keras/src/engine/data_adapter.py single_batch_iterator (called here as is): a dataset of
-    the one batch (from_tensors) through strategy.experimental_distribute_dataset, which splits it
-    (observed: 5 rows -> 3 + 2).
-    Keras 3: NOT split. keras/src/backend/tensorflow/trainer.py TensorFlowTrainer.train_on_batch
-    yields the arrays as they are (`def data(): yield (x, y, sample_weight)`), and
-    TensorFlowTrainer._make_function's one_step_on_data calls `strategy.run(step_function,
-    args=(data,))` on them: every replica receives, and computes on, the whole batch (fit and
-    evaluate go through TFEpochIterator, which does distribute the dataset)."""
+    tf_keras: an iterator over the batch split among replicas. tf_keras/src/engine/training.py
+    Model.train_on_batch -> tf_keras/src/engine/data_adapter.py single_batch_iterator (called here
+    as is): a dataset of the one batch (from_tensors) through
+    strategy.experimental_distribute_dataset, which splits it (observed: 5 rows -> 3 + 2).
+    Keras 3: the arrays, NOT split. keras/src/backend/tensorflow/trainer.py
+    TensorFlowTrainer.train_on_batch yields them as they are (`def data(): yield (x, y,
+    sample_weight)`), and TensorFlowTrainer._make_function's one_step_on_data calls
+    `strategy.run(step_function, args=(data,))` on them: every replica receives, and computes on,
+    the whole batch (fit and evaluate go through TFEpochIterator, which distributes the dataset)."""
     if IMPL == "keras3-tensorflow-mirrored":
-        return tf.nest.map_structure(tf.convert_to_tensor, data)
+        tensors = tf.nest.map_structure(tf.convert_to_tensor, data)
+        return lambda: tensors
     from tf_keras.src.engine import data_adapter
 
-    return next(data_adapter.single_batch_iterator(STRATEGY, *data))
+    return lambda: data_adapter.single_batch_iterator(STRATEGY, *data)
 
 
-def _tf_place(x: Any, y: Any, sw: Any) -> tuple[Any, list[int]]:
-    """The batch as train_on_batch hands it to strategy.run, and the rows each replica receives
+def _tf_run(replica_fn: Callable[[Any], Any], feed: Callable[[], Any]) -> Any:
+    """strategy.run(replica_fn) on the one batch of `feed()`, inside a tf.function, as the train
+    function runs it. tf_keras advances the iterator inside the function (tf_keras/src/engine/
+    training.py Model.make_train_function: step_function's `data = next(iterator)`), so the
+    replicas' batch dimension is dynamic: a replica without rows then runs the model on a
+    (0, ...) tensor at run time, where a static 0 would fail at trace time (e.g. in
+    GlobalAveragePooling1D's mask handling)."""
+    if IMPL == "keras3-tensorflow-mirrored":
+        return tf.function(lambda b: STRATEGY.run(replica_fn, args=(b,)))(feed())
+    return tf.function(lambda it: STRATEGY.run(replica_fn, args=(next(it),)))(feed())
+
+
+def _tf_place(x: Any, y: Any, sw: Any) -> tuple[Callable[[], Any], list[int]]:
+    """The feed of train_on_batch's batch (`_tf_feed`), and the rows each replica receives
     (observed: a strategy.run that returns the first input's row count)."""
-    batch = _tf_batch_as_train_on_batch_feeds_it((x, y) if sw is None else (x, y, sw))
-    rows = tf.function(lambda b: STRATEGY.run(lambda d: _first_rows(d[0]), args=(b,)))(batch)
-    return batch, [int(paths.to_float(v)) for v in STRATEGY.experimental_local_results(rows)]
+    feed = _tf_feed((x, y) if sw is None else (x, y, sw))
+    rows = _tf_run(lambda d: _first_rows(d[0]), feed)
+    return feed, [int(paths.to_float(v)) for v in STRATEGY.experimental_local_results(rows)]
 
 
-def _tf_replica_step(model: Any, batch: Any, split: list[int]) -> tuple[DistributionResult, GradientResult]:
-    """strategy.run of train_step's loss under a tape on the placed batch (`_tf_place`). Per
+def _tf_replica_step(model: Any, feed: Callable[[], Any], split: list[int]) -> tuple[DistributionResult, GradientResult]:
+    """strategy.run of train_step's loss under a tape on train_on_batch's batch (`_tf_run`). Per
     replica: its loss and its gradients (read with experimental_local_results), so that `updates`
     (one train_on_batch) is -learning_rate times the summed `gradients`.
 
@@ -268,8 +275,7 @@ def _tf_replica_step(model: Any, batch: Any, split: list[int]) -> tuple[Distribu
         grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)]
         return loss, grads
 
-    step = tf.function(lambda b: STRATEGY.run(replica_fn, args=(b,)))
-    loss, grads = step(batch)
+    loss, grads = _tf_run(replica_fn, feed)
     losses = [paths.to_float(v) for v in STRATEGY.experimental_local_results(loss)]
     summed = {k: sum(paths.to_array(r) for r in STRATEGY.experimental_local_results(g)).tolist()
               for (k, _), g in zip(named, grads)}
