@@ -195,7 +195,10 @@ def relevant_flips(cache: ReferenceCache, profile: Mapping[str, str], path: str)
     """(rule, alternative) pairs that change this case's reference numbers on this path."""
     base = cache.compute(profile, path)
     flips = []
+    single_device = profile.get("replica_split") == "single_device"
     for name, rule in rules_mod.RULES.items():
+        if single_device and name.startswith("replica_"):
+            continue  # a rule of distribution strategies (reference/distributed.py) cannot explain one device
         for alt in rule.alternatives:
             if alt == profile.get(name):
                 continue

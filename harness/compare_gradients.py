@@ -92,7 +92,7 @@ def tensor_check(got: Any, ref: Any, key: str, rtol: float, scale: float, factor
     rel = _relative(value, exp, abs(factor) * scale)
     if bool(np.all(ok)):
         return True, "", value, exp, rel
-    kinks = int(np.sum(ref.low[key] < ref.high[key]))
+    kinks = ref.kinks(key)
     return False, (f"{key}{list(idx)}: {value!r}, reference {exp!r} (scale {abs(factor) * scale:.3g}; "
                    f"{int(np.sum(~ok))} of {ok.size} entries differ"
                    + (f"; {kinks} at a kink" if kinks else "") + ")"), value, exp, rel
@@ -169,6 +169,9 @@ def judge_gradients(case: Case, grad: GradientResult, profile_name: str, cache: 
             return tensor_check(grad.gradients.get(key), ref, key, rtol(ref), max(ref.scale[key], floor))
 
         v = judge(grad_check)
+        if expected.undetermined(key):
+            v.reason = ((v.reason + "; ") if v.reason else "") + (
+                f"{expected.undetermined(key)} entries feed a non-finite loss term: not compared")
         if v.verdict != "agree":
             v.differing_terms = term_attribution(expected, key)
             if v.differing_terms:

@@ -121,3 +121,16 @@ def test_with_weight_changes_one_tensor_only():
     assert moved.layer("out").weights["bias"][0] == 1.0
     assert case.layer("out").weights["bias"][0] == 0.125
     assert dataclasses.replace(moved, layers=case.layers) == case
+
+
+def test_a_nan_term_leaves_the_other_outputs_gradient_and_undetermines_its_own_weights():
+    # Output "a" gets a NaN target: its loss is NaN, so the total is; "b" does not depend on "a".
+    case = two_output_case(None, None)
+    a, b = case.outputs
+    case = dataclasses.replace(case, outputs=(dataclasses.replace(a, target=np.full((3, 1), np.nan)), b))
+    g = gradients.compute(case, TFK)
+    clean = gradients.compute(two_output_case(None, None), TFK)
+    assert np.isnan(g.loss)
+    np.testing.assert_allclose(g.gradients["b/kernel"], clean.gradients["b/kernel"], atol=TOL)
+    assert g.undetermined("b/kernel") == 0
+    assert g.undetermined("a/kernel") == 2 and g.kinks("a/kernel") == 0

@@ -24,6 +24,10 @@ is a *kink*: the implementation may return any value between the two one-sided d
 subgradient; TensorFlow's relu'(0) = 0 and sign(0) = 0 are such values), and `low`/`high` hold
 that interval.
 
+A total that is not finite (a fully masked batch divided by 0 valid entries) has the finite
+terms' gradient on the weights that do not feed the non-finite term, and an undetermined one
+(any value agrees) on those that do (`_through_nonfinite_terms`).
+
 Per-term gradients ("output/<name>": the output's weighted loss, "regularization": model.losses)
 are differentiated too, for attribution: which term's gradient a differing weight carries.
 """
@@ -59,8 +63,12 @@ class GradientBreakdown:
     notes: list[str] = field(default_factory=list)  # the implementation raises (see aggregate)
 
     def kinks(self, key: str) -> int:
-        """Entries of `key` at a point where the loss is not differentiable."""
-        return int(np.sum(self.low[key] < self.high[key]))
+        """Entries of `key` at a point where the loss is not differentiable (a finite kink)."""
+        return int(np.sum((self.low[key] < self.high[key]) & np.isfinite(self.low[key] - self.high[key])))
+
+    def undetermined(self, key: str) -> int:
+        """Entries of `key` that feed a non-finite term: any value agrees."""
+        return int(np.sum(np.isinf(self.low[key]) & np.isinf(self.high[key])))
 
 
 def weight_keys(case: Case) -> list[str]:
@@ -124,12 +132,56 @@ def compute(case: Case, profile: str | Mapping[str, str], replicas: int = 1) -> 
                 g[idx], lo[idx], hi[idx], per_term = _derivative(at, loss, base_terms, h)
                 for t, v in per_term.items():
                     tg[t][idx] = v
+            if not math.isfinite(loss) and not notes:  # (with notes the implementation raises: no gradient)
+                g, lo, hi = _through_nonfinite_terms(case, key, base_terms, tg)
             grads[key], low[key], high[key] = g, lo, hi
             for t in base_terms:
                 term_grads[t][key] = tg[t]
             spread = sum(np.abs(tg[t]) for t in base_terms) if base_terms else np.abs(g)
             scale[key] = float(np.max(np.where(np.isfinite(spread), spread, 0.0), initial=0.0))
     return GradientBreakdown(dict(rules), replicas, loss, magnitude, grads, low, high, scale, term_grads, notes)
+
+
+def _upstream_layers(case: Case, layer_name: str) -> set[str]:
+    """The layer and every layer it depends on (its weights can move its output)."""
+    by_name = {layer.name: layer for layer in case.layers}
+    seen: set[str] = set()
+    todo = [layer_name]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in by_name:
+            continue  # an Input
+        seen.add(name)
+        todo.extend(by_name[name].inbound)
+    return seen
+
+
+def _through_nonfinite_terms(case: Case, key: str, base_terms: dict[str, float],
+                             term_grads: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gradient of a total that is not finite (NaN or inf: e.g. a fully masked batch divided
+    by its 0 valid entries): differences of a NaN are NaN, but backpropagation only reaches the
+    weights a term depends on. So the total's gradient is the sum of the finite terms' gradients;
+    where a weight feeds a non-finite term, what autodiff returns through 0/0 (NaN, or 0 where an
+    op masks it) is not a semantic of the loss: those entries are *undetermined* (gradient NaN,
+    interval [-inf, inf], any value agrees). Without per-term values (a distributed total),
+    every entry is undetermined."""
+    layer_name = key.split("/", 1)[0]
+    shape = term_grads[next(iter(term_grads))].shape if term_grads else _weight(case, key).shape
+    g = np.zeros(shape)
+    undetermined = not base_terms
+    outputs = {o.name: o.layer for o in case.outputs}
+    for t, value in base_terms.items():
+        if math.isfinite(value):
+            g = g + term_grads[t]
+            continue
+        if t.startswith("output/"):
+            feeds = layer_name in _upstream_layers(case, outputs[t.split("/", 1)[1]])
+        else:
+            feeds = True  # a non-finite regularization sum: any weight may feed it
+        undetermined = undetermined or feeds
+    if undetermined:
+        return np.full(shape, np.nan), np.full(shape, -np.inf), np.full(shape, np.inf)
+    return g, g.copy(), g.copy()
 
 
 def _derivative(at: Callable[[float], tuple[float, dict[str, float]]], f0: float, terms0: dict[str, float],
