@@ -171,6 +171,16 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if findings and not args.exit_zero else 0
 
 
+def summary_key(key: str) -> str:
+    """The row a verdict is counted in: path/mode as it is; gradient verdicts of every weight in
+    one row per kind ("gradient/<weight>", "gradient/<weight>/sgd_update"), the same for a
+    distributed run's gradients ("distribution/gradient/...")."""
+    head, _, rest = key.rpartition("gradient/")
+    if not _ or rest in ("loss", "*"):
+        return key
+    return f"{head}gradient/<weight>" + ("/sgd_update" if rest.endswith("/sgd_update") else "")
+
+
 def summarize(path: Path, impls: list[str] | None = None) -> int:
     """Print implementation x path counts from a results file; list findings with a replay command.
     Returns the number of unexplained (case, implementation, path) findings."""
@@ -187,7 +197,7 @@ def summarize(path: Path, impls: list[str] | None = None) -> int:
             label = v["verdict"]
             if label == "explained":
                 label = "explained:" + "+".join(sorted(v.get("rules", {})))
-            table[(rec["impl"], key)][label] += 1
+            table[(rec["impl"], summary_key(key))][label] += 1
             if v["verdict"] == "unexplained":
                 findings.append((rec, key, v))
     for (impl, key), counts in sorted(table.items()):
