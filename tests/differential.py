@@ -126,6 +126,12 @@ def explain(case: spec.Case, impl: str, result: ImplResult, verdicts: dict[str, 
             extra += f" ({v.reason})"
         terms = " ".join(f"{k}={t:.7g}" for k, t in sorted(p.terms.items()))
         lines.append(f"  {p.key:26s} {shown:>16s}  {v.verdict}{extra}  {terms}")
+    path_keys = {p.key for p in result.paths}
+    for key, v in sorted(verdicts.items()):  # gradient and distribution verdicts that do not agree
+        if key in path_keys or v.verdict == "agree":
+            continue
+        extra = (" by " + ", ".join(f"{r}={a}" for r, a in v.rules.items())) if v.rules else ""
+        lines.append(f"  {key:26s} {v.verdict}{extra}" + (f" ({v.reason})" if v.reason else ""))
     try:
         whole = reference.compute(case, profile, "test_on_batch")
         batches = reference.compute(case, profile, "evaluate")
