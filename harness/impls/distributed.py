@@ -207,6 +207,11 @@ def _unpack(data: tuple) -> tuple[Any, Any, Any]:
     return (data[0], data[1], data[2] if len(data) > 2 else None)
 
 
+def _relist(structure: Any) -> Any:
+    """A tuple (tf.data's form of a list) back to the Case's list form."""
+    return list(structure) if isinstance(structure, tuple) else structure
+
+
 def _first_rows(x: Any) -> Any:
     return tf.shape(tf.nest.flatten(x)[0])[0]
 
@@ -238,16 +243,26 @@ def _tf_run(replica_fn: Callable[[Any], Any], feed: Callable[[], Any]) -> Any:
     replicas' batch dimension is dynamic: a replica without rows then runs the model on a
     (0, ...) tensor at run time, where a static 0 would fail at trace time (e.g. in
     GlobalAveragePooling1D's mask handling)."""
-    if IMPL == "keras3-tensorflow-mirrored":
-        return tf.function(lambda b: STRATEGY.run(replica_fn, args=(b,)))(feed())
-    return tf.function(lambda it: STRATEGY.run(replica_fn, args=(next(it),)))(feed())
+    def on_batch(batch: Any) -> Any:
+        return STRATEGY.run(replica_fn, args=(batch,))
+
+    def on_iterator(iterator: Any) -> Any:
+        return STRATEGY.run(replica_fn, args=(next(iterator),))
+
+    # Named functions, not lambdas: autograph's conversion of a lambda closing over another lambda
+    # failed with "NameError: name 'replica_fn' is not defined" in long-running workers.
+    step = on_batch if IMPL == "keras3-tensorflow-mirrored" else on_iterator
+    return tf.function(step)(feed())
 
 
 def _tf_place(x: Any, y: Any, sw: Any) -> tuple[Callable[[], Any], list[int]]:
     """The feed of train_on_batch's batch (`_tf_feed`), and the rows each replica receives
     (observed: a strategy.run that returns the first input's row count)."""
     feed = _tf_feed((x, y) if sw is None else (x, y, sw))
-    rows = _tf_run(lambda d: _first_rows(d[0]), feed)
+    def rows_of(data: tuple) -> Any:
+        return _first_rows(data[0])
+
+    rows = _tf_run(rows_of, feed)
     return feed, [int(paths.to_float(v)) for v in STRATEGY.experimental_local_results(rows)]
 
 
@@ -266,8 +281,7 @@ def _tf_replica_step(model: Any, feed: Callable[[], Any], split: list[int]) -> t
 
     def replica_fn(batch: tuple) -> tuple:
         bx, by, bsw = _unpack(batch)
-        relist = lambda s: list(s) if isinstance(s, tuple) else s  # noqa: E731 (back to the Case's list form)
-        bx, by, bsw = relist(bx), relist(by), relist(bsw)
+        bx, by, bsw = _relist(bx), _relist(by), _relist(bsw)
         with tf.GradientTape() as tape:
             y_pred = model(bx, training=True)
             loss = _tf_loss(model, bx, by, y_pred, bsw)
