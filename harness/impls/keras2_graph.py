@@ -206,6 +206,7 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
     reason = (flavor.unsupported_reason or missing_loss_classes)(flavor.keras, case)
     if reason is not None:
         result.paths = [PathResult(p, MODE, "unsupported", reason=reason) for p in PATHS]
+        result.gradients = GradientResult("unsupported", how=_gradient_how(flavor), reason=reason)
         result.seconds = round(time.perf_counter() - started, 3)
         return result
 
@@ -217,6 +218,7 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
         reason = ("Keras 2 accepts a single sample_weight array only for a one-output model "
                   "(training_utils standardize_sample_or_class_weights: list or dict required)")
         result.paths = [PathResult(p, MODE, "unsupported", reason=reason) for p in PATHS]
+        result.gradients = GradientResult("unsupported", how=_gradient_how(flavor), reason=reason)
         result.seconds = round(time.perf_counter() - started, 3)
         return result
 
@@ -230,6 +232,8 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
             )
     except Exception as exc:
         result.paths = [error_result(p, MODE, exc) for p in PATHS]
+        result.gradients = GradientResult("error", how=_gradient_how(flavor), error_type=type(exc).__name__,
+                                          error_message=error_message(exc))
         result.message = f"model build/compile failed: {type(exc).__name__}: {exc}"
         result.seconds = round(time.perf_counter() - started, 3)
         return result
@@ -304,12 +308,16 @@ def _compute_loss(flavor: GraphFlavor, model: Any, x: Any, y: Any, sw: Any) -> P
     return PathResult("compute_loss", MODE, "ok", total=to_float(out[0]), terms=terms)
 
 
+def _gradient_how(flavor: GraphFlavor) -> str:
+    return (f"optimizer.get_gradients(model.total_loss, model._collected_trainable_weights) (K.gradients) in the "
+            f"session, fed as the train function (learning phase: training), as {flavor.gradient_source} "
+            f"-> optimizer.get_updates -> get_gradients")
+
+
 def _gradients(flavor: GraphFlavor, model: Any, case: Case, x: Any, y: Any, sw: Any, notes: list[str]) -> GradientResult:
     """The train function's gradients (optimizer.get_gradients of model.total_loss w.r.t.
     model._collected_trainable_weights), then one SGD(LEARNING_RATE) train_on_batch. Never raises."""
-    how = (f"optimizer.get_gradients(model.total_loss, model._collected_trainable_weights) (K.gradients) in the "
-           f"session, fed as the train function (learning phase: training), as {flavor.gradient_source} "
-           f"-> optimizer.get_updates -> get_gradients")
+    how = _gradient_how(flavor)
     try:
         _fresh(model, case)
         placeholders, values = flavor.feeds(flavor.keras, model, x, y, sw, training=True)

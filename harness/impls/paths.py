@@ -140,17 +140,21 @@ def to_array(value: Any) -> np.ndarray:
 
 
 def error_result(path: str, mode: str, exc: BaseException) -> PathResult:
-    """A path that raised: the exception's type, its message (cut at 1000 characters) and the
+    """A path that raised: the exception's type, its message (cut to ~1000 characters) and the
     innermost frame, which compare.predicts_error matches against the reference's note."""
     return PathResult(path=path, mode=mode, status="error", error_type=type(exc).__name__,
                       error_message=error_message(exc))
 
 
 def error_message(exc: BaseException) -> str:
-    """The message of `error_result`: cut at 1000 characters, the innermost frame appended."""
+    """The message of `error_result`: at most ~1000 characters, the innermost frame appended.
+
+    A long message keeps its first 600 and last 400 characters: TensorFlow's "Graph execution
+    error" lists the Python frames that defined the failing op, innermost (the Keras line that
+    compare.predicts_error looks for) last."""
     message = f"{exc}".strip() or repr(exc)
     if len(message) > 1000:
-        message = message[:1000] + " ..."
+        message = message[:600] + " ... " + message[-400:]
     # The innermost frame helps attribute the error to a Keras source line.
     frames = traceback.extract_tb(exc.__traceback__)
     if frames:
@@ -265,6 +269,11 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
                 reason = _unsupported(flavor, mode, path)
                 result.paths.append(error_result(path, mode.name, exc) if reason is None
                                     else PathResult(path, mode.name, "unsupported", reason=reason))
+        if flavor.gradient_unsupported is not None:
+            result.gradients = GradientResult("unsupported", how=flavor.gradient_how, reason=flavor.gradient_unsupported)
+        elif flavor.gradient is not None:
+            result.gradients = GradientResult("error", how=flavor.gradient_how, error_type=type(exc).__name__,
+                                              error_message=error_message(exc))
         result.message = f"model build failed: {type(exc).__name__}: {exc}"
         result.seconds = round(time.perf_counter() - started, 3)
         return result
