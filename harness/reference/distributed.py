@@ -242,11 +242,14 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
     else:  # every batch refused: the outputs' records from the first batch, all NaN below
         template = aggregate._one_batch(case, np.arange(min(size, n)), rules, batched=batched)
         outputs, penalties = template.outputs, template.penalties
+    terms, mags = aggregate._terms(outputs, penalties, rules)
     if not batched:
         # The adapters' "regularization" term is sum(model.losses) of one forward pass of the whole
-        # batch outside the replicas (harness/impls/paths.py), i.e. the single-device value.
-        penalties = forward.weight_penalties(case) + forward.run(case, np.arange(n), rules).penalties
-    terms, mags = aggregate._terms(outputs, penalties, rules)
+        # batch outside the replicas (harness/impls/paths.py), i.e. the single-device value; the
+        # penalties in the total (and in Breakdown.regularization) are the replicas', row-weighted.
+        whole = forward.weight_penalties(case) + forward.run(case, np.arange(n), rules).penalties
+        terms["regularization"] = float(sum(p.value for p in whole))
+        mags["regularization"] = float(sum(p.magnitude for p in whole))
     totals = [sum(o.weighted * factor(o.reduction) for o in b.outputs) + sum(p.value for p in b.penalties)
               for _, _, b in pieces]
     magnitudes = [sum(o.weighted_magnitude * factor(o.reduction) for o in b.outputs)
