@@ -42,19 +42,23 @@ def close(got: float, want: float) -> None:
 
 
 def rows_case(n: int = 5, *, reduction: str = "sum_over_batch_size", kernel_l2: float = 0.0,
-              activity_l1: float = 0.0, evaluate_batch_size: int = 3, dtype: str = "float64") -> Case:
+              activity_l1: float = 0.0, add_loss: float = 0.0, evaluate_batch_size: int = 3,
+              dtype: str = "float64") -> Case:
     """x = [1..n] -> Dense "out" (1 unit, kernel 1, bias 0, linear) -> MSE against 0: row i's loss is x_i^2.
-    kernel_l2 > 0 adds kernel_l2 * 1^2; activity_l1 > 0 adds activity_l1 * sum|x| / rows."""
+    kernel_l2 > 0 adds kernel_l2 * 1^2; activity_l1 > 0 adds activity_l1 * sum|x| / rows; add_loss > 0
+    puts an AddLossL2 layer before "out": add_loss * sum(x^2) over the rows (not divided by them)."""
     x = np.arange(1.0, n + 1.0).reshape(n, 1)
     regs = {}
     if kernel_l2:
         regs["kernel"] = Regularizer("l2", 0.0, kernel_l2)
     if activity_l1:
         regs["activity"] = Regularizer("l1", activity_l1, 0.0)
-    layer = Layer("out", "Dense", ("x",), {"units": 1, "activation": "linear", "use_bias": True},
-                  {"kernel": np.ones((1, 1)), "bias": np.zeros(1)}, regs)
+    layers = [Layer("sq", "AddLossL2", ("x",), {"factor": add_loss})] if add_loss else []
+    layers.append(Layer("out", "Dense", ("sq" if add_loss else "x",), {"units": 1, "activation": "linear",
+                                                                          "use_bias": True},
+                        {"kernel": np.ones((1, 1)), "bias": np.zeros(1)}, regs))
     out = Output("out", np.zeros((n, 1)), "mean_squared_error", {"reduction": reduction})
-    case = Case(dtype, (Input("x", "float", x),), (layer,), (out,), "single", "omitted", "omitted",
+    case = Case(dtype, (Input("x", "float", x),), tuple(layers), (out,), "single", "omitted", "omitted",
                 evaluate_batch_size)
     spec.validate(case)
     return case
@@ -105,6 +109,18 @@ def test_regularization_is_divided_per_replica_and_activity_is_averaged_over_eac
     close(d.replica_losses[1], (41 / 2 + 0.5 + 0.1 * 9 / 2) / 2)
     # Reported: row-weighted, unscaled: the single-device loss 11 + 0.5 + 0.1 x 15/5.
     close(aggregate.compute(case, TFK, "train_on_batch").total, 11 + 0.5 + 0.1 * 15 / 5)
+
+
+def test_add_loss_summed_over_rows_counts_half_under_two_replicas():
+    # add_loss(0.5 * sum(x^2)) is 0.5 x 30 = 15 on the whole batch [1, 2, 3, 4]; each replica adds
+    # its own rows' sum divided by 2: (0.5 x 5 + 0.5 x 25) / 2 = 7.5, and the Mean metric reports
+    # the row-weighted mean of the replicas' 0.5 x 5 and 0.5 x 25: 7.5 as well.
+    case = rows_case(4, add_loss=0.5, evaluate_batch_size=4)
+    single = aggregate.compute(case, "tf_keras-2.21", "train_on_batch").total
+    close(single, 30 / 4 + 15)
+    close(distributed.differentiated(case, TFK).total, 30 / 4 + 7.5)
+    close(aggregate.compute(case, TFK, "train_on_batch").total, 30 / 4 + 7.5)
+    close(distributed.differentiated(case, JAX).total, single)  # one global program
 
 
 def test_a_replica_without_rows_still_counts_its_share_of_the_weight_regularizers():
@@ -168,6 +184,7 @@ WORKER_CASES = {
     "five rows, mean, regularizers": rows_case(5, kernel_l2=0.5, activity_l1=0.1, evaluate_batch_size=3),
     "four rows, sum": rows_case(4, reduction="sum", evaluate_batch_size=2),
     "five rows, sum": rows_case(5, reduction="sum", evaluate_batch_size=5),
+    "four rows, add_loss": rows_case(4, add_loss=0.5, evaluate_batch_size=2),
     "corpus: motivating list forms": spec.load(CORPUS_CASE),
 }
 
