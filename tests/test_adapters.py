@@ -108,7 +108,8 @@ def _result(run: dict[str, Any]) -> ImplResult:
 
 
 def _expected_backend(impl: str) -> str:
-    return impl.split("-", 1)[1] if impl.startswith("keras3-") else "tensorflow"
+    # keras3-<backend>, keras3-<backend>-<strategy> (keras3-tensorflow-mirrored, keras3-jax-dataparallel)
+    return impl.split("-")[1] if impl.startswith("keras3-") else "tensorflow"
 
 
 @pytest.mark.differential

@@ -116,6 +116,10 @@ LOSS_CLASSES = None  # filled lazily from harness.vocabulary (report-time only)
 
 def flavor_of(impl: str) -> tuple[str, str]:
     """(preamble name, backend) for an implementation name of harness.impls."""
+    if impl.endswith(("-mirrored", "-dataparallel")):
+        raise KeyError(f"no reproducer template for the distributed implementation {impl!r}: its run needs "
+                       "the strategy set-up of harness/impls/distributed.py (replay the case with "
+                       f"`python -m harness replay <case> --impl {impl}`)")
     if impl.startswith("keras3-"):
         return "keras3", impl.split("-", 1)[1]
     if impl in PREAMBLES:
