@@ -70,3 +70,27 @@ def test_results_copied_from_separate_runs_give_the_same_report(tmp_path):
     where_written = _report(files, tmp_path / "a" / "index.html")
     copied = _report([merged], tmp_path / "b" / "index.html")
     assert copied == where_written
+
+
+def test_same_report_ignores_times_and_finds_a_changed_verdict(tmp_path):
+    from harness import same_report
+
+    files = sorted(RECORDED.glob("*.jsonl"))
+    runs = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        (folder / "results").mkdir(parents=True)
+        for f in files:
+            text = f.read_text()
+            if name == "b":  # another run: other times
+                text = text.replace('"seconds": ', '"seconds": 1').replace('"started": "2', '"started": "1')
+            (folder / "results" / f.name).write_text(text)
+        _report([folder / "results"], folder / "index.html")
+        runs.append(folder)
+    assert same_report.main([str(runs[0]), str(runs[1])]) == 0
+    first = sorted((runs[1] / "results").glob("*.jsonl"))[0]
+    lines = first.read_text().splitlines()
+    i = next(n for n, line in enumerate(lines) if '"verdict": "agree"' in line)
+    lines[i] = lines[i].replace('"verdict": "agree"', '"verdict": "unexplained"', 1)
+    first.write_text("\n".join(lines) + "\n")
+    assert same_report.main([str(runs[0]), str(runs[1])]) == 1

@@ -1,0 +1,74 @@
+"""Do two runs give the same report? (e.g. `tox -p auto` against a serial `tox`)
+
+    python -m harness.same_report RUN_A/reports RUN_B/reports
+
+Compares the two `findings.json` (groups, verdict counts, gradient and distribution sections,
+environments) and every verdict of every results file, leaving out only what must differ
+between two runs: when they were built and started, how long they took, and where the files
+lay. Prints each difference and exits 1 if there is any, 0 if the reports are the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+# Fields that say when, how long or where, not what: removed at any depth before comparing.
+VOLATILE = {"built", "seconds", "span_seconds", "started_span", "started", "file", "keras_seconds"}
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def verdicts(folder: Path) -> dict[tuple[str, str, str, str], Any]:
+    """(environment, implementation, case id, key) -> verdict, from results/*.jsonl."""
+    out = {}
+    for path in sorted((folder / "results").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record.get("kind") == "result":
+                for key, v in record.get("verdicts", {}).items():
+                    out[(path.stem, record["impl"], record["case_id"], key)] = _strip(v)
+    return out
+
+
+def differences(a: Path, b: Path) -> list[str]:
+    out = []
+    fa = _strip(json.loads((a / "findings.json").read_text(encoding="utf-8")))
+    fb = _strip(json.loads((b / "findings.json").read_text(encoding="utf-8")))
+    for key in sorted(set(fa) | set(fb)):
+        if fa.get(key) != fb.get(key):
+            out.append(f"findings.json: {key} differs")
+    va, vb = verdicts(a), verdicts(b)
+    for key in sorted(set(va) | set(vb)):
+        if va.get(key) != vb.get(key):
+            out.append(f"verdict {'/'.join(key)}: {va.get(key)} != {vb.get(key)}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.same_report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("a", type=Path, help="a reports/ folder (findings.json and results/)")
+    parser.add_argument("b", type=Path, help="another reports/ folder")
+    args = parser.parse_args(argv)
+    for folder in (args.a, args.b):
+        if not (folder / "findings.json").is_file():
+            parser.error(f"{folder}: expected a reports folder with findings.json (run `tox` or `tox -e report`)")
+    diffs = differences(args.a, args.b)
+    for d in diffs:
+        print(d)
+    n = len(verdicts(args.a))
+    print(f"{len(diffs)} differences; {n} verdicts compared" if diffs else f"same report: {n} verdicts compared")
+    return 1 if diffs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
