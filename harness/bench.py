@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from harness import spec
 from harness.compare import TOLERANCES, values_agree
@@ -229,6 +229,31 @@ def _path_differences(p: PathResult, q: PathResult, dtype: str) -> list[str]:
     return out
 
 
+def _gradient_differences(a: Any, b: Any, dtype: str) -> list[str]:
+    """Gradients and updates of the two runs: statuses exactly, values within the gradient
+    tolerance of compare_gradients relative to each tensor's largest entry."""
+    import numpy as np
+
+    from harness.compare_gradients import GRADIENT_TOLERANCES
+
+    if a is None or b is None:
+        return [] if a is b else [f"gradient: reported by {'harness' if a else 'naive'} only"]
+    if a.status != b.status:
+        return [f"gradient: status {a.status} != {b.status}"]
+    out = []
+    rtol = GRADIENT_TOLERANCES[dtype].rtol
+    for what, x, y in (("gradient", a.gradients, b.gradients), ("update", a.updates, b.updates)):
+        for key in sorted(set(x) | set(y)):
+            if key not in x or key not in y:
+                out.append(f"{what}/{key}: only in {'harness' if key in x else 'naive'}")
+                continue
+            p, q = np.asarray(x[key], dtype=np.float64), np.asarray(y[key], dtype=np.float64)
+            scale = float(np.nanmax(np.abs(np.concatenate([p.ravel(), q.ravel(), [0.0]]))))
+            if p.shape != q.shape or not np.allclose(p, q, rtol=0.0, atol=rtol * scale, equal_nan=True):
+                out.append(f"{what}/{key}: differ")
+    return out
+
+
 def compare(cases: list[spec.Case], harness: dict[str, ImplResult], naive: dict[str, ImplResult]) -> list[str]:
     """Every difference between the two runs' values, one line each ("<case id> <path/mode>: ...").
 
@@ -249,6 +274,7 @@ def compare(cases: list[spec.Case], harness: dict[str, ImplResult], naive: dict[
                 lines.append(f"{case.id} {key}: only in {'harness' if key in pa else 'naive'}")
                 continue
             lines += [f"{case.id} {key}: {d}" for d in _path_differences(pa[key], pb[key], case.dtype)]
+        lines += [f"{case.id} {d}" for d in _gradient_differences(a.gradients, b.gradients, case.dtype)]
         tol = TOLERANCES[case.dtype]
         preds_a, preds_b = a.predictions or {}, b.predictions or {}
         for name in sorted(set(preds_a) | set(preds_b)):

@@ -7,7 +7,8 @@ number. The predictions come from one more fresh model (`model.predict`). Values
 harness's (harness.bench checks it), so the numbers are read exactly as paths.py reads them:
 the total, the per-output terms of the logs, the regularization term (`sum(model.losses)` after
 `model(x, training=True)`, on the whole-batch paths), whether a zero-learning-rate step moved a
-weight. Nothing is shared between paths except the process (imports stay warm, as in the
+weight; the gradient (the flavor's own mechanism) on one more fresh model and the SGD(0.25)
+step's update on another. Nothing is shared between paths except the process (imports stay warm, as in the
 harness's worker) and `clear_session()` once per case.
 
     python -m harness.bench_naive --impl NAME
@@ -26,7 +27,7 @@ import time
 from typing import Any
 
 from harness.impls import build, paths
-from harness.results import ImplResult, PathResult
+from harness.results import GradientResult, ImplResult, PathResult
 from harness.spec import Case
 
 
@@ -109,8 +110,37 @@ def run_case(flavor: paths.Flavor, case: Case) -> ImplResult:
                 result.paths.append(PathResult(path, mode.name, "unsupported", reason=str(exc)))
             except Exception as exc:
                 result.paths.append(paths.error_result(path, mode.name, exc))
+    result.gradients = _gradients(flavor, case, first_mode, x, y, sw)
     result.message = "; ".join(notes) or None
     result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _gradients(flavor: paths.Flavor, case: Case, first_mode: paths.Mode | None, x: Any, y: Any,
+               sw: Any) -> GradientResult | None:
+    """The gradient on a fresh model, and the SGD step's update on another fresh model."""
+    how = flavor.gradient_how
+    if flavor.gradient_unsupported is not None:
+        return GradientResult("unsupported", how=how, reason=flavor.gradient_unsupported)
+    if flavor.gradient is None:
+        return None
+    try:
+        model = _fresh(flavor, case, first_mode)
+        loss, grads = flavor.gradient(model, x, y, sw)
+        gradients, _ = paths.keyed_values(model, list(model.trainable_weights), list(grads))
+    except Exception as exc:
+        return GradientResult("error", how=how, error_type=type(exc).__name__, error_message=paths.error_message(exc))
+    result = GradientResult("ok", how=how, loss=paths.to_float(loss), gradients=gradients,
+                            learning_rate=paths.LEARNING_RATE, update_mode=flavor.update_mode)
+    try:
+        mode = next(m for m in flavor.modes if m.name == flavor.update_mode)
+        model = build.build_model(flavor.keras, case)
+        paths._compile(flavor, model, case, mode, learning_rate=paths.LEARNING_RATE)
+        before = paths.weights_by_key(model)
+        model.train_on_batch(x, y, sample_weight=sw)
+        result.updates = paths.weight_updates(before, paths.weights_by_key(model))
+    except Exception as exc:
+        result.update_error = f"{type(exc).__name__}: {paths.error_message(exc)}"
     return result
 
 
