@@ -119,8 +119,10 @@ def _check_options(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     # SIGTERM (a CI runner's timeout, `kill`) and SIGHUP (the terminal closed) stop like Ctrl-C:
     # workers live in their own process group (harness.driver), so only the driver stops them.
+    # SIGINT too, explicitly: a shell starts background jobs (`cmd &`) with SIGINT ignored, and
+    # Python then installs no handler of its own (seen: a CI script run that way ignored it).
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGHUP):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.default_int_handler)
     try:
         return _run(args)
