@@ -491,8 +491,14 @@ def process_gone(pid: int) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def _ignore_sigint() -> None:
+    """As a shell starts a background job (`cmd &`): SIGINT ignored, inherited by the driver."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize("how, impl", [("ctrl-c", "test-faulty"), ("sigterm", "test-faulty"),
-                                       ("sighup", "test-faulty"), ("ctrl-c", "test-import-hang")])
+                                       ("sighup", "test-faulty"), ("ctrl-c", "test-import-hang"),
+                                       ("ctrl-c-started-ignoring-it", "test-faulty")])
 def test_an_interrupted_driver_kills_its_worker_and_records_nothing_for_the_running_case(
         tmp_path: Path, how: str, impl: str) -> None:
     # test-faulty is interrupted mid-case (the second), test-import-hang while it starts.
@@ -500,11 +506,12 @@ def test_an_interrupted_driver_kills_its_worker_and_records_nothing_for_the_runn
     out, pidfile = tmp_path / "r.jsonl", tmp_path / "worker.pid"
     proc = subprocess.Popen(harness_cmd(*run_args(cases, out, impl)), cwd=tmp_path,
                             env={**ENV, "HARNESS_FAULTY_PIDFILE": str(pidfile)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_ignore_sigint if how.endswith("ignoring-it") else None)
     try:
         wait_for(pidfile.exists, 60, "the worker to start the second case")
         worker_pid = int(pidfile.read_text())
-        if how == "ctrl-c":
+        if how.startswith("ctrl-c"):
             os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the whole foreground group
         else:
             # SIGTERM: a CI runner's timeout or `kill`; SIGHUP: the terminal closed. The driver only.
