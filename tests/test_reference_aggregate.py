@@ -302,3 +302,30 @@ def test_zero_loss_weight_rule(alt):
     # Fully masked batch (NaN under valid_entries) with loss weight 0.0, plus a kernel penalty 0.5.
     case = seq_case([[[0.0], [0.0]], [[0.0], [0.0]]], loss_weight=0.0, kernel_reg=Regularizer("l2", 0.0, 0.5))
     close(total(case, zero_loss_weight=alt), math.nan if alt == "nan_propagates" else 0.5)
+
+
+# --- one output, sample_weight=[w] (single_output_sample_weight_list) -------------------------
+
+
+@pytest.mark.parametrize("alt, want", [
+    # per-step MSE [[1], [4], [9]] (time 1), weights [0, 1, 2]
+    ("unwrapped", (0 * 1 + 1 * 4 + 2 * 9) / 3),
+    # Keras 3: [w] arrives as (1, 3) and broadcasts against (3, 1) losses: every loss times every weight
+    ("leading_axis", (1 + 4 + 9) * (0 + 1 + 2) / 9),
+])
+def test_a_list_of_one_sample_weight_on_time_1_losses(alt, want):
+    case = seq_case([[[1.0]], [[2.0]], [[3.0]]], sample_weight=[0.0, 1.0, 2.0], masking=False)
+    close(total(case, single_output_sample_weight_list=alt), want)
+
+
+def test_a_list_of_one_sample_weight_on_time_equal_batch_weights_the_steps():
+    # losses (2, 2): [[1, 4], [9, 16]]; weights [1, 3] reach the steps, not the samples, under leading_axis
+    case = seq_case([[[1.0], [2.0]], [[3.0], [4.0]]], sample_weight=[1.0, 3.0], masking=False)
+    close(total(case, single_output_sample_weight_list="leading_axis"), (1 * 1 + 3 * 4 + 1 * 9 + 3 * 16) / 4)
+    close(total(case, single_output_sample_weight_list="unwrapped"), (1 * 1 + 1 * 4 + 3 * 9 + 3 * 16) / 4)
+
+
+def test_a_list_of_one_sample_weight_that_cannot_broadcast_is_an_error():
+    case = seq_case([[[1.0], [2.0], [3.0]], [[3.0], [4.0], [5.0]]], sample_weight=[1.0, 3.0], masking=False)
+    b = reference.compute(case, {**TFK, "single_output_sample_weight_list": "leading_axis"}, "test_on_batch")
+    assert math.isnan(b.total) and "compile_utils.py:CompileLoss.call" in b.notes[0]

@@ -145,10 +145,16 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         per = np.sum(per, axis=-1)
     weights = np.ones(per.shape)
     nonzero_fraction = 1.0
+    loss_shape = per.shape  # the shape of the losses the mask applies to
     if out.sample_weight is not None:
         raw = r(out.sample_weight[rows])
-        sw, err = _sample_weight_for(per, raw, rules["sample_weight_broadcast"],
-                                     t.mask is not None and t.mask.shape == per.shape)
+        if (rules["single_output_sample_weight_list"] == "leading_axis" and len(case.outputs) == 1
+                and case.sample_weight_form == "list"):
+            per, sw, err = _list_as_leading_axis(per, raw)
+            weights = np.ones(per.shape)
+        else:
+            sw, err = _sample_weight_for(per, raw, rules["sample_weight_broadcast"],
+                                         t.mask is not None and t.mask.shape == per.shape)
         if sw is None:
             notes.append(f"output {out.name!r}: {err}")
             return math.nan, math.nan, None
@@ -156,7 +162,7 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         if rules["sample_weight_normalisation"] == "nonzero_fraction":
             nonzero_fraction = float(np.mean(raw != 0)) if raw.size else math.nan
     valid = None
-    if t.mask is not None and t.mask.shape == per.shape:
+    if t.mask is not None and t.mask.shape == loss_shape:
         m = t.mask.astype(np.float64)
         valid = int(m.sum())
         if reduction == "sum_over_batch_size":
@@ -166,7 +172,7 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
                     m = m * (np.float64(m.size) / np.float64(valid))  # 0 * inf = NaN when all masked
             elif mode == "valid_entries_no_nan":
                 m = m * (m.size / valid if valid else 0.0)
-        weights = weights * m
+        weights = weights * np.broadcast_to(m, per.shape)
     with np.errstate(invalid="ignore", over="ignore"):
         weighted = per * weights
         total = float(np.sum(weighted))
@@ -180,6 +186,26 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         total = total / nonzero_fraction if nonzero_fraction else math.nan
         magnitude = magnitude / nonzero_fraction if nonzero_fraction else math.nan
     return total, magnitude, valid
+
+
+def _list_as_leading_axis(per: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """Keras 3, one output, sample_weight=[w] (rule single_output_sample_weight_list="leading_axis"):
+    the whole list reaches the loss as a tensor of shape (1, *w.shape); squeeze_or_expand_to_same_rank
+    drops its last axis only when that is 1 and it has one rank more than the losses; then the
+    losses and the weights broadcast against each other. Returns (losses, weights) in the broadcast
+    shape (per-sample for (batch,) losses; an outer product batch x batch for (batch, 1) losses;
+    weights along time for (batch, time) losses when time == batch), or (losses, None, why)."""
+    sw = raw[None, ...]
+    if sw.ndim == per.ndim + 1 and sw.shape[-1] == 1:
+        sw = sw[..., 0]
+    try:
+        shape = np.broadcast_shapes(per.shape, sw.shape)
+    except ValueError:
+        return per, None, (f"sample_weight=[array of shape {raw.shape}] reaches the loss as shape {sw.shape}, "
+                           f"which does not broadcast against losses of shape {per.shape} "
+                           "(keras/src/trainers/compile_utils.py:CompileLoss.call, "
+                           "keras/src/losses/loss.py:reduce_weighted_values)")
+    return np.broadcast_to(per, shape), np.broadcast_to(sw, shape), None
 
 
 def _weighted(lw: float, value: float, rules: Mapping[str, str]) -> float:

@@ -117,6 +117,29 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "single_output_sample_weight_list",
+            "A one-output model given sample_weight=[w] (a list of one array): what reaches the loss?",
+            {
+                "unwrapped": Alternative(
+                    "the array w itself: the list is matched to the outputs, one array per output.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/compile_utils.py:match_dtype_and_rank"],
+                ),
+                "leading_axis": Alternative(
+                    "the whole list: CompileLoss.call's one-output fast path resolves the weights with "
+                    "the output's empty path, so [w] becomes a tensor of shape (1, batch) that "
+                    "broadcasts against the losses: per-sample for (batch,) losses, an outer product "
+                    "batch x batch (divided by batch**2 under sum_over_batch_size) for (batch, 1) "
+                    "losses, weights along time for (batch, time) losses when time == batch, else a "
+                    "broadcast error. Found by the property test (case 3994c1529a586951: 2.529 "
+                    "instead of 2.664 on Keras 3.15 tensorflow and jax).",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_K3}/losses/loss.py:squeeze_or_expand_to_same_rank",
+                     f"{_K3}/losses/loss.py:reduce_weighted_values"],
+                ),
+            },
+        ),
+        Rule(
             "activity_regularizer_scaling",
             "Is an activity regularizer's penalty divided by the batch size?",
             {
@@ -639,6 +662,7 @@ RULES: dict[str, Rule] = {
 _TF_KERAS = {
     "mask_normalisation": "valid_entries",
     "sample_weight_broadcast": "per_sample",
+    "single_output_sample_weight_list": "unwrapped",
     "activity_regularizer_scaling": "batch_mean",
     "probability_crossentropy": "recover_logits",
     "bce_probability_log": "log_plus_epsilon",
@@ -673,6 +697,7 @@ _KERAS3_TF = {
     **_TF_KERAS,
     "mask_normalisation": "valid_entries_no_nan",
     "sample_weight_broadcast": "trailing_axis",
+    "single_output_sample_weight_list": "leading_axis",
     "bce_probability_log": "log",
     "focal_from_logits": "bce_on_sigmoid",
     "cosine_norm_floor": "norm_1e-7",
