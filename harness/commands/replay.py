@@ -51,13 +51,25 @@ def run(args: argparse.Namespace) -> int:
 
         result = ImplResult.from_json(raw)
         verdicts = compare.judge(case, result, worker.header.get("versions", {}), cache=cache)
+        path_keys = set()
         for p in result.paths:
-            v = verdicts[p.key]
+            key = p.key if p.key in verdicts else f"distribution/{p.key}"  # a distributed run's keys
+            path_keys.add(key)
+            v = verdicts[key]
             note = v.verdict + (" by " + ", ".join(f"{r}={a}" for r, a in v.rules.items()) if v.rules else "")
             if p.status != "ok":
                 note += f": {p.reason or p.error_type or ''} {p.error_message or ''}".rstrip()
             terms = "  ".join(f"{k}={t:.7g}" for k, t in sorted(p.terms.items()))
             rows.append((impl, p.key, p.total, note + ("   " + terms if terms else "")))
+        # Gradient and distribution verdicts: the ones that do not agree, then a count of those that do.
+        others = {k: v for k, v in verdicts.items() if k not in path_keys}
+        for key, v in sorted(others.items()):
+            if v.verdict != "agree":
+                rules_text = " by " + ", ".join(f"{r}={a}" for r, a in v.rules.items()) if v.rules else ""
+                rows.append((impl, key, v.value, f"{v.verdict}{rules_text}" + (f" ({v.reason})" if v.reason else "")))
+        agreeing = sum(v.verdict == "agree" for v in others.values())
+        if agreeing:
+            rows.append((impl, "gradient/distribution", None, f"{agreeing} more verdicts agree"))
     print(f"\n{'implementation':22s} {'path/mode':28s} {'total':>16s}  verdict")
     for impl, key, total, note in rows:
         shown = "" if total is None else f"{total:.9g}"
