@@ -29,14 +29,21 @@ def _strip(value: Any) -> Any:
 
 
 def verdicts(folder: Path) -> dict[tuple[str, str, str, str], Any]:
-    """(environment, implementation, case id, key) -> verdict, from results/*.jsonl."""
+    """(environment, implementation, case id, key) -> verdict, from results/*.jsonl.
+
+    A verdict's `reason` is compared by its first line only: an exception's message goes on
+    with tracebacks that name the run's own folder and TensorFlow's graph node ids
+    ("div_no_nan_3/_114"), which differ from run to run (seen between two runs of one commit)."""
     out = {}
     for path in sorted((folder / "results").glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             if record.get("kind") == "result":
                 for key, v in record.get("verdicts", {}).items():
-                    out[(path.stem, record["impl"], record["case_id"], key)] = _strip(v)
+                    v = _strip(v)
+                    if "reason" in v:
+                        v["reason"] = str(v["reason"]).split("\n", 1)[0]
+                    out[(path.stem, record["impl"], record["case_id"], key)] = v
     return out
 
 
