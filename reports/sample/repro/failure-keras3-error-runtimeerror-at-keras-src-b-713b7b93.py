@@ -1,4 +1,4 @@
-"""Reproducer for case 0f0d4c23ec89677c: keras3-numpy, path test_on_batch/eager.
+"""Reproducer for case a0de30df6d110f4e: keras3-numpy, path test_on_batch/eager.
 
 Needs only: keras>=3 with the numpy backend installed and numpy.
 Recorded with: backend numpy, jax 0.10.2, keras 3.15.1, numpy 2.4.6, python 3.11.7.
@@ -14,56 +14,30 @@ import keras
 RECORDED = None
 REFERENCE = None
 
-DTYPE = 'float64'
+DTYPE = 'float32'
 keras.backend.set_floatx(DTYPE)
-
-class AddLossL2(keras.layers.Layer):
-    """Identity that calls add_loss(factor * sum(square(inputs)))."""
-
-    def __init__(self, factor=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = float(factor)
-        self.supports_masking = True
-
-    def call(self, inputs):
-        ops = getattr(keras, "ops", None) or keras.backend
-        self.add_loss(self.factor * ops.sum(ops.square(inputs)))
-        return inputs
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
 
 # ---- the model (functional API; tensors by layer name) ----
 t = {}
-t['rze'] = keras.Input(shape=(3,), name='rze', dtype='int32')
-t['soqyv8'] = keras.Input(shape=(3, 4), name='soqyv8', dtype='float64')
-t['jpz'] = keras.layers.Embedding(2, 2, mask_zero=False, name='jpz', dtype='float64', embeddings_regularizer=keras.regularizers.L1(l1=0.48046875))(t['rze'])
-t['rgpr9'] = keras.layers.Masking(mask_value=1.25, name='rgpr9', dtype='float64')(t['soqyv8'])
-t['c9jx'] = AddLossL2(factor=1.796875, name='c9jx', dtype='float64')(t['jpz'])
-t['sq1'] = keras.layers.GlobalAveragePooling1D(name='sq1', dtype='float64')(t['rgpr9'])
-t['ni17y'] = keras.layers.Dense(3, activation='linear', use_bias=True, name='ni17y', dtype='float64')(t['sq1'])
-t['edf'] = keras.layers.Activation('elu', name='edf', dtype='float64')(t['ni17y'])
-t['k71u4'] = keras.layers.Dense(2, activation='linear', use_bias=True, name='k71u4', dtype='float64')(t['c9jx'])
-t['osydy'] = keras.layers.Dense(1, activation='relu', use_bias=True, name='osydy', dtype='float64')(t['edf'])
-model = keras.Model(inputs=[t['rze'], t['soqyv8']], outputs=[t['osydy'], t['edf'], t['k71u4']])
+t['zav4s'] = keras.Input(shape=(1,), name='zav4s', dtype='int32')
+t['hpb'] = keras.layers.Embedding(2, 4, mask_zero=False, name='hpb', dtype='float32', embeddings_regularizer=keras.regularizers.L2(l2=0.033203125))(t['zav4s'])
+t['xgpw9'] = keras.layers.Dense(2, activation='relu', use_bias=True, name='xgpw9', dtype='float32', bias_regularizer=keras.regularizers.L2(l2=0.30078125))(t['hpb'])
+t['gzqe1'] = keras.layers.Concatenate(axis=-1, name='gzqe1', dtype='float32')([t['hpb'], t['xgpw9']])
+t['rtrq'] = keras.layers.Dense(2, activation='softplus', use_bias=True, name='rtrq', dtype='float32')(t['gzqe1'])
+model = keras.Model(inputs=t['zav4s'], outputs=t['rtrq'])
 
 # ---- every weight from the case, matched by the variable's short name ----
 WEIGHTS = {
-    'jpz': {
-        'embeddings': [[-0.2685546875, 0.37109375], [0.5576171875, 0.9501953125]],
+    'hpb': {
+        'embeddings': [[0.99609375, 0.705078125, 0.3388671875, 0.2900390625], [0.6162109375, 0.5576171875, -0.5888671875, 0.38671875]],
     },
-    'ni17y': {
-        'bias': [0.1611328125, 0.1240234375, -0.8076171875],
-        'kernel': [[0.3828125, -0.357421875, 0.2294921875], [0.8525390625, -0.294921875, -0.853515625], [0.3984375, 0.1318359375, 0.0927734375], [0.75, -0.87109375, 0.865234375]],
+    'xgpw9': {
+        'bias': [-1.65625, -0.2978515625],
+        'kernel': [[-0.8955078125, -0.5595703125], [0.712890625, 0.3720703125], [0.91796875, 0.3291015625], [0.5888671875, 0.2109375]],
     },
-    'k71u4': {
-        'bias': [29.5, 39.546875],
-        'kernel': [[-16.171875, -32.328125], [40.546875, 26.484375]],
-    },
-    'osydy': {
-        'bias': [28.953125],
-        'kernel': [[32.421875], [28.546875], [-21.453125]],
+    'rtrq': {
+        'bias': [-0.6259765625, 1.1650390625],
+        'kernel': [[-0.607421875, 0.3349609375], [0.046875, -0.884765625], [-0.037109375, 0.2333984375], [0.240234375, 0.43359375], [-0.8154296875, 0.00390625], [-0.8291015625, 0.7724609375]],
     },
 }
 for layer_name, values in WEIGHTS.items():
@@ -72,14 +46,14 @@ for layer_name, values in WEIGHTS.items():
     layer.set_weights([np.asarray(values[s], dtype=DTYPE) for s in short])
 
 # ---- compile in the case's forms ----
-loss = [keras.losses.SquaredHinge(reduction='sum'), keras.losses.Hinge(reduction='sum_over_batch_size'), keras.losses.Hinge()]  # form: list
-loss_weights = None  # form: omitted
+loss = [keras.losses.MeanSquaredLogarithmicError()]  # form: list
+loss_weights = {'rtrq': 1.4375}  # form: dict
 model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss=loss, loss_weights=loss_weights, run_eagerly=True)  # mode: eager
 
 # ---- data ----
-x = [np.array([[0, 0, 0], [0, 0, 1], [1, 0, 1]], dtype='int32'), np.array([[[1.25, 1.25, 1.25, 1.25], [1.25, 1.25, 1.25, 1.25], [-0.3154296875, -1.0458984375, -1.7724609375, 1.1396484375]], [[0.6787109375, -1.9033203125, 0.9052734375, 0.591796875], [0.4189453125, -1.1845703125, -0.6083984375, -0.693359375], [-1.69140625, -1.7158203125, -1.2998046875, -1.0283203125]], [[1.25, 1.25, 1.25, 1.25], [-1.2861328125, 0.4287109375, 1.4794921875, -1.5087890625], [-1.576171875, 0.3115234375, 1.828125, 1.2265625]]], dtype='float64')]
-y = [np.array([[-1.0], [1.0], [-1.0]], dtype='float64'), np.array([[-1.0, -1.0, 1.0], [-1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]], dtype='float64'), np.array([[[1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]], [[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]], [[-1.0, -1.0], [-1.0, -1.0], [1.0, 1.0]]], dtype='float64')]
-sample_weight = [np.array([0.25, 3.3125, 2.6875], dtype='float64'), np.array([2.9375, 0.625, 9.1552734375e-05], dtype='float64'), np.array([0.000762939453125, 3.3125, 1.3125], dtype='float64')]  # form: list
+x = np.array([[1], [0], [1], [1], [1], [1]], dtype='int32')
+y = np.array([[[1.71484375, 0.29296875]], [[0.80078125, 1.10546875]], [[3.3125, 1.25390625]], [[1.59375, 1.26953125]], [[3.4296875, 3.41015625]], [[2.5859375, 0.0390625]]], dtype='float32')
+sample_weight = [np.array([0.0, 3.375, 1.0625, 1.8125, 4.0, 2.75], dtype='float32')]  # form: list
 
 # ---- the path: test_on_batch ----
 out = model.test_on_batch(x, y, sample_weight=sample_weight)
