@@ -119,26 +119,18 @@ def run_case(flavor: paths.Flavor, case: Case) -> ImplResult:
 def _gradients(flavor: paths.Flavor, case: Case, first_mode: paths.Mode | None, x: Any, y: Any,
                sw: Any) -> GradientResult | None:
     """The gradient on a fresh model, and the SGD step's update on another fresh model."""
+    unavailable, reported = paths.gradient_unavailable(flavor)
+    if unavailable:
+        return reported
     how = flavor.gradient_how
-    if flavor.gradient_unsupported is not None:
-        return GradientResult("unsupported", how=how, reason=flavor.gradient_unsupported)
-    if flavor.gradient is None:
-        return None
     try:
-        model = _fresh(flavor, case, first_mode)
-        loss, grads = flavor.gradient(model, x, y, sw)
-        gradients, _ = paths.keyed_values(model, list(model.trainable_weights), list(grads))
+        loss, gradients, _ = paths.differentiate(flavor, _fresh(flavor, case, first_mode), x, y, sw)
     except Exception as exc:
         return GradientResult("error", how=how, error_type=type(exc).__name__, error_message=paths.error_message(exc))
-    result = GradientResult("ok", how=how, loss=paths.to_float(loss), gradients=gradients,
-                            learning_rate=paths.LEARNING_RATE, update_mode=flavor.update_mode)
+    result = GradientResult("ok", how=how, loss=loss, gradients=gradients, learning_rate=paths.LEARNING_RATE,
+                            update_mode=flavor.update_mode)
     try:
-        mode = next(m for m in flavor.modes if m.name == flavor.update_mode)
-        model = build.build_model(flavor.keras, case)
-        paths._compile(flavor, model, case, mode, learning_rate=paths.LEARNING_RATE)
-        before = paths.weights_by_key(model)
-        model.train_on_batch(x, y, sample_weight=sw)
-        result.updates = paths.weight_updates(before, paths.weights_by_key(model))
+        result.updates = paths.sgd_update(flavor, build.build_model(flavor.keras, case), case, x, y, sw)
     except Exception as exc:
         result.update_error = f"{type(exc).__name__}: {paths.error_message(exc)}"
     return result

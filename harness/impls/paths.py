@@ -269,9 +269,8 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
                 reason = _unsupported(flavor, mode, path)
                 result.paths.append(error_result(path, mode.name, exc) if reason is None
                                     else PathResult(path, mode.name, "unsupported", reason=reason))
-        if flavor.gradient_unsupported is not None:
-            result.gradients = GradientResult("unsupported", how=flavor.gradient_how, reason=flavor.gradient_unsupported)
-        elif flavor.gradient is not None:
+        unavailable, result.gradients = gradient_unavailable(flavor)
+        if not unavailable:
             result.gradients = GradientResult("error", how=flavor.gradient_how, error_type=type(exc).__name__,
                                               error_message=error_message(exc))
         result.message = f"model build failed: {type(exc).__name__}: {exc}"
@@ -429,21 +428,46 @@ def weight_updates(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) 
     return {k: (after[k] - before[k]).tolist() for k in before}
 
 
+def gradient_unavailable(flavor: Flavor) -> tuple[bool, GradientResult | None]:
+    """(True, what to report) when the flavor computes no gradient: an "unsupported" result
+    with its reason, or None for a flavor without a gradient hook; (False, None) otherwise."""
+    if flavor.gradient_unsupported is not None:
+        return True, GradientResult("unsupported", how=flavor.gradient_how, reason=flavor.gradient_unsupported)
+    return flavor.gradient is None, None
+
+
+def differentiate(flavor: Flavor, model: Any, x: Any, y: Any, sw: Any) -> tuple[float, dict[str, Any], list[str]]:
+    """(the loss the train step differentiates, its gradients keyed as `trainable_keys`, the
+    keys it had no gradient for) through the flavor's gradient hook, on a compiled model."""
+    loss, grads = flavor.gradient(model, x, y, sw)  # type: ignore[misc]
+    gradients, missing = keyed_values(model, list(model.trainable_weights), list(grads))
+    return to_float(loss), gradients, missing
+
+
+def sgd_update(flavor: Flavor, model: Any, case: Case, x: Any, y: Any, sw: Any) -> dict[str, Any]:
+    """Compile `model` (weights as the caller set them) with SGD(LEARNING_RATE) in the flavor's
+    update_mode, apply one train_on_batch, and return new - old weights keyed as `trainable_keys`."""
+    mode = next(m for m in flavor.modes if m.name == flavor.update_mode)
+    if mode.unsupported is not None:
+        raise RuntimeError(f"mode {mode.name!r} is unsupported: {mode.unsupported}")
+    _compile(flavor, model, case, mode, learning_rate=LEARNING_RATE)
+    before = weights_by_key(model)
+    model.train_on_batch(x, y, sample_weight=sw)
+    return weight_updates(before, weights_by_key(model))
+
+
 def _gradients(flavor: Flavor, holder: _Model, case: Case, x: Any, y: Any, sw: Any,
                first_mode: Mode | None, notes: list[str]) -> GradientResult | None:
     """The flavor's gradients, then one SGD(LEARNING_RATE) train_on_batch in `update_mode`.
     Never raises; always leaves `holder` spoiled (the model it held was recompiled and moved)."""
+    unavailable, reported = gradient_unavailable(flavor)
+    if unavailable:
+        return reported
     how = flavor.gradient_how
-    if flavor.gradient_unsupported is not None:
-        return GradientResult("unsupported", how=how, reason=flavor.gradient_unsupported)
-    if flavor.gradient is None:
-        return None
     try:
         model = holder.get(first_mode)  # compiled (compute_loss needs the loss container), weights from the Case
         with CLOCK:
-            loss, grads = flavor.gradient(model, x, y, sw)
-            gradients, missing = keyed_values(model, list(model.trainable_weights), list(grads))
-        total = to_float(loss)
+            total, gradients, missing = differentiate(flavor, model, x, y, sw)
     except Exception as exc:
         holder.spoil()
         return GradientResult("error", how=how, error_type=type(exc).__name__, error_message=error_message(exc))
@@ -452,16 +476,9 @@ def _gradients(flavor: Flavor, holder: _Model, case: Case, x: Any, y: Any, sw: A
     result = GradientResult("ok", how=how, loss=total, gradients=gradients, learning_rate=LEARNING_RATE,
                             update_mode=flavor.update_mode)
     try:
-        mode = next(m for m in flavor.modes if m.name == flavor.update_mode)
-        if mode.unsupported is not None:
-            raise RuntimeError(f"mode {mode.name!r} is unsupported: {mode.unsupported}")
         model = holder.get()  # weights from the Case
         with CLOCK:
-            _compile(flavor, model, case, mode, learning_rate=LEARNING_RATE)
-            before = weights_by_key(model)
-            model.train_on_batch(x, y, sample_weight=sw)
-            after = weights_by_key(model)
-        result.updates = weight_updates(before, after)
+            result.updates = sgd_update(flavor, model, case, x, y, sw)
     except Exception as exc:
         result.update_error = f"{type(exc).__name__}: {error_message(exc)}"
     finally:
