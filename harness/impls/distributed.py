@@ -40,7 +40,6 @@ from harness.spec import Case
 
 IMPL = os.environ.get("HARNESS_IMPL") or ""
 REPLICAS = 2
-LEARNING_RATE = 0.25
 
 if IMPL in ("tf_keras-mirrored", "keras3-tensorflow-mirrored"):
     import tensorflow as tf
@@ -88,7 +87,8 @@ COMPUTE_LOSS_UNSUPPORTED = (
     "cross-replica context, which is no replica's loss; see distribution.replica_losses")
 
 
-FLAVOR = paths.Flavor(impl=IMPL, keras=keras, modes=(MODE,), compute_loss=(), clear_session=False)
+FLAVOR = paths.Flavor(impl=IMPL, keras=keras, modes=(MODE,), compute_loss=(), clear_session=False,
+                      update_mode=MODE.name)
 
 
 def versions() -> dict[str, str]:
@@ -116,13 +116,14 @@ def run(case: Case) -> ImplResult:
         result.paths.insert(0, PathResult("compute_loss", MODE.name, "unsupported", reason=COMPUTE_LOSS_UNSUPPORTED))
         result.distribution, result.gradients = _distributed_step(case)
         if result.gradients.status == "ok" or result.gradients.gradients:
-            result.gradients.learning_rate = LEARNING_RATE
+            result.gradients.learning_rate = paths.LEARNING_RATE
             result.gradients.update_mode = MODE.name
-            try:
-                result.gradients.updates = _sgd_updates(case)
+            try:  # one train_on_batch with SGD(LEARNING_RATE) under the strategy, on a fresh model
+                result.gradients.updates = paths.sgd_update(
+                    FLAVOR, build.build_model(keras, case), case, build.x_argument(case), build.y_argument(case),
+                    build.sample_weight_argument(case))
             except Exception as exc:
-                err = paths.error_result("train_on_batch", MODE.name, exc)
-                result.gradients.update_error = f"{err.error_type}: {err.error_message}"
+                result.gradients.update_error = f"{type(exc).__name__}: {paths.error_message(exc)}"
     return result
 
 
@@ -157,22 +158,6 @@ def _fresh_model(case: Case, learning_rate: float) -> Any:
                   loss=build.loss_argument(keras, case), loss_weights=build.loss_weights_argument(case),
                   **MODE.compile_kwargs)
     return model
-
-
-def _trainable(model: Any) -> list[tuple[str, Any]]:
-    """("<layer>/<weight>", variable) for every trainable weight, layer by layer."""
-    return [(f"{layer.name}/{build._weight_short_name(v)}", v)
-            for layer in model.layers for v in layer.trainable_weights]
-
-
-def _sgd_updates(case: Case) -> dict[str, Any]:
-    """new - old weights after one train_on_batch with SGD(LEARNING_RATE) under the strategy."""
-    model = _fresh_model(case, learning_rate=LEARNING_RATE)
-    named = _trainable(model)
-    before = {k: paths.to_array(v) for k, v in named}
-    model.train_on_batch(build.x_argument(case), build.y_argument(case),
-                         sample_weight=build.sample_weight_argument(case))
-    return {k: (paths.to_array(v) - before[k]).tolist() for k, v in named}
 
 
 _HOW = {
@@ -276,7 +261,7 @@ def _tf_replica_step(model: Any, feed: Callable[[], Any], split: list[int]) -> t
     all_reduce_sum_gradients; keras/src/backend/tensorflow/optimizer.py
     TFOptimizer._backend_update_step -> _all_reduce_sum_gradients (ReduceOp.SUM).
     """
-    named = _trainable(model)
+    named = paths.trainable_keys(model)
     variables = [v for _, v in named]
 
     def replica_fn(batch: tuple) -> tuple:
@@ -321,7 +306,7 @@ def _jax_global_step(model: Any, placed: Any, split: list[int]) -> tuple[Distrib
     one global program over the sharded batch: there is no per-replica loss, and XLA's
     partitioner inserts the gradient all-reduce itself."""
     dx, dy, dsw = placed
-    named = _trainable(model)
+    named = paths.trainable_keys(model)
     trainable = [v.value for v in model.trainable_variables]
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     non_trainable = [v.value for v in model.non_trainable_variables]
