@@ -226,6 +226,38 @@ def case_id(case: Case) -> str:
     return hashlib.sha256(dumps(case).encode("utf-8")).hexdigest()[:16]
 
 
+def structure_key(case: Case) -> str:
+    """The Case without its values: what Keras is given to build and compile a model.
+
+    Two Cases with the same key differ only in the values of their weights, inputs, targets
+    and sample weights (same shapes, same integer-or-float kinds), so one built and compiled
+    model, with its traced and compiled step functions, serves both once the weights are
+    assigned (harness.impls.paths keeps the models of the last key). Everything passed to
+    `keras.Model`, a layer, a regularizer or `compile` is part of the key: dtype, names,
+    layer types, configs, weight shapes, regularizer factors, losses and their options,
+    loss weights (compile arguments, baked into the traced step), the forms, the evaluate
+    batch size. The note is not."""
+
+    def shape(a: np.ndarray | None) -> Any:
+        if a is None:
+            return None
+        a = np.asarray(a)
+        return [list(a.shape), "int" if a.dtype.kind in "iub" else "float"]
+
+    key = {
+        "dtype": case.dtype,
+        "inputs": [[i.name, i.kind, shape(i.data)] for i in case.inputs],
+        "layers": [[layer.name, layer.type, list(layer.inbound), dict(layer.config),
+                    {w: shape(v) for w, v in layer.weights.items()},
+                    {k: r.to_json() for k, r in layer.regularizers.items()}] for layer in case.layers],
+        "outputs": [[o.layer, shape(o.target), o.loss, dict(o.loss_options), o.loss_weight, shape(o.sample_weight)]
+                    for o in case.outputs],
+        "forms": [case.loss_form, case.loss_weights_form, case.sample_weight_form],
+        "evaluate_batch_size": case.evaluate_batch_size,
+    }
+    return json.dumps(key, sort_keys=True, separators=(",", ":"))
+
+
 def pretty(case: Case) -> str:
     """Indented JSON for files people read: objects one key a line, arrays on one line each."""
     return _pretty(case.to_json(), "")

@@ -723,7 +723,11 @@ def _sample_weight(src: Source, shape: tuple[int, ...]) -> np.ndarray:
     return _not_all_equal(_values(src, shape, _weight_value))
 
 
-def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], note: str) -> Case:
+def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], note: str,
+          like: Case | None = None) -> Case:
+    """The data of the Case. With `like` (a Case of the same plan), its loss weights and its
+    sample weights' shapes are kept and only values are drawn: the result has `like`'s
+    structure (spec.structure_key)."""
     batch, time = plan.batch, plan.time
     layers = []
     for lp in plan.layers:
@@ -750,11 +754,15 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
     if plan.sample_weight_form == "single":
         shared = _sample_weight(src, (batch, time) if plan.sample_weight_temporal else (batch,))
         sws = [shared] * len(outs)
+    elif plan.sample_weight_form in ("list", "dict") and like is not None:
+        sws = [_sample_weight(src, o.sample_weight.shape) for o in like.outputs]  # type: ignore[union-attr]
     elif plan.sample_weight_form in ("list", "dict"):
         sws = [_sample_weight(src, (batch, time) if o.temporal and boolean(src, 0.5) else (batch,)) for o in outs]
 
     lws: list[float | None] = [None] * len(outs)
-    if plan.loss_weights_form != "omitted":
+    if like is not None:
+        lws = [o.loss_weight for o in like.outputs]
+    elif plan.loss_weights_form != "omitted":
         lws = list(_not_all_equal(np.array([_weight_value(src, zero=0.2) for _ in outs])).tolist())
 
     outputs = tuple(
@@ -812,10 +820,46 @@ def corpus_case(seed: int, index: int, **constraints: Any) -> Case:
     return draw_case(RandomSource(f"harness-corpus:{seed}:{index}"), c, note=f"corpus seed={seed} index={index}")
 
 
-def corpus(seed: int, n: int, **constraints: Any) -> list[Case]:
-    """The fixed-seed corpus: the same n Cases with the same ids in every environment."""
-    return [corpus_case(seed, i, **constraints) for i in range(n)]
+def value_variant(case: Case, seed: int, structure: int, variant: int, **constraints: Any) -> Case:
+    """`case` (corpus case `structure` of seed `seed`) with new values: weights, inputs,
+    targets and sample weights drawn from their own seed, everything else kept, so the
+    variant has the same spec.structure_key (one compiled model serves both)."""
+    c = _constraints(**constraints)
+    src = RandomSource(f"harness-corpus:{seed}:{structure}")
+    plan = src.group(_plan, c)  # the same plan, names and order as `case` (same seed, same draws)
+    used: set[str] = set()
+    names = {inp["name"]: _identifier(src, used) for inp in plan.inputs}
+    names.update({lp.name: _identifier(src, used) for lp in plan.layers})
+    order = permutation(src, len(plan.outputs))
+    values = RandomSource(f"harness-corpus:{seed}:{structure}:values:{variant}")
+    out = _fill(values, plan, names, order, f"corpus seed={seed} structure={structure} variant={variant}", like=case)
+    spec.validate(out, "<drawn case>")
+    if spec.structure_key(out) != spec.structure_key(case):
+        raise AssertionError(f"value variant {variant} of corpus case {structure} changed the structure")
+    return out
+
+
+def corpus(seed: int, n: int, values_per_structure: int = 1, **constraints: Any) -> list[Case]:
+    """The fixed-seed corpus: the same n Cases with the same ids in every environment.
+
+    values_per_structure k > 1: structure s = i // k of the corpus (case s of the k = 1
+    corpus) comes k times in a row: first itself, then k - 1 `value_variant`s, new values on
+    the same model. One compiled model serves all k (harness.impls.paths reuses it), so a
+    run explores values k times as cheaply as structures; k = 1 (the default) is n
+    structures."""
+    if values_per_structure < 1:
+        raise ValueError(f"values_per_structure must be >= 1, got {values_per_structure}")
+    k = values_per_structure
+    out: list[Case] = []
+    for i in range(n):
+        structure, variant = divmod(i, k)
+        if variant == 0:
+            base = corpus_case(seed, structure, **constraints)
+            out.append(base)
+        else:
+            out.append(value_variant(base, seed, structure, variant, **constraints))
+    return out
 
 
 __all__ = ["Constraints", "Source", "RandomSource", "HypothesisSource", "boolean", "choice", "permutation",
-           "draw_case", "cases", "corpus", "corpus_case"]
+           "draw_case", "cases", "corpus", "corpus_case", "value_variant"]

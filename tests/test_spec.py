@@ -3,12 +3,14 @@ every kind of malformed input."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import numpy as np
 from hypothesis import given
 
 from harness import spec
@@ -54,6 +56,34 @@ def test_id_ignores_formatting_but_not_content() -> None:
     # One number changed: a different id.
     raw["outputs"][0]["loss_weight"] = 0.75
     assert spec.from_json(raw).id != case.id
+
+
+def test_structure_key_ignores_values_and_nothing_else() -> None:
+    """spec.structure_key decides which Cases share compiled models (harness.impls.paths):
+    values may differ under one key; whatever Keras is given to build or compile may not."""
+    case = spec.load(MOTIVATING)
+    key = spec.structure_key(case)
+    out0, layer0, inp0 = case.outputs[0], case.layers[0], case.inputs[0]
+    new_values = dataclasses.replace(
+        case,
+        inputs=(dataclasses.replace(inp0, data=inp0.data + 0.5),) + case.inputs[1:],
+        layers=(dataclasses.replace(layer0, weights={k: v * 2 for k, v in layer0.weights.items()}),) + case.layers[1:],
+        outputs=(dataclasses.replace(out0, target=out0.target + 1.0),) + case.outputs[1:],
+        note="another note",
+    )
+    assert new_values.id != case.id
+    assert spec.structure_key(new_values) == key
+    changed = {
+        "a loss weight": dataclasses.replace(case, outputs=(dataclasses.replace(out0, loss_weight=(out0.loss_weight or 0) + 1),) + case.outputs[1:]),
+        "a loss": dataclasses.replace(case, outputs=(dataclasses.replace(out0, loss="mean_absolute_error"),) + case.outputs[1:]),
+        "a layer config": dataclasses.replace(case, layers=(dataclasses.replace(layer0, config={**layer0.config, "x": 1}),) + case.layers[1:]),
+        "the batch": dataclasses.replace(case, inputs=tuple(dataclasses.replace(i, data=i.data[:1]) for i in case.inputs)),
+        "the evaluate batch size": dataclasses.replace(case, evaluate_batch_size=case.evaluate_batch_size + 1),
+        "the dtype": dataclasses.replace(case, dtype="float64" if case.dtype == "float32" else "float32"),
+        "an int target": dataclasses.replace(case, outputs=(dataclasses.replace(out0, target=np.zeros(out0.target.shape, dtype=np.int64)),) + case.outputs[1:]),
+    }
+    for what, other in changed.items():
+        assert spec.structure_key(other) != key, what
 
 
 def test_motivating_case_is_valid() -> None:
