@@ -71,7 +71,7 @@ def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int =
                rss_at: tuple[int, ...] = (), case_timeout: float = CASE_TIMEOUT,
                max_cases_per_worker: int | None = None, max_rss_growth: float | None = None,
                on_case: Callable[[int], None] | None = None) -> Stream:
-    """Every case through `workers` processes of `module` (cases dealt round-robin, as
+    """Every case through `workers` processes of `module` (cases dealt by driver.deal, as
     driver.run_all deals them), each replaced as the driver replaces them (driver.must_replace).
 
     rss_at: after worker 0 (which gets every `workers`-th case) has answered that many cases,
@@ -81,7 +81,7 @@ def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int =
 
     stream = Stream(impl, module)
     lock = threading.Lock()
-    shares = [cases[i::workers] for i in range(workers)]
+    shares = driver.deal(cases, workers)
     errors: list[BaseException] = []
     ready = threading.Barrier(workers + 1)
 
@@ -345,7 +345,9 @@ def bench_impl(impl: str, cases: list[spec.Case], *, workers: int = 1, naive: bo
             log(f"[{impl}] planted a difference (total x 1.01) in the naive run at {where}")
         return ImplBench(impl, len(cases), h, b, compare(cases, h.results, b.results))
     log(f"[{impl}] harness: {len(cases)} cases, {workers} worker(s) ...")
-    h = run_stream(impl, cases, HARNESS_WORKER, workers=workers, rss_at=(len(cases[::workers]),),
+    from harness.driver import deal
+
+    h = run_stream(impl, cases, HARNESS_WORKER, workers=workers, rss_at=(len(deal(cases, workers)[0]),),
                    **policy, on_case=progress("harness"))
     b = None
     differences: list[str] = []
@@ -360,7 +362,7 @@ def bench_impl(impl: str, cases: list[spec.Case], *, workers: int = 1, naive: bo
 
 
 def memory_run(impl: str, seed: int, n: int, checkpoints: tuple[int, ...], replace: bool,
-               log: Callable[[str], None] = print) -> Stream:
+               values_per_structure: int = 1, log: Callable[[str], None] = print) -> Stream:
     """n corpus cases through harness workers, replaced as the driver replaces them (or, with
     replace False, one worker for all); (VmRSS, VmHWM) of the serving worker at each checkpoint."""
     from harness.driver import DEFAULT_MAX_CASES_PER_WORKER, DEFAULT_MAX_RSS_GROWTH
@@ -368,7 +370,7 @@ def memory_run(impl: str, seed: int, n: int, checkpoints: tuple[int, ...], repla
     from harness import strategies
 
     log(f"[{impl}] memory: {n} cases through one harness worker ...")
-    cases = strategies.corpus(seed, n)
+    cases = strategies.corpus(seed, n, values_per_structure=values_per_structure)
 
     def on_case(done: int) -> None:
         if done % 100 == 0:

@@ -3,7 +3,7 @@
 What a person would write without the harness: for each (path, mode) that the harness runs
 (harness.impls.paths, same Flavor: same modes, same compute-loss variants, same unsupported
 reasons), build a new model from the Case, compile it for that mode, make the one call, read the
-number. The predictions come from one more fresh model (`model.predict`). Values must equal the
+number. The predictions come from one more fresh model (`model(x)`, as paths.predictions). Values must equal the
 harness's (harness.bench checks it), so the numbers are read exactly as paths.py reads them:
 the total, the per-output terms of the logs, the regularization term (`sum(model.losses)` after
 `model(x, training=True)`, on the whole-batch paths), whether a zero-learning-rate step moved a
@@ -83,9 +83,7 @@ def run_case(flavor: paths.Flavor, case: Case) -> ImplResult:
     x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
     notes = []
     try:
-        preds = _fresh(flavor, case, None).predict(x, batch_size=case.batch_size, verbose=0)
-        preds = preds if isinstance(preds, (list, tuple)) else [preds]
-        result.predictions = {o.name: paths.to_array(p).tolist() for o, p in zip(case.outputs, preds)}
+        result.predictions = paths.predictions(_fresh(flavor, case, None), x, case)
     except Exception as exc:
         notes.append(f"predict failed: {type(exc).__name__}: {exc}")
     first_mode = next((m for m in flavor.modes if m.unsupported is None), None)

@@ -345,6 +345,23 @@ def judge_safely(case: spec.Case, result: ImplResult, versions: dict[str, str],
                                      reason=f"the reference or the engine failed: {type(exc).__name__}: {exc}")}
 
 
+def deal(cases: list[spec.Case], shares: int) -> list[list[spec.Case]]:
+    """`cases` in `shares` lists, round-robin by runs of consecutive Cases of the same structure
+    (spec.structure_key): a structure's value variants stay together, in order, in one worker,
+    which builds and compiles its models once for all of them (harness.impls.paths._Models).
+    Cases of distinct structures are dealt one by one, as `cases[k::shares]`."""
+    runs: list[list[spec.Case]] = []
+    last = None
+    for case in cases:
+        key = spec.structure_key(case)
+        if runs and key == last:
+            runs[-1].append(case)
+        else:
+            runs.append([case])
+        last = key
+    return [[c for run in runs[k::shares] for c in run] for k in range(shares)]
+
+
 def run_all(
     impls: Iterable[str],
     cases: list[spec.Case],
@@ -355,7 +372,7 @@ def run_all(
 ) -> list[ImplProgress]:
     """Run implementations, `jobs` worker processes at a time.
 
-    With fewer implementations than jobs, each implementation's cases are dealt round-robin
+    With fewer implementations than jobs, each implementation's cases are dealt (`deal`)
     to jobs // len(impls) workers of it (a worker runs on one core: a framework's Python and
     tracing are single-threaded, and small models' ops gain nothing from more threads).
 
@@ -368,7 +385,7 @@ def run_all(
     stop = Stop()
     shards = max(1, jobs // max(1, len(impls)))
     results = {impl: ImplProgress(impl, total=len(cases)) for impl in impls}
-    pending = [(impl, cases[k::shards]) for impl in impls for k in range(shards)]
+    pending = [(impl, share) for impl in impls for share in deal(cases, shards)]
     pending_lock = threading.Lock()
     started: set[str] = set()
     errors: list[BaseException] = []

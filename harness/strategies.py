@@ -14,6 +14,9 @@ interface, `Source`, that has one primitive: `integer(lo, hi)` (inclusive; shrin
   their streams between versions; our venvs run numpy 1.26 and 2.4) nor on Hypothesis'
   internals (whose choice-to-value mapping changes between releases). Case i of seed s is
   drawn from its own seed "harness-corpus:s:i", so `corpus(s, 10)` starts with `corpus(s, 5)`.
+  `corpus(s, n, values_per_structure=k)` repeats each structure k times with new values
+  (`value_variant`: weights, inputs, targets and sample weights from the seed
+  "harness-corpus:s:i:values:v"; same spec.structure_key), which one compiled model serves.
 
 Shrink order. A Case is drawn shape first, then data: number of outputs, batch, time, dtype,
 forms, each output's rank/loss/options/units, the mask source and mask pattern, the layer

@@ -106,3 +106,14 @@ def test_a_worker_is_replaced_after_max_cases_per_worker(tmp_path, monkeypatch) 
     _, records = _driver_run(tmp_path, monkeypatch, 5, max_cases_per_worker=2)
     kinds = [r["kind"] for r in records if r["kind"] in ("header", "result")]
     assert kinds == ["header", "result", "result", "header", "result", "result", "header", "result"]
+
+
+def test_deal_keeps_a_structures_value_variants_together_in_order() -> None:
+    from harness import driver
+
+    grouped = corpus(0, 9, values_per_structure=3)  # structures A A A B B B C C C
+    shares = driver.deal(grouped, 2)
+    assert [c.id for c in shares[0]] == [c.id for c in grouped[0:3] + grouped[6:9]]  # A, C
+    assert [c.id for c in shares[1]] == [c.id for c in grouped[3:6]]  # B
+    plain = corpus(0, 5)  # distinct structures: one by one, as cases[k::shares]
+    assert [[c.id for c in s] for s in driver.deal(plain, 2)] == [[c.id for c in plain[k::2]] for k in range(2)]

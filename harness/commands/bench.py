@@ -1,6 +1,7 @@
 """`python -m harness bench`: cases/s of the harness against the naive way, same values (issue 9).
 
-Runs the fixed-seed corpus (harness.strategies.corpus(seed, n)) through one implementation twice,
+Runs the fixed-seed corpus (harness.strategies.corpus(seed, n, values_per_structure=K)) through one
+implementation twice,
 each through real worker processes: the harness (`python -m harness.worker`) and the naive
 yardstick (`python -m harness.bench_naive`: a fresh model for every path). Prints cases/s of
 each and their ratio, checks that both produced the same values (TOLERANCES of harness.compare;
@@ -26,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default keras3-tensorflow)")
     p.add_argument("-n", type=int, default=100, help="number of corpus cases (default 100)")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    p.add_argument("--values-per-structure", type=int, default=1, metavar="K",
+                   help="corpus with each structure K times in a row, new values each time "
+                        "(harness.strategies.corpus; default 1: n distinct structures)")
     p.add_argument("--workers", type=int, default=1,
                    help="harness worker processes per implementation, cases dealt round-robin as `harness run --jobs` deals them (default 1)")
     p.add_argument("--no-naive", action="store_true", help="run the harness only (no ratio, no value check)")
@@ -42,15 +46,17 @@ def run(args: argparse.Namespace) -> int:
     from harness import bench, strategies
     from harness.commands.run import _available_impls, _usage_error
 
-    if args.n < 1 or args.workers < 1 or args.long < 0:
-        return _usage_error("-n and --workers must be >= 1, --long >= 0")
+    if args.n < 1 or args.workers < 1 or args.long < 0 or args.values_per_structure < 1:
+        return _usage_error("-n, --workers and --values-per-structure must be >= 1, --long >= 0")
     impls = list(bench.BENCH_IMPLS) if args.impl == "all" else _available_impls([args.impl])
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    cases = strategies.corpus(args.seed, args.n)
-    print(f"harness bench: {args.n} corpus cases (seed {args.seed}); harness with {args.workers} worker(s); "
+    k = args.values_per_structure
+    cases = strategies.corpus(args.seed, args.n, values_per_structure=k)
+    shape = "distinct structures" if k == 1 else f"{-(-args.n // k)} structures x {k} value sets"
+    print(f"harness bench: {args.n} corpus cases (seed {args.seed}; {shape}); harness with {args.workers} worker(s); "
           f"started {time.strftime('%H:%M:%S')}", flush=True)
     status = 0
     for impl in impls:
@@ -60,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             step = 25 if args.long <= 200 else 100
             checkpoints = tuple(sorted({*range(step, args.long + 1, step), min(100, args.long), args.long}))
             log(f"[{impl}] memory run: " + ("one worker" if args.one_worker else "workers replaced as the driver does"))
-            result.long = bench.memory_run(impl, args.seed, args.long, checkpoints, not args.one_worker, log=log)
+            result.long = bench.memory_run(impl, args.seed, args.long, checkpoints, not args.one_worker, k, log=log)
         for line in bench.report(result):
             print(line, flush=True)
         if result.differences or result.harness.failures or (result.naive and result.naive.failures):

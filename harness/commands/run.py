@@ -43,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how many cases to draw: " + ", ".join(f"{k}={v}" for k, v in PROFILES.items()))
     p.add_argument("-n", type=int, help="number of drawn cases (overrides --profile)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fixed corpus (same ids everywhere)")
+    p.add_argument("--values-per-structure", type=int, default=1, metavar="K",
+                   help="draw each structure K times in a row with new values (weights, inputs, targets, "
+                        "sample weights): one compiled model serves all K, so K > 1 explores values "
+                        "several times faster than structures (default 1)")
     p.add_argument("--cases", type=Path, action="append", metavar="DIR",
                    help="stored cases to run as well (repeatable; default: cases/)")
     p.add_argument("--no-stored", action="store_true", help="run drawn cases only")
@@ -94,7 +98,7 @@ def collect_cases(args: argparse.Namespace) -> list[spec.Case]:
     from harness import strategies
 
     n = args.n if args.n is not None else PROFILES[args.profile]
-    drawn = strategies.corpus(seed=args.seed, n=n) if n > 0 else []
+    drawn = strategies.corpus(seed=args.seed, n=n, values_per_structure=args.values_per_structure) if n > 0 else []
     stored = [] if args.no_stored else load_stored(args.cases or [Path("cases")])
     seen, cases = set(), []
     for case in stored + drawn:
@@ -114,6 +118,8 @@ def _check_options(args: argparse.Namespace) -> None:
                                       f"expected one of {', '.join(rules.PROFILES)}"))
     if not args.timeout > 0:
         raise SystemExit(_usage_error(f"--timeout: expected a number of seconds > 0, got {args.timeout}"))
+    if args.values_per_structure < 1:
+        raise SystemExit(_usage_error(f"--values-per-structure: expected an integer >= 1, got {args.values_per_structure}"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,10 +1,10 @@
 """The loss paths of one Case on one eager-capable Keras (Keras 3, tf-keras, tf.keras 2.12-2.15).
 
-`run_case(flavor, case)` builds the model once (harness.impls.build), then reports, each as its
-own PathResult (harness.results): the direct compute-loss call(s), and for every mode
-`test_on_batch`, `train_on_batch` (SGD, learning rate 0), `evaluate` and `fit` (one epoch,
-shuffle=False, both with batch_size=case.evaluate_batch_size, so the last batch is uneven when
-the batch does not divide), plus the predictions. It never raises for a problem with the case.
+`run_case(flavor, case)` reports, each as its own PathResult (harness.results): the direct
+compute-loss call(s), and for every mode `test_on_batch`, `train_on_batch` (SGD, learning rate
+0), `evaluate` and `fit` (one epoch, shuffle=False, both with batch_size=case.evaluate_batch_size,
+so the last batch is uneven when the batch does not divide), plus the predictions. It never
+raises for a problem with the case.
 
 A `Flavor` holds what differs between implementations: the keras module, the modes (each the
 `compile` keyword arguments, or the reason it is unsupported), the compute-loss variants, and
@@ -16,16 +16,20 @@ under that key when there are >= 2 outputs); "regularization" is `sum(model.loss
 forward pass `model(x)` on the whole batch, attached to the whole-batch paths (compute_loss,
 test_on_batch, train_on_batch), not to evaluate/fit (whose logs average over batches).
 
-Weights are re-assigned from the Case before every path, so a path that moved them (a finding:
-learning rate 0 must not) cannot leak into the next. After an error the model is rebuilt.
+Models (`_Models`, harness.impls.build): one uncompiled model (predictions, the forward pass) and
+one model per mode, each built and compiled once and kept while Cases of the same structure
+(spec.structure_key) follow each other, so a value variant (harness.strategies.value_variant)
+runs the step functions Keras already traced and compiled. Weights are re-assigned from the
+Case, and the optimizer's and metrics' variables reset, before every path, so a path that moved
+them (a finding: learning rate 0 must not) or raised half-way cannot leak into the next path or
+Case.
 
-Gradients (results.GradientResult), LAST in `run_case` because the update step moves weights:
-the flavor's `gradient` hook returns the loss its train step differentiates and one gradient
-per `model.trainable_weights` entry, obtained as that train step obtains it (the hook lives in
-the adapter and cites the source); they are keyed "<layer name>/<weight short name>" by walking
-`model.layers` (`trainable_keys`). Then the model is compiled with SGD(LEARNING_RATE) in the
-flavor's `update_mode`, the Case's weights assigned, and one `train_on_batch` applied:
-`updates` = weights after - weights before. The model is discarded afterwards (`spoil`).
+Gradients (results.GradientResult), after the paths: the flavor's `gradient` hook returns the
+loss its train step differentiates and one gradient per `model.trainable_weights` entry,
+obtained as that train step obtains it (the hook lives in the adapter and cites the source);
+they are keyed "<layer name>/<weight short name>" by walking `model.layers` (`trainable_keys`).
+Then one `train_on_batch` of the flavor's `update_mode` model with its SGD learning rate set to
+LEARNING_RATE (`sgd_step`): `updates` = weights after - weights before.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from harness import spec
 from harness.impls import VERSION_KEYS, build, installed_version
 from harness.results import GradientResult, ImplResult, PathResult
 from harness.spec import Case
@@ -163,6 +168,16 @@ def error_message(exc: BaseException) -> str:
     return message
 
 
+def predictions(model: Any, x: Any, case: Case) -> dict[str, Any]:
+    """Output name -> the model's output on the whole batch (nested float64 lists), from one
+    call `model(x, training=False)`: the forward pass `model.predict` runs on one batch, without
+    the predict function it traces and the data pipeline it builds on every call (no layer of
+    harness.vocabulary behaves differently under predict: no dropout, no batch statistics)."""
+    preds = model(x, training=False)
+    preds = preds if isinstance(preds, (list, tuple)) else [preds]
+    return {o.name: to_array(p).tolist() for o, p in zip(case.outputs, preds)}
+
+
 def _output_terms(logs: dict[str, Any], case: Case) -> dict[str, float]:
     if len(case.outputs) < 2:
         return {}
@@ -192,40 +207,86 @@ class _NotApplicable(Exception):
     """The implementation silently replaced the requested mode: the path is unsupported."""
 
 
-class _Model:
-    """The case's model, built lazily and compiled for one mode at a time.
+class _Models:
+    """The models of one structure (spec.structure_key), one per mode, kept across Cases.
 
-    `get(mode)` returns the model with every weight re-assigned from the Case, compiled for
-    `mode` (compiling again only when the mode changes); `spoil()` after an error forces a
-    rebuild, so one failed path cannot leave a half-updated model to the next.
+    `get(mode)` returns the model compiled for `mode` (None: an uncompiled one, for the
+    predictions and the forward pass) with every weight re-assigned from the current Case; it builds and compiles the model the first time only. A Case with the same
+    structure as the last one (harness.strategies.value_variant) is served by the same models
+    and so by the step functions Keras traced and compiled for them: the saving `bench`
+    measures. `begin(case)` drops every model (and clears the Keras session) when the
+    structure changes. A model is only stored once built and compiled without error.
+
+    A path that raised keeps its model: what a path can change is the weights, the
+    optimizer's variables and the metrics' variables, and `get` sets all three back (weights
+    from the Case, `reset_optimizer`, `reset_metrics`) before every path, error or not.
+    Rebuilding after errors cost each value variant of an erring structure its compilation
+    again (4-10 s on keras3-tensorflow). bench compares every value with fresh models, and
+    tests/test_model_reuse.py compares reused with fresh models on erring structures.
     """
 
-    def __init__(self, flavor: Flavor, case: Case):
-        self.flavor, self.case = flavor, case
-        self._model: Any = None
-        self._mode: str | None = None
+    def __init__(self, flavor: Flavor):
+        self.flavor = flavor
+        self.case: Case | None = None
+        self._key: str | None = None
+        self._models: dict[str | None, Any] = {}
+
+    def begin(self, case: Case) -> None:
+        """Serve `case`; clears the session first unless it has the last Case's structure."""
+        key = spec.structure_key(case)
+        if key != self._key or not self._models:
+            self._models.clear()
+            self._key = key
+            with CLOCK:
+                if self.flavor.clear_session:
+                    self.flavor.keras.backend.clear_session()
+        self.case = case
+        with CLOCK:
+            build.set_float_dtype(self.flavor.keras, case.dtype)
 
     def get(self, mode: Mode | None = None) -> Any:
+        name = None if mode is None else mode.name
+        assert self.case is not None
         with CLOCK:
-            return self._get(mode)
-
-    def _get(self, mode: Mode | None) -> Any:
-        if self._model is None:
-            self._model = build.build_model(self.flavor.keras, self.case)
-            self._mode = None
-        else:
-            build.assign_weights(self._model, self.case)
-        if mode is not None and self._mode != mode.name:
-            _compile(self.flavor, self._model, self.case, mode)
-            self._mode = mode.name
-        if mode is not None and mode.compile_kwargs.get("jit_compile") and not getattr(self._model, "jit_compile", True):
+            model = self._models.get(name)
+            if model is None:
+                model = build.build_model(self.flavor.keras, self.case)
+                if mode is not None:
+                    _compile(self.flavor, model, self.case, mode)
+                self._models[name] = model
+            else:
+                build.assign_weights(model, self.case)
+                if mode is not None:
+                    reset_optimizer(model)
+                    model.reset_metrics()  # tf_keras's *_on_batch reset after the step, not before
+        if mode is not None and mode.compile_kwargs.get("jit_compile") and not getattr(model, "jit_compile", True):
             # Keras 3 Trainer.jit_compile setter: model_supports_jit False -> warns, runs without.
             raise _NotApplicable(f"jit_compile=True asked, but the model runs with jit_compile="
-                                 f"{self._model.jit_compile} (model_supports_jit is False)")
-        return self._model
+                                 f"{model.jit_compile} (model_supports_jit is False)")
+        return model
 
-    def spoil(self) -> None:
-        self._model, self._mode = None, None
+
+def reset_optimizer(model: Any) -> None:
+    """Every variable of the model's optimizer back to zero, as a freshly compiled SGD starts
+    (iterations 0, slots created as zeros), except the learning rate (0.0 between steps).
+
+    Needed, not cosmetic: tf_keras's SGD creates a momentum slot per weight even with
+    momentum=0 and updates it as `m = -lr * g + momentum * m` (tf_keras/src/optimizers/sgd.py
+    SGD.build / update_step); one non-finite gradient (the 0 x inf of a fully masked batch)
+    makes `m` NaN, `0 * NaN` keeps it NaN, and every later step of that optimizer writes NaN
+    into the weights, even at learning rate 0. Found by `bench` on value variants."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return
+    rate = getattr(optimizer, "_learning_rate", None)
+    for variable in optimizer.variables:
+        if variable is not rate:
+            dtype = getattr(variable.dtype, "as_numpy_dtype", variable.dtype)  # tf.DType or a dtype name
+            variable.assign(np.zeros(tuple(int(d) for d in variable.shape), dtype=dtype))
+
+
+# One per worker process and flavor: the models of the last structure it ran.
+_MODELS: dict[str, _Models] = {}
 
 
 def _compile(flavor: Flavor, model: Any, case: Case, mode: Mode, learning_rate: float = 0.0) -> None:
@@ -251,15 +312,12 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
     """Every path of `case` on this implementation. Never raises for a problem with the case."""
     started = time.perf_counter()
     CLOCK.reset()
-    keras = flavor.keras
     result = ImplResult(case_id=case.id, impl=flavor.impl)
     notes: list[str] = []
-    holder = _Model(flavor, case)
+    holder = _MODELS.setdefault(flavor.impl, _Models(flavor))
+    first_mode = next((m for m in flavor.modes if m.unsupported is None), None)
     try:
-        with CLOCK:
-            if flavor.clear_session:
-                keras.backend.clear_session()
-            build.set_float_dtype(keras, case.dtype)
+        holder.begin(case)
         model = holder.get()
     except Exception as exc:  # the model cannot be built: every path shares the error
         for variant, _ in flavor.compute_loss:
@@ -289,9 +347,7 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
     # Predictions, and the regularization term from one forward pass on the whole batch.
     try:
         with CLOCK:
-            preds = model.predict(x, batch_size=case.batch_size, verbose=0)
-        preds = preds if isinstance(preds, (list, tuple)) else [preds]
-        result.predictions = {o.name: to_array(p).tolist() for o, p in zip(case.outputs, preds)}
+            result.predictions = predictions(model, x, case)
     except Exception as exc:
         notes.append(f"predict failed: {type(exc).__name__}: {exc}")
     regularization: float | None = None
@@ -304,9 +360,8 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
     whole_batch_terms = {} if regularization is None else {"regularization": regularization}
 
     # compute_loss needs a compiled model (the loss container comes from compile); the mode
-    # does not matter for a direct call, so the first supported mode is used. y_pred comes
-    # from model(x, training=True), as in train_step, which also refills model.losses.
-    first_mode = next((m for m in flavor.modes if m.unsupported is None), None)
+    # does not matter for a direct call, so the first supported mode's model is used. y_pred
+    # comes from model(x, training=True), as in train_step, which also refills model.losses.
     for variant, call in flavor.compute_loss:
         try:
             model = holder.get(first_mode)
@@ -317,7 +372,6 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
             result.paths.append(PathResult("compute_loss", variant, "ok", total=total, terms=dict(whole_batch_terms)))
         except Exception as exc:
             result.paths.append(error_result("compute_loss", variant, exc))
-            holder.spoil()
 
     for mode in flavor.modes:
         for path in MODE_PATHS:
@@ -332,10 +386,8 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
                     result.paths.append(PathResult(path, mode.name, "unsupported", reason=str(exc)))
                 except Exception as exc:
                     result.paths.append(error_result(path, mode.name, exc))
-                    holder.spoil()
 
-    # Last: the update step moves the weights, and the model is discarded after it.
-    result.gradients = _gradients(flavor, holder, case, x, y, sw, first_mode, notes)
+    result.gradients = _gradients(flavor, holder, x, y, sw, first_mode, notes)
 
     result.message = "; ".join(notes) or None
     result.seconds = round(time.perf_counter() - started, 3)
@@ -456,10 +508,10 @@ def sgd_update(flavor: Flavor, model: Any, case: Case, x: Any, y: Any, sw: Any) 
     return weight_updates(before, weights_by_key(model))
 
 
-def _gradients(flavor: Flavor, holder: _Model, case: Case, x: Any, y: Any, sw: Any,
-               first_mode: Mode | None, notes: list[str]) -> GradientResult | None:
-    """The flavor's gradients, then one SGD(LEARNING_RATE) train_on_batch in `update_mode`.
-    Never raises; always leaves `holder` spoiled (the model it held was recompiled and moved)."""
+def _gradients(flavor: Flavor, holder: _Models, x: Any, y: Any, sw: Any, first_mode: Mode | None,
+               notes: list[str]) -> GradientResult | None:
+    """The flavor's gradients (on the first mode's model), then one SGD(LEARNING_RATE)
+    train_on_batch on the update_mode's model (`sgd_step`). Never raises."""
     unavailable, reported = gradient_unavailable(flavor)
     if unavailable:
         return reported
@@ -469,18 +521,38 @@ def _gradients(flavor: Flavor, holder: _Model, case: Case, x: Any, y: Any, sw: A
         with CLOCK:
             total, gradients, missing = differentiate(flavor, model, x, y, sw)
     except Exception as exc:
-        holder.spoil()
         return GradientResult("error", how=how, error_type=type(exc).__name__, error_message=error_message(exc))
     if missing:
         notes.append(f"no gradient (None; reported as zeros) for {missing}")
     result = GradientResult("ok", how=how, loss=total, gradients=gradients, learning_rate=LEARNING_RATE,
                             update_mode=flavor.update_mode)
+    mode = next(m for m in flavor.modes if m.name == flavor.update_mode)
     try:
-        model = holder.get()  # weights from the Case
+        if mode.unsupported is not None:
+            raise RuntimeError(f"mode {mode.name!r} is unsupported: {mode.unsupported}")
+        model = holder.get(mode)  # weights from the Case
         with CLOCK:
-            result.updates = sgd_update(flavor, model, case, x, y, sw)
+            result.updates = sgd_step(model, x, y, sw)
     except Exception as exc:
         result.update_error = f"{type(exc).__name__}: {error_message(exc)}"
-    finally:
-        holder.spoil()
     return result
+
+
+def sgd_step(model: Any, x: Any, y: Any, sw: Any) -> dict[str, Any]:
+    """One train_on_batch at LEARNING_RATE on a model compiled with SGD(0.0) (`_compile`),
+    then the learning rate back to 0; new - old weights keyed as `trainable_keys`.
+
+    The learning rate is set through the optimizer's `learning_rate` setter, which assigns the
+    optimizer's learning-rate variable (keras/src/optimizers/base_optimizer.py and
+    tf_keras/src/optimizers/optimizer.py, `learning_rate.setter`: `self._learning_rate.assign`):
+    the train step Keras traced for the zero-rate paths reads that variable, so this step runs
+    the same compiled program, not a new one. SGD without momentum keeps no other state
+    (its `iterations` count does not enter the update), so the update equals a freshly
+    compiled SGD(LEARNING_RATE) step: bench checks it against `sgd_update`, which does that."""
+    before = weights_by_key(model)
+    model.optimizer.learning_rate = LEARNING_RATE
+    try:
+        model.train_on_batch(x, y, sample_weight=sw)
+    finally:
+        model.optimizer.learning_rate = 0.0
+    return weight_updates(before, weights_by_key(model))
