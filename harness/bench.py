@@ -74,7 +74,7 @@ def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int =
     """Every case through `workers` processes of `module` (cases dealt by driver.deal, as
     driver.run_all deals them), each replaced as the driver replaces them (driver.must_replace).
 
-    rss_at: after worker 0 (which gets every `workers`-th case) has answered that many cases,
+    rss_at: after worker 0 (which serves the first share of driver.deal) has answered that many cases,
     record the memory of the process serving them. A failed worker (crash, timeout) is recorded in
     `failures` and restarted."""
     from harness import driver
@@ -334,7 +334,7 @@ def bench_impl(impl: str, cases: list[spec.Case], *, workers: int = 1, naive: bo
                 log(f"  [{impl} {label}] {done}/{len(cases)} cases")
         return on_case
 
-    from harness.driver import DEFAULT_MAX_CASES_PER_WORKER, DEFAULT_MAX_RSS_GROWTH
+    from harness.driver import DEFAULT_MAX_CASES_PER_WORKER, DEFAULT_MAX_RSS_GROWTH, deal
 
     policy = {"max_cases_per_worker": DEFAULT_MAX_CASES_PER_WORKER, "max_rss_growth": DEFAULT_MAX_RSS_GROWTH}
     if naive and workers == 1:
@@ -345,8 +345,6 @@ def bench_impl(impl: str, cases: list[spec.Case], *, workers: int = 1, naive: bo
             log(f"[{impl}] planted a difference (total x 1.01) in the naive run at {where}")
         return ImplBench(impl, len(cases), h, b, compare(cases, h.results, b.results))
     log(f"[{impl}] harness: {len(cases)} cases, {workers} worker(s) ...")
-    from harness.driver import deal
-
     h = run_stream(impl, cases, HARNESS_WORKER, workers=workers, rss_at=(len(deal(cases, workers)[0]),),
                    **policy, on_case=progress("harness"))
     b = None

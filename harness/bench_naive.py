@@ -3,13 +3,15 @@
 What a person would write without the harness: for each (path, mode) that the harness runs
 (harness.impls.paths, same Flavor: same modes, same compute-loss variants, same unsupported
 reasons), build a new model from the Case, compile it for that mode, make the one call, read the
-number. The predictions come from one more fresh model (`model(x)`, as paths.predictions). Values must equal the
-harness's (harness.bench checks it), so the numbers are read exactly as paths.py reads them:
-the total, the per-output terms of the logs, the regularization term (`sum(model.losses)` after
-`model(x, training=True)`, on the whole-batch paths), whether a zero-learning-rate step moved a
-weight; the gradient (the flavor's own mechanism) on one more fresh model and the SGD(0.25)
-step's update on another. Nothing is shared between paths except the process (imports stay warm, as in the
-harness's worker) and `clear_session()` once per case.
+number. The predictions come from one more fresh model (`model(x)`, as paths.predictions).
+Values must equal the harness's (harness.bench checks it), so the numbers are read exactly as
+paths.py reads them: the total, the per-output terms of the logs, the regularization term
+(`sum(model.losses)` after `model(x, training=True)`, on the whole-batch paths), whether a
+zero-learning-rate step moved a weight; the gradient (the flavor's own mechanism) on one more
+fresh model and the SGD(0.25) step's update on another, compiled with that learning rate
+(paths.sgd_update; the harness sets the rate on a model it compiled already: paths.sgd_step).
+Nothing is shared between paths except the process (imports stay warm, as in the harness's
+worker) and `clear_session()` once per case.
 
     python -m harness.bench_naive --impl NAME
 

@@ -211,10 +211,10 @@ class _Models:
     """The models of one structure (spec.structure_key), one per mode, kept across Cases.
 
     `get(mode)` returns the model compiled for `mode` (None: an uncompiled one, for the
-    predictions and the forward pass) with every weight re-assigned from the current Case; it builds and compiles the model the first time only. A Case with the same
-    structure as the last one (harness.strategies.value_variant) is served by the same models
-    and so by the step functions Keras traced and compiled for them: the saving `bench`
-    measures. `begin(case)` drops every model (and clears the Keras session) when the
+    predictions and the forward pass) with every weight re-assigned from the current Case; it
+    builds and compiles the model the first time only. A Case with the same structure as the
+    last one (harness.strategies.value_variant) is served by the same models and so by the step
+    functions Keras traced and compiled for them: the saving `bench` measures. `begin(case)` drops every model (and clears the Keras session) when the
     structure changes. A model is only stored once built and compiled without error.
 
     A path that raised keeps its model: what a path can change is the weights, the
