@@ -785,14 +785,20 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
     )
 
 
-def draw_case(src: Source, constraints: Constraints | None = None, note: str = "") -> Case:
-    """Draw one valid Case from `src` (shape first, then data). Validates before returning."""
-    c = constraints or Constraints()
+def _draw_structure(src: Source, c: Constraints) -> tuple[_Plan, dict[str, str], list[int]]:
+    """The plan, the names of its inputs and layers, and the order of its outputs."""
     plan = src.group(_plan, c)
     used: set[str] = set()
     names = {inp["name"]: _identifier(src, used) for inp in plan.inputs}
     names.update({lp.name: _identifier(src, used) for lp in plan.layers})
     order = permutation(src, len(plan.outputs))
+    return plan, names, order
+
+
+def draw_case(src: Source, constraints: Constraints | None = None, note: str = "") -> Case:
+    """Draw one valid Case from `src` (shape first, then data). Validates before returning."""
+    c = constraints or Constraints()
+    plan, names, order = _draw_structure(src, c)
     case = _fill(src, plan, names, order, note)
     spec.validate(case, "<drawn case>")
     return case
@@ -828,12 +834,8 @@ def value_variant(case: Case, seed: int, structure: int, variant: int, **constra
     targets and sample weights drawn from their own seed, everything else kept, so the
     variant has the same spec.structure_key (one compiled model serves both)."""
     c = _constraints(**constraints)
-    src = RandomSource(f"harness-corpus:{seed}:{structure}")
-    plan = src.group(_plan, c)  # the same plan, names and order as `case` (same seed, same draws)
-    used: set[str] = set()
-    names = {inp["name"]: _identifier(src, used) for inp in plan.inputs}
-    names.update({lp.name: _identifier(src, used) for lp in plan.layers})
-    order = permutation(src, len(plan.outputs))
+    # the same plan, names and order as `case` (same seed, same draws)
+    plan, names, order = _draw_structure(RandomSource(f"harness-corpus:{seed}:{structure}"), c)
     values = RandomSource(f"harness-corpus:{seed}:{structure}:values:{variant}")
     out = _fill(values, plan, names, order, f"corpus seed={seed} structure={structure} variant={variant}", like=case)
     spec.validate(out, "<drawn case>")

@@ -661,6 +661,7 @@ def test_a_bad_case_file_is_refused_naming_file_and_field_and_results_are_untouc
     (("--impl", "nope"), ["--impl: unknown implementation nope", "expected one of", "test-steady"]),
     (("--impl", "test-steady", "--strict", "nope"), ["--strict", "nope", "tf_keras-2.21"]),
     (("--impl", "test-steady", "--timeout", "0"), ["--timeout", "a number of seconds > 0"]),
+    (("--impl", "test-steady", "--values-per-structure", "0"), ["--values-per-structure", "an integer >= 1"]),
     (("--impl", "test-steady", "--cases", "no-such-folder"), ["no-such-folder", "an existing folder"]),
 ])
 def test_bad_arguments_are_refused_and_results_are_untouched(

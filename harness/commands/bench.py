@@ -1,13 +1,13 @@
 """`python -m harness bench`: cases/s of the harness against the naive way, same values (issue 9).
 
-Runs the fixed-seed corpus (harness.strategies.corpus(seed, n, values_per_structure=K)) through one
-implementation twice,
-each through real worker processes: the harness (`python -m harness.worker`) and the naive
-yardstick (`python -m harness.bench_naive`: a fresh model for every path). Prints cases/s of
-each and their ratio, checks that both produced the same values (TOLERANCES of harness.compare;
-every difference is listed), the harness's time outside Keras calls, and the worker's memory.
---long N then runs N cases through harness workers (replaced as the driver replaces them, or
---one-worker) and prints the serving worker's RSS every 100 cases (every 25 up to 200).
+Runs the fixed-seed corpus (harness.strategies.corpus(seed, n, values_per_structure=K)) through
+one implementation twice, each through real worker processes: the harness (`python -m
+harness.worker`) and the naive yardstick (`python -m harness.bench_naive`: a fresh model for
+every path). Prints cases/s of each and their ratio, checks that both produced the same values
+(TOLERANCES of harness.compare; every difference is listed), the harness's time outside Keras
+calls, and the worker's memory. --long N then runs N cases through harness workers (replaced as
+the driver replaces them, or --one-worker) and prints the serving worker's RSS every 100 cases
+(every 25 up to 200).
 
 Exit status: 0 values identical, 1 some value differs or a case failed, 2 bad options.
 """
@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="corpus with each structure K times in a row, new values each time "
                         "(harness.strategies.corpus; default 1: n distinct structures)")
     p.add_argument("--workers", type=int, default=1,
-                   help="harness worker processes per implementation, cases dealt round-robin as `harness run --jobs` deals them (default 1)")
+                   help="harness worker processes per implementation, cases dealt as `harness run --jobs` deals them: "
+                        "a structure's value variants to one worker (default 1)")
     p.add_argument("--no-naive", action="store_true", help="run the harness only (no ratio, no value check)")
     p.add_argument("--long", type=int, default=0, metavar="N",
                    help="then run N cases through harness workers: RSS every 100 cases (25 up to 200) and after N")
