@@ -74,8 +74,8 @@ def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int =
     """Every case through `workers` processes of `module` (cases dealt by driver.deal, as
     driver.run_all deals them), each replaced as the driver replaces them (driver.must_replace).
 
-    rss_at: after worker 0 (which serves the first share of driver.deal) has answered that many cases,
-    record the memory of the process serving them. A failed worker (crash, timeout) is recorded in
+    rss_at: after worker 0 (which serves the first share of driver.deal) has answered that many
+    cases, record the memory of the process serving them. A failed worker (crash, timeout) is recorded in
     `failures` and restarted."""
     from harness import driver
 

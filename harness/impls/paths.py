@@ -267,8 +267,9 @@ class _Models:
 
 
 def reset_optimizer(model: Any) -> None:
-    """Every variable of the model's optimizer back to zero, as a freshly compiled SGD starts
-    (iterations 0, slots created as zeros), except the learning rate (0.0 between steps).
+    """Every variable of the model's optimizer back to zero, as a freshly compiled SGD(0.0)
+    starts: iterations 0, slots created as zeros, and the learning rate, which is 0.0 between
+    steps anyway (`sgd_step` sets it for one step only).
 
     Needed, not cosmetic: tf_keras's SGD creates a momentum slot per weight even with
     momentum=0 and updates it as `m = -lr * g + momentum * m` (tf_keras/src/optimizers/sgd.py
@@ -278,11 +279,9 @@ def reset_optimizer(model: Any) -> None:
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         return
-    rate = getattr(optimizer, "_learning_rate", None)
     for variable in optimizer.variables:
-        if variable is not rate:
-            dtype = getattr(variable.dtype, "as_numpy_dtype", variable.dtype)  # tf.DType or a dtype name
-            variable.assign(np.zeros(tuple(int(d) for d in variable.shape), dtype=dtype))
+        dtype = getattr(variable.dtype, "as_numpy_dtype", variable.dtype)  # tf.DType or a dtype name
+        variable.assign(np.zeros(tuple(int(d) for d in variable.shape), dtype=dtype))
 
 
 # One per worker process and flavor: the models of the last structure it ran.
