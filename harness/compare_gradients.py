@@ -2,7 +2,8 @@
 
 Keys (the report shows each kind in its own section, harness/report/loading.py EXTRA_KINDS):
 
-    gradient/loss                          the value the implementation differentiated
+    gradient/loss                          the value the implementation differentiated, against
+                                           the loss reference's number for it (differentiated_loss)
     gradient/<layer>/<weight>              d loss / d weight, against reference.gradients
     gradient/<layer>/<weight>/sgd_update   new - old weights after one SGD step at the
                                            implementation's learning rate, against
@@ -134,6 +135,19 @@ class _Judge:
         return v
 
 
+def differentiated_loss(cache: ReferenceCache, profile: Mapping[str, str], replicas: int = 1) -> tuple[float, float]:
+    """(value, magnitude) of the loss a train step differentiates under `profile`, as the loss
+    reference computes it: on one device the train_on_batch breakdown that judges the
+    train_on_batch path, under a strategy the sum of the replicas' losses that judges
+    distribution/replica_losses (the same cache entries, so one number for both sections).
+
+    Not GradientBreakdown.loss: that one is computed under forward.exact_values() (no rounding to
+    the case dtype, for the central differences), so it misses float32 effects the loss reference
+    models, e.g. a saturated sigmoid's 1 - p stored in float32."""
+    b = cache.compute(profile, "train_on_batch") if replicas == 1 else cache.distributed(profile, replicas)
+    return b.total, b.magnitude
+
+
 def judge_gradients(case: Case, grad: GradientResult, profile_name: str, cache: ReferenceCache,
                     replicas: int = 1, prefix: str = "gradient",
                     first_try: Mapping[str, str] | None = None) -> dict[str, Verdict]:
@@ -160,11 +174,12 @@ def judge_gradients(case: Case, grad: GradientResult, profile_name: str, cache: 
         return GRADIENT_TOLERANCES[dtype_of(ref)].rtol
 
     def loss_check(ref: Any):
+        loss, magnitude = differentiated_loss(cache, ref.profile, replicas)
         if grad.loss is None:
-            return False, "no differentiated loss reported", None, ref.loss, None
-        return (values_agree(grad.loss, ref.loss, ref.magnitude, TOLERANCES[dtype_of(ref)]),
-                f"differentiated loss {grad.loss!r}, reference {ref.loss!r}", grad.loss, ref.loss,
-                _relative(grad.loss, ref.loss, ref.magnitude))
+            return False, "no differentiated loss reported", None, loss, None
+        return (values_agree(grad.loss, loss, magnitude, TOLERANCES[dtype_of(ref)]),
+                f"differentiated loss {grad.loss!r}, reference {loss!r}", grad.loss, loss,
+                _relative(grad.loss, loss, magnitude))
 
     out = {f"{prefix}/loss": judge(loss_check)}
     for key in expected.gradients:

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
-from harness import compare, reference, strategies
+from harness import compare, reference, spec, strategies
 from harness.compare_gradients import judge_gradients
 from harness.reference import gradients, rules
-from harness.results import GradientResult, ImplResult
-from harness.spec import Regularizer
+from harness.results import GradientResult, ImplResult, PathResult
+from harness.spec import Case, Input, Layer, Output, Regularizer
 from test_reference_builders import two_output_case
 from test_reference_gradients import B, X, Y, dense_case
 
@@ -39,7 +39,9 @@ def planted(case, profile, *, scale_key=None, factor=1.0, nudge=None) -> Gradien
         layer, weight = key.split("/")
         w = np.asarray(case.layer(layer).weights[weight], dtype=dtype)
         updates[key] = (w - dtype.type(LR) * v.astype(dtype)).astype(np.float64) - w
-    return GradientResult("ok", how="planted", loss=g.loss, gradients={k: v.tolist() for k, v in grads.items()},
+    # The loss it reports is the loss reference's (rounded as it computes), not g.loss (exact values).
+    loss = reference.compute(case, profile, "train_on_batch").total
+    return GradientResult("ok", how="planted", loss=loss, gradients={k: v.tolist() for k, v in grads.items()},
                           learning_rate=LR, update_mode="planted", updates={k: v.tolist() for k, v in updates.items()})
 
 
@@ -94,6 +96,56 @@ def test_an_update_with_another_learning_rate_is_a_difference():
     v = verdicts(case, g)
     assert v["gradient/a/kernel/sgd_update"].verdict == "unexplained"
     assert v["gradient/a/kernel"].verdict == "agree"
+
+
+def saturated_bce_case() -> Case:
+    """x (2, 1) -> Dense(1, sigmoid) "out", binary crossentropy on its probabilities (float32),
+    each target against its saturation: logits 13.75 (target 0) and -13.5 (target 1), so the loss
+    is -log(1 - p) ~ 13.75 for the first sample with 1 - p ~ 1.1e-6, which float32 keeps only to
+    its spacing below 1 (6e-8, ~3% of it). Every value is exact in float32."""
+    layer = Layer("out", "Dense", ("x",), {"units": 1, "activation": "sigmoid", "use_bias": True},
+                  {"kernel": np.array([[13.625]]), "bias": np.array([0.125])})
+    out = Output("out", np.array([[0.0], [1.0]]), "binary_crossentropy",
+                 {"from_logits": False, "label_smoothing": 0.0, "reduction": "sum_over_batch_size"}, None)
+    case = Case("float32", (Input("x", "float", np.array([[1.0], [-1.0]])),), (layer,), (out,), "single")
+    spec.validate(case)
+    return case
+
+
+def keras3_jax_bce(case: Case) -> float:
+    """The saturated case's loss as Keras 3 on JAX computes it (keras/src/backend/jax/nn.py:
+    binary_crossentropy on probabilities): the sigmoid output stored in float32 (rounded once, as
+    the loss reference models it), clipped to [eps, 1 - eps], then log, 1 - p and the mean in
+    float32."""
+    layer, out = case.layers[0], case.outputs[0]
+    z = case.inputs[0].data @ layer.weights["kernel"] + layer.weights["bias"]
+    p = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    eps = np.float32(1e-7)
+    p = np.clip(p, eps, np.float32(1) - eps)
+    t = out.target.astype(np.float32)
+    elements = -(t * np.log(p) + (np.float32(1) - t) * np.log(np.float32(1) - p))
+    return float(np.mean(elements, dtype=np.float32))
+
+
+@pytest.mark.parametrize("profile, replicas", [("keras-3.15-jax", 1), ("keras-3.15-jax-dataparallel", 2)])
+def test_a_saturated_bce_loss_gets_one_verdict_in_the_loss_and_the_gradient_section(profile, replicas):
+    # Issue 20 item 4: the loss reference models the float32 1 - p of a saturated sigmoid, the
+    # gradient reference differentiates exact values. The number Keras 3 on JAX reports on the
+    # train_on_batch path is the number it differentiates: both sections must judge it alike.
+    case = saturated_bce_case()
+    observed = keras3_jax_bce(case)
+    cache = compare.ReferenceCache(case)
+    exact = cache.gradient(rules.PROFILES[profile], replicas)
+    # The case exercises the difference: exact values are off by more than the float32 tolerance.
+    assert not compare.values_agree(observed, exact.loss, exact.magnitude, compare.TOLERANCES["float32"])
+
+    path = compare.judge_path(case, PathResult("train_on_batch", "compiled", "ok", total=observed), profile, cache)
+    grad = GradientResult("ok", how="constructed", loss=observed,
+                          gradients={k: v.tolist() for k, v in exact.gradients.items()})
+    v = judge_gradients(case, grad, profile, cache, replicas)["gradient/loss"]
+    assert path.verdict == "agree", path.to_json()
+    assert v.verdict == "agree", v.to_json()
+    assert v.expected == path.expected  # one reference number for both sections
 
 
 def test_unsupported_and_missing_weights():

@@ -16,6 +16,10 @@ exact). Central differences err by h**2/6 * |f'''| (truncation, ~4e-11 |f'''|) p
 float32 tolerance (compare.GRADIENT_TOLERANCES) and ~1e3 below the float64 one.
 Values are not rounded to the case dtype while differentiating (forward.exact_values); clip
 decisions still are (a float32 sigmoid that rounds to 1.0 is clipped, its gradient is 0).
+So `loss` here is that smooth function's value, not the number a float32 implementation
+computes (a saturated sigmoid's 1 - p carries float32 rounding); the differentiated loss an
+implementation reports is judged against the loss reference itself
+(compare_gradients.differentiated_loss).
 
 Points where the loss is not differentiable (relu at 0, l1 of a weight that is exactly 0, |x| in
 mae/huber at 0, a hinge at its corner): the one-sided differences are compared; when they differ
@@ -53,7 +57,8 @@ SHRINK = 16.0  # a kink's one-sided gap stays when the step shrinks by this; cur
 class GradientBreakdown:
     profile: dict[str, str]
     replicas: int
-    loss: float  # the value differentiated
+    loss: float  # the value differentiated, under exact_values (not what an implementation reports:
+    # compare_gradients.differentiated_loss judges that against the rounded loss reference)
     magnitude: float  # of `loss`: the sum of absolute values of what was summed into it
     gradients: dict[str, np.ndarray]  # "<layer>/<weight>" -> d loss / d weight
     low: dict[str, np.ndarray]  # the subgradient interval: low == high == gradient but at kinks
