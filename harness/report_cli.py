@@ -3,8 +3,13 @@
 Reads results files (default: every reports/results/*.jsonl; the environment's name is the
 file stem), joins them by case id, and writes one self-contained HTML page, the machine-readable
 `findings.json` beside it and one reproducer script per finding group under `repro/`.
-A malformed results file stops with a message naming the file, line and field (exit 2), and the
-previous report stays as it was: everything is built in memory and written through temp files.
+The summary line counts every verdict of every section (loss paths, whole runs, gradient, SGD
+update, distribution), as the page's headline and findings.json do.
+
+Bad input stops with a message and exit 2, and the previous report stays as it was: a malformed
+results file (the message names the file, line and field), a results path that does not exist,
+an `--out` that is a folder (or ends in "/"), findings.json itself, one of the inputs, or lies
+under a file. Everything is built in memory and written through temp files.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ DEFAULT_OUT = Path("reports/index.html")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="*", type=Path, metavar="RESULTS_DIR_OR_FILES",
                    help=f"results files (*.jsonl) or folders of them (default: {DEFAULT_INPUT})")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+    p.add_argument("--out", default=str(DEFAULT_OUT),
                    help=f"the HTML file to write (default: {DEFAULT_OUT}); findings.json and repro/ go beside it")
 
 
@@ -38,15 +43,22 @@ def run(args: argparse.Namespace) -> int:
     from harness.resultsfile import ResultsError
     from harness.spec import CaseError
 
+    out = Path(args.out)
     try:
+        if args.out.endswith("/"):
+            raise report.ReportInputError(f"{args.out}: names a folder; expected the HTML file to write "
+                                          f"(e.g. {out / 'index.html'})")
         paths = report.results_paths(args.inputs or [DEFAULT_INPUT])
-        view = report.write(paths, args.out)
+        view = report.write(paths, out)
     except (report.ReportInputError, ResultsError, CaseError) as exc:
         print(f"harness report: error: {exc}", file=sys.stderr)
         return 2
-    counts = ", ".join(f"{k} {n}" for k, n in view["group_counts"].items())
-    print(f"harness report: {len(paths)} results file(s), {view['n_cases']} cases -> {args.out} "
-          f"(groups: {counts}); findings.json and repro/ beside it")
+    except OSError as exc:  # an unreadable results file, a folder the report cannot be written to
+        print(f"harness report: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    groups = ", ".join(f"{k} {n}" for k, n in view["group_counts"].items())
+    print(f"harness report: {len(paths)} results file(s), {view['n_cases']} cases -> {out}: "
+          f"{view['headline']['text']} (loss finding groups: {groups}); findings.json and repro/ beside it")
     return 0
 
 

@@ -7,6 +7,10 @@ Two kinds of input:
 - a *synthetic* results file written by `synthetic_results` below: hand-built records around
   the stored motivating case, with hostile strings in every field a person's eye reaches. It
   is never presented as a run; it exists to check grouping, breakdowns and escaping exactly.
+- hand-built results with verdicts in every section (`every_section_results`: loss paths, a
+  whole run, gradient, SGD update, distribution), shaped like the main job's files (one per
+  environment) and with coloured (ANSI) error messages as TensorFlow and JAX write them: they
+  check that the headline counts every verdict and that the page reads well.
 """
 
 from __future__ import annotations
@@ -179,6 +183,113 @@ def synthetic(tmp_path_factory):
     return {"results": results, "out": out, "view": view, "html": html, "tree": parse(html)}
 
 
+RED, BOLD, RESET = "\x1b[31m", "\x1b[1m", "\x1b[0m"
+LIST_ERROR = {"additional_losses_sum": "list_error"}  # a rule under which Keras raises (keras3 numpy)
+
+
+def every_section_results(folder: Path) -> tuple[list[Path], dict[str, Counter]]:
+    """Hand-built results files (NOT a run), one per environment as the main job writes them,
+    with verdicts of every kind in every section, and the verdict counts per section that the
+    headline must show (computed from the verdicts written):
+
+    - tfkeras221: tf_keras on loss paths (agree; an error whose message is coloured), gradient
+      (agree, 2 unexplained) and SGD update (explained, error); tf_keras-mirrored on
+      distribution (agree on split and on an update, unexplained replica losses, an error on fit
+      with a coloured reason). No loss path is unexplained: the headline's unexplained are all
+      gradient and distribution verdicts.
+    - keras315-tensorflow: keras3-tensorflow agrees on train_on_batch (a long chart label) and
+      raises on fit, explained by additional_losses_sum=list_error (the reference predicts it).
+    - keras315-jax: keras3-jax crashed (the whole run, key "*")."""
+    case = spec.load(CASE_FILE)
+    cid = case.id
+    tf_profile, k3_profile = "tf_keras-2.21", "keras-3.15"
+    tob = _reference_total(case, rules.PROFILES[tf_profile], "test_on_batch")
+    tr = _reference_total(case, rules.PROFILES[k3_profile], "train_on_batch")
+    fit_error = ("ValueError", f"{RED}Dimensions must be equal{RESET}, but are 3 and {BOLD}4{RESET} "
+                 "[at tf_keras/src/engine/compile_utils.py:1 in __call__]")
+    list_error = ("AttributeError", "'list' object has no attribute 'dtype' [at keras/src/backend/numpy/numpy.py:1 in sum]")
+    runs = {  # (environment, implementation) -> path results, status, {section: {key: verdict}}
+        ("tfkeras221", "tf_keras"): ([
+            {"path": "test_on_batch", "mode": "eager", "status": "ok", "total": tob},
+            {"path": "fit", "mode": "eager", "status": "error", "error_type": fit_error[0], "error_message": fit_error[1]},
+        ], "ok", {
+            "loss": {"test_on_batch/eager": {"verdict": "agree", "profile": tf_profile, "value": tob, "expected": tob,
+                                             "rel_diff": 0.0},
+                     "fit/eager": {"verdict": "error", "profile": tf_profile, "reason": ": ".join(fit_error)}},
+            "gradient": {"gradient/loss": {"verdict": "agree", "profile": tf_profile, "value": tob, "expected": tob},
+                         "gradient/hidden/kernel": {"verdict": "unexplained", "profile": tf_profile, "stage": "gradient",
+                                                    "value": 2.0, "expected": 1.0, "reason": "entry [0, 0]"},
+                         "gradient/hidden/bias": {"verdict": "unexplained", "profile": tf_profile, "stage": "gradient",
+                                                  "value": 0.5, "expected": 0.25, "reason": "entry [1]"}},
+            "sgd_update": {"gradient/hidden/kernel/sgd_update": {"verdict": "explained", "profile": tf_profile,
+                                                                 "rules": {"mask_normalisation": "all_entries"}},
+                           "gradient/hidden/bias/sgd_update": {"verdict": "error", "profile": tf_profile,
+                                                               "reason": "update step: RuntimeError: no update"}},
+        }),
+        ("tfkeras221", "tf_keras-mirrored"): ([], "ok", {
+            "distribution": {"distribution/split": {"verdict": "agree", "profile": "tf_keras-2.21-mirrored"},
+                             "distribution/replica_losses": {"verdict": "unexplained", "stage": "distribution",
+                                                             "profile": "tf_keras-2.21-mirrored", "reason": "replica 1"},
+                             "distribution/fit/compiled": {"verdict": "error", "profile": "tf_keras-2.21-mirrored",
+                                                           "reason": f"{RED}TypeError{RESET}: 'NoneType' object is not callable"},
+                             "distribution/gradient/hidden/kernel/sgd_update": {"verdict": "agree",
+                                                                                "profile": "tf_keras-2.21-mirrored"}},
+        }),
+        ("keras315-tensorflow", "keras3-tensorflow"): ([
+            {"path": "train_on_batch", "mode": "compiled", "status": "ok", "total": tr},
+            {"path": "fit", "mode": "compiled", "status": "error", "error_type": list_error[0],
+             "error_message": list_error[1]},
+        ], "ok", {
+            "loss": {"train_on_batch/compiled": {"verdict": "agree", "profile": k3_profile, "value": tr, "expected": tr,
+                                                 "rel_diff": 3e-8},
+                     "fit/compiled": {"verdict": "explained", "profile": k3_profile, "rules": LIST_ERROR,
+                                      "reason": ": ".join(list_error)}},
+        }),
+        ("keras315-jax", "keras3-jax"): ([], "crashed", {
+            "run": {"*": {"verdict": "crashed", "profile": "", "reason": "worker killed by signal 9"}},
+        }),
+    }
+    files: dict[str, list[dict]] = {}
+    expected: dict[str, Counter] = {s: Counter() for s in loading.SECTIONS}
+    for (env, impl), (paths, status, sections) in runs.items():
+        records = files.setdefault(env, [{"kind": "case", "schema": 1, "case_id": cid, "case": case.to_json()}])
+        records.insert(0, {"kind": "header", "schema": 1, "impl": impl, "started": "2026-01-01T10:00:00+0000",
+                           "versions": {"python": "3.11.7"}})
+        verdicts = {}
+        for section, by_key in sections.items():
+            verdicts.update(by_key)
+            expected[section].update(v["verdict"] for v in by_key.values())
+        records.append({"kind": "result", "schema": 1, "case_id": cid, "impl": impl, "status": status, "seconds": 1.0,
+                        "paths": paths, "verdicts": verdicts})
+    out = []
+    for env, records in files.items():
+        path = folder / f"{env}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        out.append(path)
+    return out, expected
+
+
+def headline_counts(tree: Node) -> dict[str, Counter]:
+    """The page's headline table: section -> verdict -> count, as shown."""
+    table = tree.by_id("headline-counts")
+    out = {}
+    for row in table.find_all("tr"):
+        if "data-section" in row.attrs:
+            out[row.attrs["data-section"]] = Counter({td.attrs["data-verdict"]: int(td.text()) for td in row.find_all("td")})
+    return out
+
+
+@pytest.fixture(scope="module")
+def every_section(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("every-section")
+    inputs, expected = every_section_results(folder)
+    out = folder / "site" / "index.html"
+    view = render.write(inputs, out)
+    html = out.read_text(encoding="utf-8")
+    return {"inputs": inputs, "expected": expected, "out": out, "view": view, "html": html, "tree": parse(html),
+            "findings": json.loads((out.parent / "findings.json").read_text(encoding="utf-8"))}
+
+
 # --------------------------------------------------------------------------------------
 # Grouping, counts and breakdown values
 # --------------------------------------------------------------------------------------
@@ -319,11 +430,6 @@ def test_malformed_file_exits_2_naming_file_line_field_and_keeps_the_old_report(
     assert str(bad) in proc.stderr and "line 3" in proc.stderr and "field impl" in proc.stderr, proc.stderr
     assert out.read_text(encoding="utf-8") == "previous report"
     assert not (tmp_path / "findings.json").exists()
-
-
-def test_missing_input_exits_2(tmp_path):
-    proc = _cli(str(tmp_path / "nowhere"), "--out", str(tmp_path / "i.html"), cwd=tmp_path)
-    assert proc.returncode == 2 and "nowhere" in proc.stderr
 
 
 def test_cli_reads_a_folder_and_writes_report_findings_and_reproducers(tmp_path, synthetic):
@@ -470,5 +576,189 @@ def test_gradient_and_distribution_verdicts_get_their_own_sections(tmp_path):
     findings = json.loads((out.parent / "findings.json").read_text())
     grad_json = next(x for x in findings["extra"] if x["kind"] == "gradient")
     assert [r["key"] for r in grad_json["rows"]] == ["gradient/hidden/kernel"]
-    # The loss sections do not count them.
-    assert not findings["verdict_counts"]
+    # The headline counts them (there is no loss verdict in this file).
+    assert findings["verdict_counts"] == Counter(v["verdict"] for v in verdicts.values())
+    assert findings["headline"]["unexplained"] == 1
+
+
+# --------------------------------------------------------------------------------------
+# The headline counts every verdict of every section
+# --------------------------------------------------------------------------------------
+
+
+def test_headline_counts_every_verdict_kind_of_every_section(every_section):
+    expected = every_section["expected"]
+    assert expected["loss"]["unexplained"] == 0 < expected["gradient"]["unexplained"], "the fixture is what it says"
+    shown = headline_counts(every_section["tree"])
+    for section, counts in expected.items():
+        for verdict in loading.HEADLINE_ORDER:
+            assert shown[section][verdict] == counts[verdict], (section, verdict)
+        assert shown[section]["all"] == sum(counts.values()), section
+    everything = sum(expected.values(), Counter())
+    for verdict in loading.HEADLINE_ORDER:
+        assert shown["all"][verdict] == everything[verdict], verdict
+    failures = sum(everything[v] for v in loading.FAILURE_VERDICTS)
+    title = " ".join(every_section["tree"].by_id("h-headline").text().split())
+    assert title.startswith(f"{everything['unexplained']} unexplained, {failures} failures")
+    lede = " ".join(every_section["tree"].find_all("p", class_="lede")[0].text().split())
+    assert f"{sum(everything.values())} verdicts" in lede
+
+
+def test_findings_json_counts_every_verdict_of_every_section(every_section):
+    expected, findings = every_section["expected"], every_section["findings"]
+    assert findings["verdict_counts_by_section"] == {s: dict(+c) for s, c in expected.items()}
+    everything = sum(expected.values(), Counter())
+    assert findings["verdict_counts"] == dict(everything)
+    assert findings["headline"]["unexplained"] == everything["unexplained"]
+    assert findings["headline"]["failures"] == sum(everything[v] for v in loading.FAILURE_VERDICTS)
+
+
+def test_report_command_summary_counts_every_verdict_of_every_section(tmp_path, capsys):
+    from harness import report_cli
+
+    inputs, expected = every_section_results(tmp_path)
+    assert report_cli.main([*map(str, inputs), "--out", str(tmp_path / "site" / "index.html")]) == 0
+    line = capsys.readouterr().out.strip()
+    everything = sum(expected.values(), Counter())
+    failures = sum(everything[v] for v in loading.FAILURE_VERDICTS)
+    assert f": {everything['unexplained']} unexplained, {failures} failures (" in line, line
+    # "...; loss paths: agree 2, error 1; gradient: unexplained 2, agree 1; ... (loss finding groups: ...)"
+    by_section = line.split(" verdicts; ", 1)[1].split(" (loss finding groups", 1)[0]
+    said = {}
+    for part in by_section.split("; "):
+        title, counts = part.split(": ", 1)
+        said[title] = Counter({c.rsplit(" ", 1)[0]: int(c.rsplit(" ", 1)[1]) for c in counts.split(", ")})
+    assert said == {loading.SECTIONS[s]: c for s, c in expected.items() if c}
+
+
+# --------------------------------------------------------------------------------------
+# The page reads well
+# --------------------------------------------------------------------------------------
+
+
+def test_terminal_colour_codes_never_reach_the_page_or_findings_json(every_section):
+    assert "\\u001b" in every_section["inputs"][0].read_text(), "the fixture has coloured messages (JSON-escaped)"
+    html = every_section["html"]
+    assert "\x1b" not in html and "[31m" not in html and "[0m" not in html
+    assert "\\u001b" not in (every_section["out"].parent / "findings.json").read_text()
+    errors = [" ".join(pre.text().split()) for pre in every_section["tree"].find_all("pre", class_="error")]
+    assert any("ValueError: Dimensions must be equal, but are 3 and 4" in e for e in errors), errors
+    distribution = every_section["tree"].by_id("distribution").text()
+    assert "TypeError: 'NoneType' object is not callable" in distribution
+
+
+def test_explained_error_group_shows_the_exception_and_the_error_the_rules_predict(every_section):
+    art = next(a for a in every_section["tree"].find_all("article", class_="group")
+               if a.attrs["data-kind"] == "explained")
+    assert "fit/compiled" in art.text()
+    error = " ".join(art.find_all("pre", class_="error")[0].text().split())
+    assert error.startswith("AttributeError: 'list' object has no attribute 'dtype'"), error
+    case = spec.load(CASE_FILE)
+    predicted = reference.compute(case, {**rules.PROFILES["keras-3.15"], **LIST_ERROR}, "fit").notes
+    assert predicted and all(" ".join(n.split()) in " ".join(art.text().split()) for n in predicted)
+    finding = " ".join(art.find_all("p", class_="finding")[0].text().split())
+    assert finding.startswith("The implementation raised") and "Recorded" not in finding, finding
+
+
+def _tree_state(folder: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+def _damaged(results: Path, n: int, change) -> Path:
+    """A copy of `results` whose line n (1-based) is the record after `change(record)`."""
+    lines = results.read_text(encoding="utf-8").splitlines()
+    record = json.loads(lines[n - 1])
+    change(record)
+    lines[n - 1] = json.dumps(record)
+    bad = results.with_name("damaged.jsonl")
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return bad
+
+
+def _line_of(results: Path, **match: str) -> int:
+    for n, line in enumerate(results.read_text(encoding="utf-8").splitlines(), start=1):
+        record = json.loads(line)
+        if all(record.get(k) == v for k, v in match.items()):
+            return n
+    raise AssertionError(match)
+
+
+def _set(path: list, value):
+    def change(record):
+        target = record
+        for k in path[:-1]:
+            target = target[k]
+        target[path[-1]] = value
+    return change
+
+
+# Bad input a careful tester tries: (what, arguments given the tmp folder, the good results
+# and the existing report, the strings the message must contain).
+BAD_OUT = [
+    ("--out is an existing folder", lambda tmp, res, site: ["--out", str(site)],
+     lambda tmp, res, site: [str(site), "is a folder", "expected the HTML file"]),
+    ("--out ends in a slash", lambda tmp, res, site: ["--out", str(tmp / "new") + "/"],
+     lambda tmp, res, site: [str(tmp / "new"), "names a folder", "expected the HTML file"]),
+    ("--out is findings.json", lambda tmp, res, site: ["--out", str(site / "findings.json")],
+     lambda tmp, res, site: [str(site / "findings.json"), "expected the HTML file"]),
+    ("--out is an input", lambda tmp, res, site: ["--out", str(res)],
+     lambda tmp, res, site: [str(res), "is a results file given as input"]),
+    ("--out lies under a file", lambda tmp, res, site: ["--out", str(res / "index.html")],
+     lambda tmp, res, site: [str(res), "is a file", "expected a folder"]),
+]
+BAD_RESULTS = [
+    ("results path does not exist", lambda res: res.with_name("nowhere"), lambda res: [str(res.with_name("nowhere")),
+                                                                                      "no such file or folder"]),
+    ("results folder without results", lambda res: res.parent / "site", lambda res: [str(res.parent / "site"),
+                                                                                    "expected results files"]),
+    ("unknown verdict", lambda res: _damaged(res, _line_of(res, kind="result", impl="tf_keras"),
+                                             _set(["verdicts", "fit/eager", "verdict"], "fine")),
+     lambda res: ["damaged.jsonl", f"line {_line_of(res, kind='result', impl='tf_keras')}",
+                  "field verdicts.fit/eager.verdict", "expected one of agree"]),
+    ("a number that is not one", lambda res: _damaged(res, _line_of(res, kind="result", impl="tf_keras"),
+                                                      _set(["verdicts", "test_on_batch/eager", "rel_diff"], "small")),
+     lambda res: ["damaged.jsonl", "field verdicts.test_on_batch/eager.rel_diff", "expected a number"]),
+    ("a path result that is not an object", lambda res: _damaged(res, _line_of(res, kind="result", impl="tf_keras"),
+                                                                 _set(["paths", 1], "fit")),
+     lambda res: ["damaged.jsonl", "field paths[1]", "expected an object"]),
+    ("seconds as text", lambda res: _damaged(res, _line_of(res, kind="result", impl="tf_keras"), _set(["seconds"], "2.5")),
+     lambda res: ["damaged.jsonl", "field seconds", "expected a number of seconds"]),
+    ("header versions as a list", lambda res: _damaged(res, _line_of(res, kind="header", impl="tf_keras"),
+                                                       _set(["versions"], ["2.21"])),
+     lambda res: ["damaged.jsonl", f"line {_line_of(res, kind='header', impl='tf_keras')}", "field versions"]),
+    ("a damaged case", lambda res: _damaged(res, _line_of(res, kind="case"), _set(["case", "inputs"], [])),
+     lambda res: ["damaged.jsonl", f"line {_line_of(res, kind='case')}", "field case", "$.inputs"]),
+]
+
+
+@pytest.mark.parametrize("what, args, message", BAD_OUT, ids=[b[0] for b in BAD_OUT])
+def test_bad_out_exits_2_naming_the_path_and_changes_nothing(tmp_path, capsys, what, args, message):
+    from harness import report_cli
+
+    inputs, _ = every_section_results(tmp_path)
+    site = tmp_path / "site"
+    assert report_cli.main([str(inputs[0]), "--out", str(site / "index.html")]) == 0
+    capsys.readouterr()
+    before = _tree_state(tmp_path)
+    assert report_cli.main([str(inputs[0]), *args(tmp_path, inputs[0], site)]) == 2
+    err = capsys.readouterr().err
+    for text in message(tmp_path, inputs[0], site):
+        assert text in err, (text, err)
+    assert _tree_state(tmp_path) == before
+
+
+@pytest.mark.parametrize("what, results, message", BAD_RESULTS, ids=[b[0] for b in BAD_RESULTS])
+def test_bad_results_exit_2_naming_file_line_and_field_and_change_nothing(tmp_path, capsys, what, results, message):
+    from harness import report_cli
+
+    inputs, _ = every_section_results(tmp_path)
+    site = tmp_path / "site"
+    assert report_cli.main([str(inputs[0]), "--out", str(site / "index.html")]) == 0
+    capsys.readouterr()
+    given = results(inputs[0])
+    before = _tree_state(tmp_path)
+    assert report_cli.main([str(given), "--out", str(site / "index.html")]) == 2
+    err = capsys.readouterr().err
+    for text in message(inputs[0]):
+        assert text in err, (text, err)
+    assert _tree_state(tmp_path) == before

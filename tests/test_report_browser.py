@@ -1,6 +1,8 @@
 """The report in a real browser: headless Chromium loads it with no console message, the
-scripts enhance it (sort buttons, visible filters, copy buttons), and a screenshot is kept in
-reports/artifacts/ for a person to look at.
+scripts enhance it (sort buttons, visible filters, copy buttons), the headline of a report with
+gradient, distribution and error verdicts counts every one of them as rendered, the chart's row
+labels fit inside the picture, and screenshots are kept in reports/artifacts/ for a person to
+look at (report.png: the recorded runs; report-headline.png: the top of the every-section report).
 
 Skipped only when no Chromium is installed (the CI script installs it:
 `apt-get install -y chromium`).
@@ -10,13 +12,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from harness.report import render
 
-from test_report import RECORDED, parse, synthetic_results
+from harness.report import loading
+
+from test_report import RECORDED, every_section_results, headline_counts, parse, synthetic_results
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "reports" / "artifacts"
@@ -77,3 +82,59 @@ def test_console_detection_is_not_blind(tmp_path):
     page.write_text("<!DOCTYPE html><html><body><script>undefinedFunction();</script></body></html>")
     proc = chromium(page, tmp_path / "profile-bad", "--dump-dom")
     assert any("undefinedFunction" in line for line in console_lines(proc.stderr)), proc.stderr[-2000:]
+
+
+# Measures every chart row label as laid out (SVG user units) into data attributes, so that
+# --dump-dom shows where the browser put them.
+MEASURE = """<script>
+document.querySelectorAll("svg text.rowlabel").forEach(function (t) {
+  var box = t.getBBox();
+  t.setAttribute("data-left", box.x);
+  t.setAttribute("data-right", box.x + box.width);
+});
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def every_section(tmp_path_factory):
+    """The report of hand-built results with verdicts in every section (test_report.py)."""
+    folder = tmp_path_factory.mktemp("browser-every-section")
+    inputs, expected = every_section_results(folder)
+    out = folder / "site" / "index.html"
+    render.write(inputs, out)
+    return out, folder, expected
+
+
+def test_rendered_headline_counts_gradient_distribution_and_error_verdicts(every_section):
+    out, folder, expected = every_section
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report-headline.png"
+    proc = chromium(out, folder / "profile-headline-shot", f"--screenshot={shot}", "--window-size=1280,900")
+    assert shot.exists() and shot.stat().st_size > 10_000, proc.stderr[-2000:]
+    proc = chromium(out, folder / "profile-headline-dom", "--dump-dom")
+    assert console_lines(proc.stderr) == [], console_lines(proc.stderr)
+    tree = parse(proc.stdout)
+    shown = headline_counts(tree)
+    for section in ("gradient", "sgd_update", "distribution"):
+        assert expected[section]["unexplained"] + expected[section]["error"] > 0, f"the fixture has {section} findings"
+    for section, counts in expected.items():  # every kind, "all" the section's total (zeros dropped)
+        assert +shown[section] == counts + Counter(all=sum(counts.values())), section
+    everything = sum(expected.values(), Counter())
+    failures = sum(everything[v] for v in loading.FAILURE_VERDICTS)
+    title = " ".join(tree.by_id("h-headline").text().split())
+    assert title.startswith(f"{everything['unexplained']} unexplained, {failures} failures"), title
+
+
+def test_chart_row_labels_are_not_clipped(every_section):
+    out, folder, _ = every_section
+    page = out.with_name("measure.html")
+    page.write_text(out.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    proc = chromium(page, folder / "profile-measure", "--dump-dom")
+    assert console_lines(proc.stderr) == [], console_lines(proc.stderr)
+    svg = parse(proc.stdout).by_id("chart").find_all("svg")[0]
+    plot_left = min(float(line.attrs["x1"]) for line in svg.find_all("line", class_="rowline"))
+    labels = svg.find_all("text", class_="rowlabel")
+    assert any(len(t.text()) > 50 for t in labels), "a label as long as the main job's longest"
+    for t in labels:
+        assert float(t.attrs["data-left"]) >= 0, f"{t.text()!r} starts left of the picture"
+        assert float(t.attrs["data-right"]) <= plot_left, f"{t.text()!r} runs into the plot"

@@ -28,12 +28,20 @@ Grouping (one group = one cause, shown by its smallest case):
                and torch) is one group (`failure_signature`); the group lists the runs.
 
 Verdict keys whose path is "gradient" or "distribution" (added by a later issue) are kept apart
-in `Report.extra_members` and never grouped with loss findings.
+in `Report.extra_members` and never grouped with loss findings. Every verdict of every kind is
+counted in one *section* (`section_of`): loss paths, whole runs ("*": crashed, timeout,
+import-error), gradient, SGD update, distribution; the headline counts them all
+(`Report.section_counts`).
+
+Reading checks every field the report uses (`check_record`) and names file, line and field on
+error; strings from results lose terminal escape sequences (`plain_text`: TensorFlow and JAX
+colour their messages) before anything is grouped or shown.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +53,26 @@ from harness.results import decode_float
 VERDICT_ORDER = ("agree", "explained", "unexplained", "error", "unsupported", "crashed", "timeout", "import-error")
 FAILURE_VERDICTS = ("error", "crashed", "timeout", "import-error")
 EXTRA_KINDS = ("gradient", "distribution")  # verdict-key paths that a later issue adds
+# Where a verdict is counted; every verdict key is in exactly one (section_of).
+SECTIONS = {"loss": "loss paths", "run": "whole runs", "gradient": "gradient", "sgd_update": "SGD update",
+            "distribution": "distribution"}
+# The order in which the headline names verdicts: findings first.
+HEADLINE_ORDER = ("unexplained", "error", "crashed", "timeout", "import-error", "explained", "unsupported", "agree")
+
+
+def section_of(key: str) -> str:
+    """The section a verdict key is counted in: "distribution/..." (all of a distributed run's
+    verdicts, its gradients and updates included), ".../sgd_update", "gradient/...", "*" (a
+    whole run that crashed, timed out or did not import), else a loss path ("<path>/<mode>")."""
+    if key.startswith("distribution/"):
+        return "distribution"
+    if key.endswith("/sgd_update"):
+        return "sgd_update"
+    if key.startswith("gradient/"):
+        return "gradient"
+    if key == "*":
+        return "run"
+    return "loss"
 
 
 class ReportInputError(ValueError):
@@ -163,6 +191,16 @@ class Report:
                     return v
         return {}
 
+    def all_members(self) -> list[Member]:
+        return self.members + [m for kind in EXTRA_KINDS for m in self.extra_members.get(kind, [])]
+
+    def section_counts(self) -> dict[str, Counter]:
+        """Section (SECTIONS) -> Counter of verdicts, over every verdict of every section."""
+        counts: dict[str, Counter] = {s: Counter() for s in SECTIONS}
+        for m in self.all_members():
+            counts[section_of(m.key)][m.verdict["verdict"]] += 1
+        return counts
+
     def total_seconds(self) -> float:
         seen, total = set(), 0.0
         for m in self.members:
@@ -201,7 +239,8 @@ def results_paths(inputs: Iterable[Path]) -> list[Path]:
 
 
 def load(paths: Iterable[Path]) -> Report:
-    """Read every results file (resultsfile.ResultsError on a malformed one) and join by case id."""
+    """Read every results file and join by case id. A malformed file raises
+    resultsfile.ResultsError (or spec.CaseError for a damaged case) naming file, line and field."""
     environments: list[Environment] = []
     cases: dict[str, dict[str, Any]] = {}
     members: list[Member] = []
@@ -212,6 +251,8 @@ def load(paths: Iterable[Path]) -> Report:
         environments.append(env)
         current: dict[str, dict[str, str]] = {}  # impl -> versions of its latest header
         for n, record in resultsfile.iter_records(path):
+            check_record(record, f"{path}: line {n}")
+            record = _plain(record)
             kind = record["kind"]
             if kind == "header":
                 env.headers.append(record)
@@ -219,21 +260,15 @@ def load(paths: Iterable[Path]) -> Report:
             elif kind == "case":
                 cases.setdefault(record["case_id"], record["case"])
             else:
-                verdicts = record.get("verdicts") or {}
-                if not isinstance(verdicts, dict):
-                    raise resultsfile.ResultsError(f"{path}: line {n}: field verdicts: expected an object")
-                by_key = {f"{p.get('path')}/{p.get('mode')}": p for p in record.get("paths", [])}
-                for key, verdict in verdicts.items():
-                    if not isinstance(verdict, dict) or "verdict" not in verdict:
-                        raise resultsfile.ResultsError(
-                            f"{path}: line {n}: field verdicts.{key}: expected an object with a 'verdict'")
+                by_key = {f"{p['path']}/{p['mode']}": p for p in record.get("paths") or []}
+                for key, verdict in (record.get("verdicts") or {}).items():
                     m = Member(env.name, record["impl"], record["case_id"], key, verdict, by_key.get(key),
                                record, current.get(record["impl"], {}))
                     if m.path in EXTRA_KINDS:
                         extra[m.path].append(m)
                     else:
                         members.append(m)
-    missing = sorted({m.case_id for m in members} - set(cases))
+    missing = sorted({m.case_id for ms in [members, *extra.values()] for m in ms} - set(cases))
     if missing:
         raise resultsfile.ResultsError(
             f"results refer to case ids with no 'case' record in any file: {', '.join(missing[:5])}"
@@ -241,6 +276,113 @@ def load(paths: Iterable[Path]) -> Report:
     report = Report(environments, cases, members, extra, [])
     report.groups = group(report)
     return report
+
+
+# --------------------------------------------------------------------------------------
+# Checking records, plain text
+# --------------------------------------------------------------------------------------
+
+NUMBER = "a number or 'nan'/'inf'/'-inf'"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _expect(ok: bool, where: str, field_name: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise resultsfile.ResultsError(f"{where}: field {field_name}: expected {expected}, got {_short(got)}")
+
+
+def _is_number(x: Any) -> bool:
+    return (isinstance(x, (int, float)) and not isinstance(x, bool)) or (isinstance(x, str) and x in ("nan", "inf", "-inf"))
+
+
+def _optional(check: Any) -> Any:
+    return lambda x: x is None or check(x)
+
+
+def _is_text(x: Any) -> bool:
+    return isinstance(x, str)
+
+
+def _fields(obj: dict[str, Any], prefix: str, where: str, checks: dict[str, tuple[Any, str]]) -> None:
+    for name, (check, expected) in checks.items():
+        _expect(check(obj.get(name)), where, prefix + name, expected, obj.get(name))
+
+
+_OPT_TEXT = (_optional(_is_text), "a string")
+_OPT_NUMBER = (_optional(_is_number), NUMBER)
+
+PATH_FIELDS = {
+    "path": (_is_text, "a path name string"), "mode": (_is_text, "a mode string"), "status": _OPT_TEXT,
+    "total": _OPT_NUMBER,
+    "terms": (_optional(lambda t: isinstance(t, dict) and all(x is None or _is_number(x) for x in t.values())),
+              "an object of term name -> " + NUMBER),
+    "error_type": _OPT_TEXT, "error_message": _OPT_TEXT,
+}
+VERDICT_FIELDS = {
+    "verdict": (lambda v: v in VERDICT_ORDER, "one of " + ", ".join(VERDICT_ORDER)),
+    "value": _OPT_NUMBER, "expected": _OPT_NUMBER, "explained_value": _OPT_NUMBER, "rel_diff": _OPT_NUMBER,
+    "rules": (_optional(lambda r: isinstance(r, dict) and all(isinstance(a, str) for a in r.values())),
+              "an object of rule -> alternative strings"),
+    "differing_terms": (_optional(lambda t: isinstance(t, list) and all(isinstance(x, str) for x in t)),
+                        "a list of term names"),
+    "reason": _OPT_TEXT, "stage": _OPT_TEXT, "profile": _OPT_TEXT,
+}
+
+
+def check_record(record: dict[str, Any], where: str) -> None:
+    """Every field of a record that the report reads has the type it needs; otherwise
+    ResultsError "<where>: field <field>: expected ..., got ...". (resultsfile has checked the
+    schema version, the kind and that the required fields are there.) A case must load
+    (spec.CaseError names the field inside it)."""
+    kind = record["kind"]
+    if kind == "header":
+        _fields(record, "", where, {
+            "impl": (_is_text, "an implementation name string"), "started": _OPT_TEXT,
+            "versions": (_optional(lambda v: isinstance(v, dict) and all(x is None or isinstance(x, str) for x in v.values())),
+                         "an object of package -> version strings")})
+    elif kind == "case":
+        _expect(_is_text(record["case_id"]), where, "case_id", "a case id string", record["case_id"])
+        from harness import spec
+
+        spec.from_json(record["case"], f"{where}: field case")
+    else:
+        _fields(record, "", where, {
+            "case_id": (_is_text, "a case id string"), "impl": (_is_text, "an implementation name string"),
+            "status": (_is_text, "a status string"), "message": _OPT_TEXT, "stderr_tail": _OPT_TEXT,
+            "seconds": (_optional(lambda x: _is_number(x) and not isinstance(x, str)), "a number of seconds"),
+            "paths": (_optional(lambda x: isinstance(x, list)), "a list of path results"),
+            "verdicts": (_optional(lambda x: isinstance(x, dict)), "an object of key -> verdict")})
+        for i, pr in enumerate(record.get("paths") or []):
+            _expect(isinstance(pr, dict), where, f"paths[{i}]", "an object (a path result)", pr)
+            _fields(pr, f"paths[{i}].", where, PATH_FIELDS)
+        for key, verdict in (record.get("verdicts") or {}).items():
+            _expect(isinstance(verdict, dict), where, f"verdicts.{key}", "an object with a 'verdict'", verdict)
+            _fields(verdict, f"verdicts.{key}.", where, VERDICT_FIELDS)
+
+
+# Terminal escape sequences: CSI ("\x1b[31m", "\x1b[0m"), OSC ("\x1b]...\x07") and two-byte ones.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
+
+
+def plain_text(text: str) -> str:
+    """`text` without terminal escape sequences (TensorFlow and JAX colour their error
+    messages) and without other control characters; newlines and tabs stay."""
+    return _CONTROL.sub("", _ESCAPE.sub("", text))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 # --------------------------------------------------------------------------------------

@@ -147,12 +147,14 @@ def case_summary(case_json: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
-def _breakdown(reference: Any, case_obj: Any, profile: dict[str, str], path: str) -> tuple[dict[str, float], float | None, str]:
+def _breakdown(reference: Any, case_obj: Any, profile: dict[str, str],
+               path: str) -> tuple[dict[str, float], float | None, str, list[str]]:
+    """(terms, total, why the reference failed, its notes: the error it predicts, if any)."""
     try:
         b = reference.compute(case_obj, dict(profile), path)
     except Exception as exc:  # noqa: BLE001 - a reference failure is shown, not fatal
-        return {}, None, f"{type(exc).__name__}: {exc}"
-    return {k: float(v) for k, v in b.terms.items()}, float(b.total), ""
+        return {}, None, f"{type(exc).__name__}: {exc}", []
+    return {k: float(v) for k, v in b.terms.items()}, float(b.total), "", [str(n) for n in b.notes]
 
 
 def breakdown_table(report: Report, g: Group, reference: Any, rules_mod: Any, ref_note: str) -> dict[str, Any]:
@@ -174,25 +176,27 @@ def breakdown_table(report: Report, g: Group, reference: Any, rules_mod: Any, re
         note = f"no profile {profile_name!r} in harness.reference.rules.PROFILES"
     if case_obj is not None:
         profile = dict(rules_mod.PROFILES[profile_name])
-        terms, total, err = _breakdown(reference, case_obj, profile, rep.path)
+        terms, total, err, notes = _breakdown(reference, case_obj, profile, rep.path)
         columns.append({"label": "reference", "sub": f"profile {profile_name}", "total": total, "terms": terms,
-                        "differing": [], "kind": "reference", "note": err})
+                        "differing": [], "kind": "reference", "note": err, "predicts": notes})
         recorded_expected = rep.number("expected")
         if total is not None and recorded_expected is not None and not _close(total, recorded_expected):
             stale = (f"the reference here computes {fmt(total)} under {profile_name}, but the run recorded "
                      f"{fmt(recorded_expected)} as the expected value: the reference changed since the results "
                      "were judged; re-run `python -m harness run` to re-judge them")
         if g.rules:
-            terms2, total2, err2 = _breakdown(reference, case_obj, {**profile, **g.rules}, rep.path)
+            terms2, total2, err2, notes2 = _breakdown(reference, case_obj, {**profile, **g.rules}, rep.path)
             columns.append({"label": "reference", "sub": "with " + ", ".join(f"{r}={a}" for r, a in g.rules.items()),
-                            "total": total2, "terms": terms2, "differing": [], "kind": "explaining", "note": err2})
+                            "total": total2, "terms": terms2, "differing": [], "kind": "explaining", "note": err2,
+                            "predicts": notes2})
     else:
         columns.append({"label": "reference", "sub": f"profile {profile_name} (total from the verdict)",
-                        "total": rep.number("expected"), "terms": {}, "differing": [], "kind": "reference", "note": ""})
+                        "total": rep.number("expected"), "terms": {}, "differing": [], "kind": "reference", "note": "",
+                        "predicts": []})
         if g.rules:
             columns.append({"label": "reference", "sub": "with " + ", ".join(f"{r}={a}" for r, a in g.rules.items()),
                             "total": rep.number("explained_value"), "terms": {}, "differing": [],
-                            "kind": "explaining", "note": ""})
+                            "kind": "explaining", "note": "", "predicts": []})
     member_ids = {(m.env, m.impl, m.key) for m in g.members if m.case_id == rep.case_id}
     others = [m for m in report.members if m.case_id == rep.case_id and m.path == rep.path]
     others.sort(key=lambda m: ((m.env, m.impl, m.key) not in member_ids, m.env, m.impl, m.key))
@@ -203,7 +207,7 @@ def breakdown_table(report: Report, g: Group, reference: Any, rules_mod: Any, re
             "total": _num(pr.get("total")),
             "terms": {k: _num(v) for k, v in (pr.get("terms") or {}).items()},
             "differing": list(m.verdict.get("differing_terms", [])),
-            "kind": "member" if (m.env, m.impl, m.key) in member_ids else "other", "note": "",
+            "kind": "member" if (m.env, m.impl, m.key) in member_ids else "other", "note": "", "predicts": [],
         })
     names: list[str] = []
     for c in columns:
@@ -216,7 +220,7 @@ def breakdown_table(report: Report, g: Group, reference: Any, rules_mod: Any, re
     for n in names:
         rows.append({"term": n, "cells": [{"value": c["terms"].get(n), "text": fmt(c["terms"].get(n)),
                                            "differs": n in c["differing"]} for c in columns]})
-    return {"columns": [{k: c[k] for k in ("label", "sub", "kind", "note")} for c in columns],
+    return {"columns": [{k: c[k] for k in ("label", "sub", "kind", "note", "predicts")} for c in columns],
             "rows": rows, "note": note, "stale": stale}
 
 
@@ -376,6 +380,11 @@ def feature_coverage(report: Report) -> dict[str, Any]:
 
 SVG_COLORS = {"agree": "#2e7d32", "explained": "#1565c0", "unexplained": "#c62828"}
 LOG_MIN, LOG_MAX = -16, 2
+# Row labels are set in an 11 px monospace font (report.css, svg .rowlabel): about 0.6 em a
+# character in DejaVu Sans Mono, Menlo and Consolas (0.62 leaves a margin), so the space left of
+# the plot fits the longest label (tests/test_report_browser.py measures it in Chromium).
+LABEL_CHAR_WIDTH = 11 * 0.62
+LABEL_PAD = 16
 
 
 def rel_diff_svg(report: Report) -> dict[str, Any]:
@@ -386,7 +395,8 @@ def rel_diff_svg(report: Report) -> dict[str, Any]:
         if d is None or m.verdict["verdict"] not in SVG_COLORS:
             continue
         rows.setdefault((m.run_label, m.path), []).append((d, m.verdict["verdict"], f"{m.case_id} {m.key}"))
-    left, width, row_h, top = 250, 780, 18, 28
+    width, row_h, top = 780, 18, 28
+    left = LABEL_PAD + math.ceil(LABEL_CHAR_WIDTH * max((len(f"{run} {path}") for run, path in rows), default=0))
     plot_rows = []
     for i, ((run, path), pts) in enumerate(sorted(rows.items(), key=lambda kv: (kv[0][0], load_mod._key_order(kv[0][1])))):
         y = top + i * row_h + row_h / 2
@@ -458,6 +468,8 @@ def group_view(report: Report, g: Group, reference: Any, rules_mod: Any, ref_not
                            "differing_terms": list(rep.verdict.get("differing_terms", [])),
                            "error": _error_text(rep)},
         "rules": rule_texts(rules_mod, g.rules, profile_name),
+        # an explained error: the error the reference predicts with the group's rules switched
+        "predicted_error": next((c["predicts"] for c in table["columns"] if c["kind"] == "explaining"), []),
         "case": case_summary(case_json),
         "breakdown": table,
         "reproducer": {"filename": filename, "text": script, "error": script_error,
@@ -510,8 +522,10 @@ def extra_view(report: Report) -> list[dict[str, Any]]:
             elif verdict != "agree":
                 findings.append(m)
         findings.sort(key=lambda m: (order.get(m.verdict["verdict"], 9), m.impl, m.env, m.case_id, m.key))
+        total = sum(counts.values(), Counter())
         out.append({
-            "kind": kind, "title": titles[kind], "n": len(ms),
+            "kind": kind, "title": titles[kind], "n": len(ms), "unexplained": total["unexplained"],
+            "failures": sum(total[v] for v in load_mod.FAILURE_VERDICTS),
             "summary": [{"run": run, "counts": [{"verdict": v, "n": c[v]} for v in load_mod.VERDICT_ORDER if c[v]]}
                         for run, c in sorted(counts.items())],
             "explained": [{**g, "cases": len(g["cases"])} for g in sorted(explained.values(), key=lambda g: -g["n"])],
@@ -523,6 +537,41 @@ def extra_view(report: Report) -> list[dict[str, Any]]:
             "max_rows": MAX_EXTRA_ROWS,
         })
     return out
+
+
+# --------------------------------------------------------------------------------------
+# The headline: every verdict of every section
+# --------------------------------------------------------------------------------------
+
+
+def headline(sections: dict[str, Counter]) -> dict[str, Any]:
+    """What the page's headline, findings.json and `harness report`'s summary line say: the
+    verdicts of every section (loading.SECTIONS) by kind, unexplained and failures first."""
+    total: Counter = sum(sections.values(), Counter())
+    failures = {v: total[v] for v in load_mod.FAILURE_VERDICTS if total[v]}
+    n_failures = sum(failures.values())
+    by_section = "; ".join(f"{load_mod.SECTIONS[s]}: " + _counts_text(c) for s, c in sections.items() if c)
+    text = (f"{total['unexplained']} unexplained, {n_failures} failure{'s' if n_failures != 1 else ''}"
+            + (" (" + ", ".join(f"{v} {n}" for v, n in failures.items()) + ")" if failures else "")
+            + f" in {sum(total.values())} verdicts" + (f"; {by_section}" if by_section else ""))
+    return {
+        "text": text,
+        "unexplained": total["unexplained"],
+        "failures": n_failures,
+        "n_verdicts": sum(total.values()),
+        "order": list(load_mod.HEADLINE_ORDER),
+        "counts": {v: total[v] for v in load_mod.HEADLINE_ORDER},
+        "sections": [{"section": s, "title": load_mod.SECTIONS[s], "anchor": SECTION_ANCHORS[s], "n": sum(c.values()),
+                      "counts": {v: c[v] for v in load_mod.HEADLINE_ORDER}} for s, c in sections.items()],
+    }
+
+
+SECTION_ANCHORS = {"loss": "overview", "run": "overview", "gradient": "gradient", "sgd_update": "gradient",
+                   "distribution": "distribution"}
+
+
+def _counts_text(counts: Counter) -> str:
+    return ", ".join(f"{v} {counts[v]}" for v in load_mod.HEADLINE_ORDER if counts[v])
 
 
 # --------------------------------------------------------------------------------------
@@ -543,14 +592,12 @@ def build(report: Report, *, now: _dt.datetime | None = None) -> dict[str, Any]:
         envs.append({"name": e.name, "file": str(e.path), "headers": len(e.headers), "impls": impls})
     span = report.started_span()
     groups = [group_view(report, g, reference, rules_mod, ref_note) for g in report.groups]
-    counts = Counter(m.verdict["verdict"] for m in report.members)
     return {
         "built": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "environments": envs,
         "n_cases": len(report.cases),
-        "n_results": len({(m.env, m.impl, m.case_id) for m in report.members}),
-        "n_verdicts": len(report.members),
-        "verdict_counts": [{"verdict": v, "n": counts[v]} for v in load_mod.VERDICT_ORDER if counts[v]],
+        "n_results": len({(m.env, m.impl, m.case_id) for m in report.all_members()}),
+        "headline": headline(report.section_counts()),
         "seconds": round(report.total_seconds(), 3),
         "started_span": list(span) if span else None,
         "span_seconds": _span_seconds(span),
@@ -591,12 +638,15 @@ def findings_json(view: dict[str, Any]) -> dict[str, Any]:
             "stale": g["breakdown"]["stale"],
         }
         groups.append(g)
+    h = view["headline"]
     return {
-        "schema": 1,
+        "schema": 2,  # 2: verdict counts and the headline cover every section, not only loss paths
         "built": view["built"],
         "environments": view["environments"],
         "cases": view["n_cases"],
-        "verdict_counts": {c["verdict"]: c["n"] for c in view["verdict_counts"]},
+        "headline": {k: h[k] for k in ("text", "unexplained", "failures", "n_verdicts")},
+        "verdict_counts": {v: n for v, n in h["counts"].items() if n},
+        "verdict_counts_by_section": {s["section"]: {v: n for v, n in s["counts"].items() if n} for s in h["sections"]},
         "seconds": view["seconds"],
         "started_span": view["started_span"],
         "span_seconds": view["span_seconds"],
@@ -637,9 +687,36 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def check_out(out: Path, inputs: list[Path]) -> None:
+    """Refuse, before anything is read or written, an `out` the report cannot be written to:
+    ReportInputError naming the path and what was expected."""
+    out = Path(out)
+    folder = out.parent
+    if out.is_dir():
+        raise load_mod.ReportInputError(f"{out}: is a folder; expected the HTML file to write (e.g. {out / 'index.html'})")
+    if out.name == "findings.json":
+        raise load_mod.ReportInputError(f"{out}: expected the HTML file to write; findings.json is written beside it")
+    if any(Path(p).resolve() == out.resolve() for p in inputs):
+        raise load_mod.ReportInputError(f"{out}: is a results file given as input; expected the HTML file to write "
+                                        f"(e.g. {folder / 'index.html'})")
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise load_mod.ReportInputError(f"{parent}: is a file; expected a folder to write {out} into")
+            break
+    if (folder / "findings.json").is_dir():
+        raise load_mod.ReportInputError(f"{folder / 'findings.json'}: is a folder; expected a file or nothing "
+                                        f"(findings.json is written beside {out})")
+    if (folder / "repro").exists() and not (folder / "repro").is_dir():
+        raise load_mod.ReportInputError(f"{folder / 'repro'}: is a file; expected a folder or nothing "
+                                        f"(the reproducers are written to repro/ beside {out})")
+
+
 def write(paths: list[Path], out: Path) -> dict[str, Any]:
-    """Read, build, render everything in memory, then write reproducers, findings.json and the
-    HTML (each through a temp file and a rename; the HTML last). Returns the view."""
+    """Check `out`, read, build, render everything in memory, then write reproducers,
+    findings.json and the HTML (each through a temp file and a rename; the HTML last).
+    Returns the view."""
+    check_out(out, paths)
     report = load_mod.load(paths)
     view = build(report)
     html = render_html(view)
