@@ -2,8 +2,9 @@
 
 Each subcommand lives in its own module under `harness.commands` and exposes
 `HELP: str`, `add_arguments(parser)` and `run(args) -> int` (the exit status). Register a new
-one by adding a line to `COMMANDS`. Modules are imported only when their command runs, so
-`python -m harness cases` never imports a framework.
+one by adding a line to `COMMANDS`: its module and the one line `python -m harness --help`
+shows for it. Modules are imported only when their command runs, so `python -m harness
+--help` and `python -m harness cases` never import a framework (TensorFlow, Keras, JAX, torch).
 """
 
 from __future__ import annotations
@@ -13,33 +14,34 @@ import importlib
 import sys
 from typing import Sequence
 
-# name -> module path (the module has HELP, add_arguments, run)
-COMMANDS: dict[str, str] = {
-    "cases": "harness.commands.cases",
-    "impls": "harness.impls_cli",
-    "run": "harness.commands.run",
-    "replay": "harness.commands.replay",
-    "rules": "harness.commands.rules",
-    "report": "harness.report_cli",
-    "bench": "harness.commands.bench",
+# name -> (module path (the module has HELP, add_arguments, run), one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "cases": ("harness.commands.cases", "draw, write, show and count Cases (no framework needed)"),
+    "impls": ("harness.impls_cli", "which implementations can run here, with their versions"),
+    "run": ("harness.commands.run", "run cases through implementations, judge every verdict"),
+    "replay": ("harness.commands.replay", "rerun one case file everywhere, breakdowns side by side"),
+    "rules": ("harness.commands.rules", "the semantic rules that separate Keras implementations"),
+    "report": ("harness.report_cli", "the HTML report and findings.json from results files"),
+    "bench": ("harness.commands.bench", "cases/s of the harness against the naive way"),
 }
 
 
 def _parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, dict[str, object]]:
-    parser = argparse.ArgumentParser(prog="python -m harness", description="Keras total-loss differential harness")
+    parser = argparse.ArgumentParser(prog="python -m harness", description="Keras total-loss differential harness",
+                                     epilog="python -m harness COMMAND --help describes one command")
     sub = parser.add_subparsers(dest="command", metavar="command")
     modules: dict[str, object] = {}
-    # Import only the module of the command asked for (and describe the others by name).
+    # Import only the module of the command asked for; the others are listed by their summary.
     wanted = next((a for a in argv if not a.startswith("-")), None)
-    for name, path in COMMANDS.items():
+    for name, (path, summary) in COMMANDS.items():
         if name == wanted:
             module = importlib.import_module(path)
             modules[name] = module
-            p = sub.add_parser(name, help=module.HELP, description=module.HELP,
+            p = sub.add_parser(name, help=summary, description=module.HELP,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
             module.add_arguments(p)
         else:
-            sub.add_parser(name, help=f"(see python -m harness {name} --help)")
+            sub.add_parser(name, help=summary)
     return parser, modules
 
 

@@ -311,6 +311,9 @@ def load(path: str | Path) -> Case:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CaseError(str(path), "(file)", "a readable file", exc.strerror) from None
+    except UnicodeDecodeError as exc:
+        raise CaseError(str(path), "(file)", "UTF-8 text (a JSON case file)",
+                        f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}") from None
     return loads(text, source=str(path))
 
 

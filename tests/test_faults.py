@@ -7,9 +7,16 @@ Every fault here is provoked for real, in real processes:
 - the driver (`python -m harness run`): SIGKILL, Ctrl-C (SIGINT to its process group),
   SIGTERM and SIGHUP, each followed by `--resume`; a results file that cannot be written
   (RLIMIT_FSIZE: a full disk); two runs on one results file;
-- input: malformed or inconsistent case files, a pickle payload and Python code in case
-  files, unknown names and options, damaged, truncated and incompatible results files (for
-  `run --resume` and for `report`).
+- input (exit 2, a message naming the file, the field or option and what was expected, and
+  nothing changed: see "Bad input" below, one test per case): malformed, inconsistent,
+  wrongly typed and non-UTF-8 case files, a pickle payload and Python code in case files,
+  unknown names, bad option values (negative -n, --jobs 0, --timeout inf, --cases naming a
+  file or a missing folder, --out naming a folder or a path under a file, --env with a '/'),
+  damaged, truncated and incompatible results files (for `run --resume` and for `report`),
+  and the other commands' bad input (cases, replay, rules);
+- exit status of `run`: 1 on unexplained findings, 4 on crashed / timeout / import-error
+  verdicts (4 wins over 1), 0 with --exit-zero; every FINDING and ERROR row has its replay
+  line, whose case file is written beside the results file.
 
 The implementations are the test-only ones of harness/impls/faulty.py (`test-faulty`, which
 obeys `fault=...` words in a Case's note; `test-steady`, which ignores them;
@@ -404,6 +411,57 @@ def test_a_run_with_nan_totals_reports_findings_and_exits_1_not_a_crash(tmp_path
 
 
 # --------------------------------------------------------------------------------------
+# Exit status of `run`: 1 findings, 4 failures (4 wins), --exit-zero 0; replay lines for both
+# --------------------------------------------------------------------------------------
+
+
+def replay_files(stdout: str) -> list[Path]:
+    """The case file of every replay line `run` printed, in order."""
+    return [Path(line.split("replay ", 1)[1].split(" --impl", 1)[0])
+            for line in stdout.splitlines() if line.strip().startswith("replay: python -m harness replay ")]
+
+
+@pytest.mark.parametrize("notes, impls, status", [
+    (["fine"], ["test-faulty"], 0),
+    (["fault=nan", "fine"], ["test-faulty"], 1),  # unexplained only
+    (["fault=segv", "fine"], ["test-faulty"], 4),  # crashed only
+    (["fault=hang", "fine"], ["test-faulty"], 4),  # timeout only
+    (["fine"], ["test-import-error"], 4),  # import-error: the CI job with the wrong interpreter
+    (["fault=nan", "fault=segv"], ["test-faulty"], 4),  # both: failures win over findings
+])
+def test_run_exits_1_on_findings_and_4_on_failures_which_win(
+        tmp_path: Path, notes: list[str], impls: list[str], status: int) -> None:
+    cases = write_cases(tmp_path / "cases", [tiny_case(n) for n in notes])
+    out = tmp_path / "results" / "r.jsonl"
+    args = [a for a in run_args(cases, out, *impls) if a != "--exit-zero"] + ["--timeout", str(SHORT_TIMEOUT)]
+    proc = run_cli(tmp_path, *args)
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    again = run_cli(tmp_path, *args, "--resume", "--exit-zero")  # nothing left to run: the same verdicts
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_every_finding_and_error_row_has_a_replay_line_whose_case_file_is_beside_the_results(
+        tmp_path: Path) -> None:
+    nan, segv = tiny_case("fault=nan"), tiny_case("fault=segv")
+    cases = write_cases(tmp_path / "cases", [nan, segv, tiny_case("fine")])
+    out = tmp_path / "results" / "r.jsonl"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    proc = run_cli(elsewhere, *run_args(cases, out, "test-faulty"))
+    assert proc.returncode == 0, proc.stderr  # --exit-zero
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("FINDING ", "ERROR "))]
+    assert [r.split()[0] for r in rows] == ["FINDING", "FINDING", "ERROR"], proc.stdout
+    assert f"ERROR test-faulty * case {segv.id}: crashed: worker killed by signal 11" in proc.stdout
+    files = replay_files(proc.stdout)
+    assert len(files) == len(rows), "one replay line per row"
+    assert files == [out.parent / "r-cases" / f"{c.id}.json" for c in (nan, nan, segv)]
+    for f in files:
+        assert spec.load(f).id == f.stem, "the file a replay line names exists and holds that case"
+    assert list(elsewhere.iterdir()) == [], "nothing is written in the current directory"
+
+
+# --------------------------------------------------------------------------------------
 # The driver killed (SIGKILL) or interrupted (Ctrl-C), then resumed
 # --------------------------------------------------------------------------------------
 
@@ -612,6 +670,10 @@ BAD_CASE_FILES = {
     "nan-constant": (json.dumps(case_json()).replace('"target": [[1.0], [0.0]]', '"target": [[NaN], [0.0]]'),
                      ["finite"]),
     "wrong-case-schema": (_with(lambda r: r.update(schema=2)), ["$.schema", "expected schema version 1"]),
+    "field-of-the-wrong-type": (_with(lambda r: r.update(evaluate_batch_size="1")),
+                                ["$.evaluate_batch_size", "expected an integer", "'1'"]),
+    "not-an-object": ("[1, 2]", ["field $", "expected an object"]),
+    "not-utf-8": (b'{"note": "caf\xe9"}', ["field (file)", "expected UTF-8 text", "byte 0xe9"]),
 }
 
 
@@ -635,6 +697,13 @@ def existing_results(tmp_path: Path, good_results_bytes: bytes) -> Path:
     return out
 
 
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` with its bytes, lock files aside (a run that takes the results
+    file's lock leaves its empty lock file; `fcntl` locks cannot be removed safely)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix != ".lock"}
+
+
 def assert_refused(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -649,12 +718,12 @@ def test_a_bad_case_file_is_refused_naming_file_and_field_and_results_are_untouc
     folder = tmp_path / "bad"
     folder.mkdir()
     bad = folder / f"{name}.json"
-    bad.write_text(text)
-    before = existing_results.read_bytes()
+    bad.write_bytes(text if isinstance(text, bytes) else text.encode())
+    before = snapshot(tmp_path)
     for mode in ("--resume", "--overwrite"):
         proc = run_cli(tmp_path, *run_args(folder, existing_results, "test-steady", extra=(mode,)))
         assert_refused(proc, str(bad), *needles)
-        assert existing_results.read_bytes() == before
+        assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("args, needles", [
@@ -662,15 +731,54 @@ def test_a_bad_case_file_is_refused_naming_file_and_field_and_results_are_untouc
     (("--impl", "test-steady", "--strict", "nope"), ["--strict", "nope", "tf_keras-2.21"]),
     (("--impl", "test-steady", "--timeout", "0"), ["--timeout", "a number of seconds > 0"]),
     (("--impl", "test-steady", "--values-per-structure", "0"), ["--values-per-structure", "an integer >= 1"]),
+    (("--impl", "test-steady", "--timeout", "inf"), ["--timeout", "at most 86400", "inf"]),
+    (("--impl", "test-steady", "--timeout", "nan"), ["--timeout", "a number of seconds > 0", "nan"]),
     (("--impl", "test-steady", "--cases", "no-such-folder"), ["no-such-folder", "an existing folder"]),
+    (("--impl", "test-steady", "--cases", "results.jsonl"), ["results.jsonl", "a folder of case files, not a file"]),
+    (("--impl", "test-steady", "-n", "-1"), ["-n: expected a number of drawn cases >= 0, got -1"]),
+    (("--impl", "test-steady", "-n", "many"), ["-n", "invalid int value", "many"]),
+    (("--impl", "test-steady", "--jobs", "0"), ["--jobs: expected a number of worker processes >= 1, got 0"]),
+    (("--impl", "test-steady", "--profile", "huge"), ["--profile", "invalid choice", "huge"]),
+    (("--impl", "test-steady", "--no-stored"), ["--cases and --no-stored"]),
 ])
 def test_bad_arguments_are_refused_and_results_are_untouched(
         tmp_path: Path, existing_results: Path, args: tuple[str, ...], needles: list[str]) -> None:
-    before = existing_results.read_bytes()
+    before = snapshot(tmp_path)
     proc = run_cli(tmp_path, "run", "-n", "0", "--cases", tmp_path / "good", "--out", existing_results,
                    "--resume", *args)
     assert_refused(proc, *needles)
-    assert existing_results.read_bytes() == before
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("mode", ["(none)", "--resume", "--overwrite"])
+def test_out_naming_a_folder_is_refused_and_the_folder_is_untouched(tmp_path: Path, mode: str) -> None:
+    good = write_cases(tmp_path / "good", [tiny_case("good")])
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "envA.jsonl").write_text("kept\n")
+    before = snapshot(tmp_path)
+    proc = run_cli(tmp_path, *run_args(good, folder, "test-steady", extra=() if mode == "(none)" else (mode,)))
+    assert_refused(proc, f"{folder}: expected a results file (*.jsonl), got a folder")
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in folder.iterdir()) == ["envA.jsonl"], "not even a lock file inside"
+
+
+def test_out_under_a_file_is_refused_naming_that_file(tmp_path: Path) -> None:
+    good = write_cases(tmp_path / "good", [tiny_case("good")])
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    before = snapshot(tmp_path)
+    proc = run_cli(tmp_path, *run_args(good, tmp_path / "notes.txt" / "r.jsonl", "test-steady"))
+    assert_refused(proc, "r.jsonl", f"expected {tmp_path / 'notes.txt'} to be a folder, got a file")
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("env", ["", "../elsewhere", "a/b"])
+def test_an_env_name_that_is_a_path_is_refused_and_nothing_is_written(tmp_path: Path, env: str) -> None:
+    good = write_cases(tmp_path / "good", [tiny_case("good")])
+    before = snapshot(tmp_path)
+    proc = run_cli(tmp_path, "run", "-n", "0", "--cases", good, "--impl", "test-steady", "--env", env)
+    assert_refused(proc, "--env: expected a name", repr(env), "use --out")
+    assert snapshot(tmp_path) == before and not (tmp_path / "reports").exists()
 
 
 def test_an_existing_results_file_is_not_overwritten_without_resume_or_overwrite(
@@ -680,6 +788,44 @@ def test_an_existing_results_file_is_not_overwritten_without_resume_or_overwrite
                    "--impl", "test-steady")
     assert_refused(proc, str(existing_results), "--resume", "--overwrite")
     assert existing_results.read_bytes() == before
+
+
+# The other commands: (argv, needles); the files they name are made by `other_command_files`.
+OTHER_COMMANDS = {
+    "cases-stats-of-no-cases": (["cases", "--stats", "-n", "0"], ["-n", "expected a number of cases >= 1", "got 0"]),
+    "cases-write-negative-n": (["cases", "--write", "out", "-n", "-2"], ["-n", "expected a number of cases >= 0"]),
+    "cases-write-onto-a-file": (["cases", "--write", "notes.txt", "-n", "1"],
+                                ["--write notes.txt", "expected a folder", "got a file"]),
+    "cases-show-missing-file": (["cases", "--show", "absent.json"], ["absent.json", "expected a readable file"]),
+    "cases-show-not-utf-8": (["cases", "--show", "latin1.json"], ["latin1.json", "expected UTF-8 text"]),
+    "replay-missing-file": (["replay", "absent.json", "--impl", "test-steady"],
+                            ["absent.json", "expected a readable file"]),
+    "replay-bad-case-file": (["replay", "bad.json", "--impl", "test-steady"], ["bad.json", "$.outputs[0].loss"]),
+    "replay-zero-timeout": (["replay", "good.json", "--impl", "test-steady", "--timeout", "0"],
+                            ["--timeout", "a number of seconds > 0"]),
+    "replay-unknown-impl": (["replay", "good.json", "--impl", "nope"], ["--impl: unknown implementation nope"]),
+    "rules-update-missing-file": (["rules", "--update", "ABSENT.md"], ["ABSENT.md", "expected a readable UTF-8 text file"]),
+    "rules-update-without-markers": (["rules", "--update", "notes.txt"],
+                                     ["notes.txt", "expected a generated rules section", "found none"]),
+    "unknown-command": (["rnu"], ["invalid choice", "rnu"]),
+}
+
+
+def other_command_files(folder: Path) -> None:
+    (folder / "notes.txt").write_text("a file, not a folder, and no rules markers\n")
+    (folder / "latin1.json").write_bytes(b'{"note": "caf\xe9"}')
+    spec.dump(tiny_case("good"), folder / "good.json")
+    (folder / "bad.json").write_text(_with(lambda r: r["outputs"][0].update(loss="nope")))
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_COMMANDS))
+def test_other_commands_refuse_bad_input_naming_it_and_change_nothing(tmp_path: Path, name: str) -> None:
+    argv, needles = OTHER_COMMANDS[name]
+    other_command_files(tmp_path)
+    before = snapshot(tmp_path)
+    proc = run_cli(tmp_path, *argv)
+    assert_refused(proc, *needles)
+    assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
 
 
 def _schema_99(data: bytes) -> bytes:
@@ -710,24 +856,109 @@ def _missing_field(data: bytes) -> bytes:
     return b"\n".join(lines)
 
 
+def _edit_line(number: int, edit: Any) -> Any:
+    """A damage that parses line `number` (1: the header, 2: the case, 3: the result of the
+    good run), applies `edit` to the record and writes it back."""
+    def damage(data: bytes) -> bytes:
+        lines = data.split(b"\n")
+        rec = json.loads(lines[number - 1])
+        edit(rec)
+        lines[number - 1] = json.dumps(rec).encode()
+        return b"\n".join(lines)
+    return damage
+
+
+def _first_verdict(edit: Any) -> Any:
+    return _edit_line(3, lambda rec: edit(rec["verdicts"]["compute_loss/eager"]))
+
+
+def _cut_header(data: bytes) -> bytes:
+    lines = data.split(b"\n")
+    lines[0] = lines[0][: len(lines[0]) // 2]  # a header cut short, followed by complete lines
+    return b"\n".join(lines)
+
+
+def _text_in_the_middle(data: bytes) -> bytes:
+    lines = data.split(b"\n")
+    return b"\n".join(lines[:1] + [b"harness run: 1 cases x 1 implementations"] + lines[1:])
+
+
+def _without_line(number: int) -> Any:
+    return lambda data: b"\n".join(line for n, line in enumerate(data.split(b"\n"), start=1) if n != number)
+
+
+VERDICT_KINDS = "expected one of agree, explained, unexplained, error, unsupported, crashed, timeout, import-error"
+
+# Refused by every reader (resultsfile.check_record): `run --resume` and `report`.
 BAD_RESULTS = {
     "incompatible-schema": (_schema_99, ["line 1", "field schema", "expected results schema version 1", "99"]),
     "corrupted-line": (_corrupt_middle, ["line 2", "expected a JSON record"]),
     "truncated-line-in-the-middle": (_cut_middle, ["line 2", "expected a JSON record"]),
+    "truncated-header": (_cut_header, ["line 1", "expected a JSON record"]),
+    "text-line-in-the-middle": (_text_in_the_middle, ["line 2", "expected a JSON record"]),
     "not-an-object": (_not_an_object, ["line 1", "expected a JSON object"]),
     "missing-field": (_missing_field, ["line 3", "field impl", "missing"]),
+    "header-versions-not-an-object": (_edit_line(1, lambda r: r.update(versions="2.21")),
+                                      ["line 1", "field versions", "expected an object", "'2.21'"]),
+    "case-record-not-an-object": (_edit_line(2, lambda r: r.update(case=5)),
+                                  ["line 2", "field case", "expected an object", "got 5"]),
+    "impl-not-a-string": (_edit_line(3, lambda r: r.update(impl=7)),
+                          ["line 3", "field impl", "expected a non-empty string", "got 7"]),
+    "case-id-null": (_edit_line(3, lambda r: r.update(case_id=None)),
+                     ["line 3", "field case_id", "expected a non-empty string", "got None"]),
+    "status-unknown": (_edit_line(3, lambda r: r.update(status="fine")),
+                       ["line 3", "field status", "expected one of ok, crashed, timeout, import-error", "'fine'"]),
+    "paths-not-a-list": (_edit_line(3, lambda r: r.update(paths={})),
+                         ["line 3", "field paths", "expected a list of path results"]),
+    "verdicts-not-an-object": (_edit_line(3, lambda r: r.update(verdicts="agree")),
+                               ["line 3", "field verdicts", "expected an object", "'agree'"]),
+    "verdict-of-the-wrong-type": (_first_verdict(lambda v: v.update(verdict=3)),
+                                  ["line 3", "field verdicts.compute_loss/eager.verdict", VERDICT_KINDS, "got 3"]),
+    "verdict-without-its-kind": (_first_verdict(lambda v: v.pop("verdict")),
+                                 ["line 3", "field verdicts.compute_loss/eager.verdict", VERDICT_KINDS, "got None"]),
+    "verdict-rules-not-an-object": (_first_verdict(lambda v: v.update(verdict="explained", rules=3)),
+                                    ["line 3", "field verdicts.compute_loss/eager.rules", "expected an object"]),
+    "verdict-value-not-a-number": (_first_verdict(lambda v: v.update(value="1.5")),
+                                   ["line 3", "field verdicts.compute_loss/eager.value",
+                                    "expected a number or 'nan', 'inf', '-inf'", "'1.5'"]),
+}
+
+# Refused by `run --resume`, which rebuilds the cases of its findings and failures to write the
+# case files that replay lines name (the report checks these its own way).
+BAD_RESULTS_FOR_RESUME = {
+    **BAD_RESULTS,
+    "case-record-with-a-wrong-field": (_edit_line(2, lambda r: r["case"]["outputs"][0].update(loss="nope")),
+                                       ["line 2", "field case.outputs[0].loss", "expected one of", "'nope'"]),
+    "result-without-its-case-record": (_without_line(2), ["line 2", "field case_id",
+                                                          "expected the id of a case recorded in this file"]),
 }
 
 
-@pytest.mark.parametrize("name", sorted(BAD_RESULTS))
+@pytest.fixture()
+def more_cases(tmp_path: Path) -> Path:
+    """The good case and one the results file does not have yet: a resume that accepted the
+    file would append a record for it, so "untouched" proves something."""
+    return write_cases(tmp_path / "more", [tiny_case("good"), tiny_case("not run yet")])
+
+
+@pytest.mark.parametrize("name", sorted(BAD_RESULTS_FOR_RESUME))
 def test_resume_refuses_a_bad_results_file_naming_file_line_and_field_and_leaves_it_untouched(
-        tmp_path: Path, existing_results: Path, name: str) -> None:
-    damage, needles = BAD_RESULTS[name]
+        tmp_path: Path, existing_results: Path, more_cases: Path, name: str) -> None:
+    damage, needles = BAD_RESULTS_FOR_RESUME[name]
     existing_results.write_bytes(damage(existing_results.read_bytes()))
-    before = existing_results.read_bytes()
-    proc = run_cli(tmp_path, *run_args(tmp_path / "good", existing_results, "test-steady", extra=("--resume",)))
+    before = snapshot(tmp_path)
+    proc = run_cli(tmp_path, *run_args(more_cases, existing_results, "test-steady", extra=("--resume",)))
     assert_refused(proc, str(existing_results), *needles)
-    assert existing_results.read_bytes() == before
+    assert snapshot(tmp_path) == before
+
+
+def test_resume_of_an_undamaged_file_runs_the_missing_case(tmp_path: Path, existing_results: Path,
+                                                          more_cases: Path) -> None:
+    # The control of the test above: the same resume on the file as the good run wrote it.
+    proc = run_cli(tmp_path, *run_args(more_cases, existing_results, "test-steady", extra=("--resume",)))
+    assert proc.returncode == 0, proc.stderr
+    assert set(results_by_case(existing_results, "test-steady")) == {tiny_case("good").id,
+                                                                     tiny_case("not run yet").id}
 
 
 def test_a_bad_results_file_with_a_partial_last_line_is_refused_before_anything_is_cut(
@@ -845,7 +1076,8 @@ def test_code_in_a_name_field_is_rejected_cleanly_and_never_run(tmp_path: Path, 
 
 
 def test_a_second_run_on_the_same_results_file_is_refused_and_never_interleaves(tmp_path: Path) -> None:
-    slow = write_cases(tmp_path / "slow", [tiny_case(f"pace=0.4 n={n}") for n in range(6)])
+    # 6 s in all: time for the two refused runs to start and be refused on a loaded machine.
+    slow = write_cases(tmp_path / "slow", [tiny_case(f"pace=1.0 n={n}") for n in range(6)])
     out = tmp_path / "r.jsonl"
     first = subprocess.Popen(harness_cmd(*run_args(slow, out, "test-steady")), cwd=tmp_path, env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -219,3 +219,42 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(spec.CaseError) as info:
         spec.load(path)
     assert str(path) in str(info.value)
+
+
+def test_a_file_that_is_not_utf8_text_names_the_file_and_the_offending_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.json"
+    path.write_bytes(MOTIVATING.read_text().replace('"note": "', '"note": "caf\xe9 ', 1).encode("latin-1"))
+    with pytest.raises(spec.CaseError) as info:
+        spec.load(path)
+    assert info.value.source == str(path) and info.value.field_path == "(file)"
+    assert "expected UTF-8 text" in str(info.value) and "byte 0xe9" in str(info.value)
+
+
+def test_a_folder_named_as_a_case_file_names_the_folder(tmp_path: Path) -> None:
+    path = tmp_path / "folder.json"
+    path.mkdir()
+    with pytest.raises(spec.CaseError) as info:
+        spec.load(path)
+    assert info.value.source == str(path) and "expected a readable file" in str(info.value)
+
+
+WRONG_TYPES: list[tuple[str, Mutation, str]] = [
+    ("batch size given as a string", _set(["evaluate_batch_size"], "3"), "$.evaluate_batch_size"),
+    ("inputs as an object", _set(["inputs"], {"x": 1}), "$.inputs"),
+    ("units as a float", _set(["layers", 1, "config", "units"], 2.5), "$.layers[1].config.units"),
+    ("a loss weight as a string", _set(["outputs", 0, "loss_weight"], "half"), "$.outputs[0].loss_weight"),
+    ("a layer as a number", _set(["layers", 0], 7), "$.layers[0]"),
+]
+
+
+@pytest.mark.parametrize("what,mutate,field", WRONG_TYPES, ids=[m[0] for m in WRONG_TYPES])
+def test_a_field_of_the_wrong_type_names_the_field_and_never_raises_anything_else(
+        tmp_path: Path, what: str, mutate: Mutation, field: str) -> None:
+    raw = json.loads(MOTIVATING.read_text())
+    mutate(raw)
+    path = tmp_path / "wrong-type.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(spec.CaseError) as info:  # not a KeyError, TypeError or AttributeError
+        spec.load(path)
+    assert info.value.field_path == field, f"{what}: {info.value}"
+    assert str(path) in str(info.value) and "expected" in str(info.value)

@@ -44,11 +44,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit status: 0 done, 1 --stats flagged a LOW feature, 2 bad input (a malformed case
+    file, a bad -n, a --write target that is not a folder)."""
     if args.show:
         return _show(args.show)
     if args.write:
+        if args.n < 0:
+            return _bad_input(f"-n: expected a number of cases >= 0, got {args.n}")
+        if Path(args.write).exists() and not Path(args.write).is_dir():
+            return _bad_input(f"--write {args.write}: expected a folder (or a path to create one), got a file")
         return _write(Path(args.write), args.n, args.seed)
+    if args.n < 1:
+        return _bad_input(f"-n: expected a number of cases >= 1 to count features over, got {args.n}")
     return _stats(args.n, args.seed, args.hypothesis, args.verbose)
+
+
+def _bad_input(message: str) -> int:
+    print(f"harness cases: error: {message}", file=sys.stderr)
+    return 2
 
 
 def _show(path: str) -> int:
@@ -57,8 +70,7 @@ def _show(path: str) -> int:
     try:
         case = spec.load(path)
     except spec.CaseError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+        return _bad_input(str(exc))
     print(spec.pretty(case))
     print(f"# id {case.id}; valid", file=sys.stderr)
     print("# features: " + " ".join(sorted(features(case))), file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import spec
-from harness.commands.run import _available_impls, _usage_error
+from harness.commands.run import _available_impls, _usage_error, check_timeout
 
 HELP = __doc__
 
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from harness import compare, driver, reference
     from harness.reference import rules
 
+    check_timeout(args.timeout)
     try:
         case = spec.load(args.case)
         impls = _available_impls(args.impl)

@@ -46,11 +46,21 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
+class UpdateError(ValueError):
+    """The file to update cannot be read or has no generated section (exit 2)."""
+
+
 def update(path: Path) -> bool:
-    """Rewrite the generated section; True when the file changed."""
-    text = path.read_text(encoding="utf-8")
+    """Rewrite the generated section; True when the file changed. UpdateError names the file
+    and what was expected in it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise UpdateError(f"{path}: expected a readable UTF-8 text file: {why}") from None
     if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path}: no generated rules section (markers {BEGIN!r} ... {END!r})")
+        raise UpdateError(f"{path}: expected a generated rules section between the markers {BEGIN!r} and {END!r}; "
+                          "found none")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     new = f"{head}{BEGIN}\n{markdown()}\n{END}{tail}"
@@ -61,7 +71,11 @@ def update(path: Path) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     if args.update:
-        changed = update(args.update)
+        try:
+            changed = update(args.update)
+        except UpdateError as exc:
+            print(f"harness rules: error: {exc}", file=sys.stderr)
+            return 2
         print(f"{args.update}: rules section {'updated' if changed else 'already current'}", file=sys.stderr)
         return 0
     if args.markdown:

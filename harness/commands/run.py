@@ -3,14 +3,26 @@
 Draws a fixed-seed corpus (the same case ids in every environment) and reads the stored cases
 (cases/), runs every chosen implementation in its own worker process, judges each path against
 the reference (harness.compare), appends to reports/results/<env>.jsonl, prints counts per
-implementation x path, and lists each unexplained finding with the one command that replays it.
-Exit status: 0 no unexplained finding (or --exit-zero), 1 unexplained findings, 2 bad input
-(a malformed case file, an unknown implementation or profile, a results file that cannot be
-resumed: the message names the file and field; the results file is left as it was),
-3 stopped by an error while running (the results file cannot be written: the complete records
-before it are kept; fix the cause, then --resume),
-130 interrupted (Ctrl-C, SIGTERM or SIGHUP: the finished cases are in the results file, the workers
-are killed, --resume runs the rest).
+implementation x verdict key, and lists each unexplained finding (FINDING) and each failure
+(ERROR) with the one command that replays it. The case files those commands name are written
+beside the results file, in <results stem>-cases/ (reports/results/<env>-cases/<case id>.json).
+
+Exit status, over every verdict of the results file for the implementations run (loss paths,
+gradient/..., .../sgd_update, distribution/...):
+  0    every verdict agrees, is explained or unsupported (or --exit-zero)
+  1    unexplained findings, and no failure
+  2    bad input, refused before anything ran: a malformed case file, an unknown implementation
+       or profile, a bad option value, a results file that cannot be resumed (the message names
+       the file, the line and the field; the results file is left byte for byte as it was)
+  3    stopped by an error while running (the results file cannot be written: the complete
+       records before it are kept; fix the cause, then --resume)
+  4    failures: an error (an exception no profile predicts, or a failure of the engine),
+       crashed, timeout or import-error verdict. 4 wins over 1 when both occur: a run with
+       failures is incomplete (its unexplained count is a lower bound), fix the run first;
+       the findings are listed all the same
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP: the finished cases are in the results file, the
+       workers are killed, --resume runs the rest)
+--exit-zero turns 1 and 4 into 0 (tox: findings and failures go to the report).
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +42,15 @@ from harness import spec
 
 PROFILES = {"ci": 12, "dev": 60, "deep": 2000}  # drawn cases per settings profile
 DEFAULT_RESULTS_DIR = Path("reports/results")
-FINDINGS_DIR = Path("reports/cases")
+MAX_TIMEOUT = 86400.0  # seconds per case: a day (the OS's wait limit is ~292 years, `inf` is refused)
+# The verdict kinds (of harness.compare.VERDICTS) that are failures (exit 4) rather than findings.
+FAILURE_VERDICTS = ("error", "crashed", "timeout", "import-error")
+
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 3
+EXIT_FAILURES = 4
+EXIT_INTERRUPTED = 130
 
 
 HELP = __doc__
@@ -52,7 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-stored", action="store_true", help="run drawn cases only")
     p.add_argument("--env", default=os.environ.get("TOX_ENV_NAME", "local"),
                    help="environment name: results go to reports/results/<env>.jsonl (default: $TOX_ENV_NAME or 'local')")
-    p.add_argument("--out", type=Path, help="results file (overrides --env)")
+    p.add_argument("--out", type=Path, help="results file (overrides --env); the case files that replay lines "
+                                            "name go beside it, in <stem>-cases/")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue an existing results file, skipping done cases")
     g.add_argument("--overwrite", action="store_true", help="start the results file over")
@@ -61,7 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, help="worker processes at once (default 1): implementations run side by side, and jobs beyond their number split one implementation's cases")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per case before a worker is killed")
     p.add_argument("--exit-zero", action="store_true",
-                   help="exit 0 even with unexplained findings (tox: findings go to the report)")
+                   help="exit 0 even with unexplained findings (1) or failures (4) "
+                        "(tox: they go to the report)")
 
 
 def _available_impls(requested: list[str] | None) -> list[str]:
@@ -80,7 +103,7 @@ def _available_impls(requested: list[str] | None) -> list[str]:
 
 def _usage_error(message: str) -> int:
     print(f"harness: error: {message}", file=sys.stderr)
-    return 2
+    return EXIT_BAD_INPUT
 
 
 def load_stored(dirs: list[Path]) -> list[spec.Case]:
@@ -89,6 +112,8 @@ def load_stored(dirs: list[Path]) -> list[spec.Case]:
     for d in dirs:
         if not d.exists():
             raise spec.CaseError(str(d), "(folder)", "an existing folder of case files")
+        if not d.is_dir():
+            raise spec.CaseError(str(d), "(folder)", "a folder of case files, not a file (--cases DIR)")
         for path in sorted(d.rglob("*.json")):
             cases.append(spec.load(path))
     return cases
@@ -116,10 +141,26 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.strict is not None and args.strict not in rules.PROFILES:
         raise SystemExit(_usage_error(f"--strict: unknown profile {args.strict!r}; "
                                       f"expected one of {', '.join(rules.PROFILES)}"))
-    if not args.timeout > 0:
-        raise SystemExit(_usage_error(f"--timeout: expected a number of seconds > 0, got {args.timeout}"))
+    check_timeout(args.timeout)
     if args.values_per_structure < 1:
         raise SystemExit(_usage_error(f"--values-per-structure: expected an integer >= 1, got {args.values_per_structure}"))
+    if args.n is not None and args.n < 0:
+        raise SystemExit(_usage_error(f"-n: expected a number of drawn cases >= 0, got {args.n}"))
+    if args.jobs < 1:
+        raise SystemExit(_usage_error(f"--jobs: expected a number of worker processes >= 1, got {args.jobs}"))
+    if args.out is None and (not args.env or "/" in args.env or args.env in (".", "..")):
+        raise SystemExit(_usage_error(f"--env: expected a name for reports/results/<env>.jsonl (no '/'), "
+                                      f"got {args.env!r}; use --out for a path"))
+    if args.no_stored and args.cases:
+        raise SystemExit(_usage_error("--cases and --no-stored: expected one of them (--no-stored runs no "
+                                      "stored case, so --cases would be ignored)"))
+
+
+def check_timeout(seconds: float) -> None:
+    """--timeout: a finite number of seconds > 0 and at most MAX_TIMEOUT (else exit 2)."""
+    if not 0 < seconds <= MAX_TIMEOUT:  # also refuses nan
+        raise SystemExit(_usage_error(f"--timeout: expected a number of seconds > 0 and at most "
+                                      f"{MAX_TIMEOUT:.0f}, got {seconds}"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         out = args.out or DEFAULT_RESULTS_DIR / f"{args.env}.jsonl"
         print(f"harness run: interrupted; the finished cases are in {out}; "
               "run the same command with --resume to do the rest", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -170,13 +211,35 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"harness run: stopped: {type(exc).__name__}: {exc}; the complete records written before "
               f"it are in {out}; fix the cause and run the same command with --resume", file=sys.stderr)
-        return 3
+        return EXIT_STOPPED
     for p in progresses:
         if p.stopped:
             print(f"harness run: {p.stopped}", file=sys.stderr)
-    findings = summarize(out, impls)
-    print(f"harness run: {time.monotonic() - started:.1f} s; results in {out}")
-    return 1 if findings and not args.exit_zero else 0
+    summary = summarize(out, impls)
+    print(f"harness run: {time.monotonic() - started:.1f} s; results in {out}; "
+          f"unexplained {summary.unexplained}, failures {summary.failures}")
+    return 0 if args.exit_zero else exit_status(summary)
+
+
+@dataclass(frozen=True)
+class Summary:
+    unexplained: int  # unexplained verdicts (case, implementation, verdict key)
+    failures: int  # verdicts of a FAILURE_VERDICTS kind
+
+
+def exit_status(summary: Summary) -> int:
+    """4 on failures (they win over findings: the run is incomplete), else 1 on findings, else 0."""
+    if summary.failures:
+        return EXIT_FAILURES
+    if summary.unexplained:
+        return EXIT_FINDINGS
+    return 0
+
+
+def cases_dir(results_path: Path) -> Path:
+    """Where a run writes the case files its replay lines name: beside its results file, one
+    folder per results file (environments share no writable state)."""
+    return results_path.with_name(results_path.stem + "-cases")
 
 
 def summary_key(key: str) -> str:
@@ -189,15 +252,15 @@ def summary_key(key: str) -> str:
     return f"{head}gradient/<weight>" + ("/sgd_update" if rest.endswith("/sgd_update") else "")
 
 
-def summarize(path: Path, impls: list[str] | None = None) -> int:
-    """Print implementation x path counts from a results file; list findings with a replay command.
-    Returns the number of unexplained (case, implementation, path) findings."""
+def summarize(path: Path, impls: list[str] | None = None) -> Summary:
+    """Print implementation x verdict-key counts from a results file; list each unexplained
+    verdict (FINDING) and each failure (ERROR) with a replay command, writing the case file it
+    names (cases_dir(path)/<case id>.json) if it is not there yet."""
     from harness import resultsfile
 
     data = resultsfile.read(path)
     table: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    findings = []
-    FINDINGS_DIR.mkdir(parents=True, exist_ok=True)
+    findings, failures = [], []
     for rec in data.results:
         if impls and rec["impl"] not in impls:
             continue
@@ -208,14 +271,34 @@ def summarize(path: Path, impls: list[str] | None = None) -> int:
             table[(rec["impl"], summary_key(key))][label] += 1
             if v["verdict"] == "unexplained":
                 findings.append((rec, key, v))
+            elif v["verdict"] in FAILURE_VERDICTS:
+                failures.append((rec, key, v))
     for (impl, key), counts in sorted(table.items()):
         text = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
         print(f"{impl:22s} {key:28s} {text}")
     for rec, key, v in findings:
-        case_file = FINDINGS_DIR / f"{rec['case_id']}.json"
-        if not case_file.exists() and rec["case_id"] in data.cases:
-            spec.dump(spec.from_json(data.cases[rec["case_id"]], str(path)), case_file)
         print(f"FINDING {rec['impl']} {key} case {rec['case_id']}: {v.get('stage')} "
               f"value {v.get('value')} reference {v.get('expected')} ({v.get('reason') or ''})\n"
-              f"  replay: python -m harness replay {case_file} --impl {rec['impl']}")
-    return len(findings)
+              f"  {_replay_line(path, data, rec)}")
+    for rec, key, v in failures:
+        print(f"ERROR {rec['impl']} {key} case {rec['case_id']}: {v['verdict']}: {_first_line(v.get('reason'))}\n"
+              f"  {_replay_line(path, data, rec)}")
+    return Summary(unexplained=len(findings), failures=len(failures))
+
+
+def _replay_line(path: Path, data: Any, rec: dict[str, Any]) -> str:
+    case_id = rec["case_id"]
+    if case_id not in data.cases:
+        return f"replay: (no case record for {case_id} in {path})"
+    case_file = cases_dir(path) / f"{case_id}.json"
+    if not case_file.exists():
+        case_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = case_file.with_name(case_file.name + ".tmp")
+        spec.dump(spec.from_json(data.cases[case_id], str(path)), partial)
+        os.replace(partial, case_file)  # a case file that exists is complete
+    return f"replay: python -m harness replay {case_file} --impl {rec['impl']}"
+
+
+def _first_line(text: str | None, limit: int = 300) -> str:
+    line = (text or "").strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
