@@ -27,8 +27,14 @@ DistributionResult: how the global batch was split and the loss each replica dif
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+# A Keras source file named in an error message or a reference note ("keras/src/losses/loss.py",
+# "tf_keras/src/engine/compile_utils.py"): where an error was raised, as compare.predicts_error
+# matches it and paths.error_message keeps it.
+KERAS_FILE = re.compile(r"\b((?:tf_keras|keras)/[\w/]+\.py)")
 
 RESULTS_SCHEMA_VERSION = 1
 

@@ -28,6 +28,15 @@ def _strip(value: Any) -> Any:
     return value
 
 
+def comparable_verdict(verdict: dict[str, Any]) -> dict[str, Any]:
+    """A verdict's JSON without times and places, its `reason` cut to the first line (see
+    `verdicts`): what must be equal when the same case is judged twice."""
+    out = _strip(verdict)
+    if "reason" in out:
+        out["reason"] = str(out["reason"]).split("\n", 1)[0]
+    return out
+
+
 def verdicts(folder: Path) -> dict[tuple[str, str, str, str], Any]:
     """(environment, implementation, case id, key) -> verdict, from results/*.jsonl.
 
@@ -40,10 +49,7 @@ def verdicts(folder: Path) -> dict[tuple[str, str, str, str], Any]:
             record = json.loads(line)
             if record.get("kind") == "result":
                 for key, v in record.get("verdicts", {}).items():
-                    v = _strip(v)
-                    if "reason" in v:
-                        v["reason"] = str(v["reason"]).split("\n", 1)[0]
-                    out[(path.stem, record["impl"], record["case_id"], key)] = v
+                    out[(path.stem, record["impl"], record["case_id"], key)] = comparable_verdict(v)
     return out
 
 

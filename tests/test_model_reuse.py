@@ -10,9 +10,10 @@ process (`REUSE_SCRIPT`, run as the worker would run it):
 - after a Case, its value variant is served by the same model objects, with the same traced
   test and train functions (Keras did not trace again); a Case of another structure gets new
   models;
-- a variant's result (every path, term, prediction, gradient and update) is exactly the one a
-  fresh model gives it (the models dropped, the session cleared, as for a new structure), also
-  after paths that raised half-way and after non-finite gradients left NaN in tf_keras's SGD
+- a variant's result (every path, term, prediction, gradient and update) is exactly the one it
+  gets when every path runs on a model of its own (the models dropped and the session cleared
+  before the case, and each `_Models.get` building a new model), also after paths that raised
+  half-way (paths._Models.discard) and after non-finite gradients left NaN in tf_keras's SGD
   (paths.reset_optimizer).
 """
 
@@ -71,6 +72,12 @@ after_a2 = steps(pool())
 adapter.run(b)
 after_b = steps(pool())
 reused.append(comparable(adapter.run(b2)))
+# The yardstick: a new model for every path (and every compute-loss, gradient and SGD call).
+reusing_get = paths._Models.get
+def fresh_get(self, mode=None):
+    self._models.clear()
+    return reusing_get(self, mode)
+paths._Models.get = fresh_get
 fresh = []
 for case in (a2, b2):
     paths._MODELS.clear()

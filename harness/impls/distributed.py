@@ -106,6 +106,10 @@ def keras_seconds() -> float:
 
 def run(case: Case) -> ImplResult:
     keras.backend.clear_session()  # outside the strategy's scope
+    # No model outlives its Case here: clear_session above resets Keras's global state (the
+    # distribution with it), so a model kept by paths for a value variant would belong to
+    # the state before it.
+    paths.forget_models(FLAVOR.impl)
     if BACKEND == "jax":
         # clear_session replaces Keras's global state, the distribution with it
         # (keras/src/backend/common/global_state.py clear_session; distribution_lib.set_distribution).

@@ -259,6 +259,10 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
             result.paths.append(_run_path(flavor, path, _fresh(model, case), case, x, y, sw))
         except Exception as exc:
             result.paths.append(error_result(path, MODE, exc))
+            # A failed call can leave the graph's functions broken for every later call (see
+            # enable_while_loop_gradients): the next path gets a model built anew, so its
+            # verdict does not depend on this one. The same build succeeded above.
+            model = _build_and_compile(flavor, case)
 
     # Last: the update step recompiles the model and moves its weights.
     result.gradients = _gradients(flavor, model, case, x, y, sw, notes)

@@ -21,8 +21,9 @@ one model per mode, each built and compiled once and kept while Cases of the sam
 (spec.structure_key) follow each other, so a value variant (harness.strategies.value_variant)
 runs the step functions Keras already traced and compiled. Weights are re-assigned from the
 Case, and the optimizer's and metrics' variables reset, before every path, so a path that moved
-them (a finding: learning rate 0 must not) or raised half-way cannot leak into the next path or
-Case.
+them (a finding: learning rate 0 must not) cannot leak into the next path or Case; a model on
+which a call raised is dropped and the next path builds a new one (`_Models.discard`): a
+verdict depends on the Case, the implementation and the versions, never on what ran before.
 
 Gradients (results.GradientResult), after the paths: the flavor's `gradient` hook returns the
 loss its train step differentiates and one gradient per `model.trainable_weights` entry,
@@ -44,7 +45,7 @@ import numpy as np
 
 from harness import spec
 from harness.impls import VERSION_KEYS, build, installed_version
-from harness.results import GradientResult, ImplResult, PathResult
+from harness.results import KERAS_FILE, GradientResult, ImplResult, PathResult
 from harness.spec import Case
 
 TRAIN_PATHS = ("train_on_batch", "fit")
@@ -154,12 +155,17 @@ def error_result(path: str, mode: str, exc: BaseException) -> PathResult:
 def error_message(exc: BaseException) -> str:
     """The message of `error_result`: at most ~1000 characters, the innermost frame appended.
 
-    A long message keeps its first 600 and last 400 characters: TensorFlow's "Graph execution
-    error" lists the Python frames that defined the failing op, innermost (the Keras line that
-    compare.predicts_error looks for) last."""
+    A long message keeps its first 600 and last 400 characters (TensorFlow's "Graph execution
+    error" lists the Python frames that defined the failing op, innermost last), followed by
+    every Keras file the whole message names, which compare.predicts_error matches: where the
+    cut falls depends on the lengths of paths and of TensorFlow's per-process op counters, so
+    without that list the same error was predicted in one worker and not in another."""
     message = f"{exc}".strip() or repr(exc)
     if len(message) > 1000:
+        named = sorted(set(KERAS_FILE.findall(message)))
         message = message[:600] + " ... " + message[-400:]
+        if named:
+            message += f" [Keras files in the whole message: {', '.join(named)}]"
     # The innermost frame helps attribute the error to a Keras source line.
     frames = traceback.extract_tb(exc.__traceback__)
     if frames:
@@ -217,12 +223,18 @@ class _Models:
     functions Keras traced and compiled for them: the saving `bench` measures. `begin(case)` drops every model (and clears the Keras session) when the
     structure changes. A model is only stored once built and compiled without error.
 
-    A path that raised keeps its model: what a path can change is the weights, the
+    A path that raised loses its model (`discard`): the next path of that mode, in this Case
+    or the next one, gets a model built and compiled anew. Keras 3 leaves a trainer unusable
+    after a failed call (JAX: `TypeError: 'NoneType' object is not callable` in
+    keras/src/backend/common/variables.py on the next call; TensorFlow: "Attr 'Toutput_types'
+    of 'OptionalFromValue' Op passed list of length 0" from the next evaluate after a failed
+    test_on_batch), so a reused model would blame the next path's error on Keras and make a
+    verdict depend on what ran before. A path that returned can change the weights, the
     optimizer's variables and the metrics' variables, and `get` sets all three back (weights
-    from the Case, `reset_optimizer`, `reset_metrics`) before every path, error or not.
-    Rebuilding after errors cost each value variant of an erring structure its compilation
-    again (4-10 s on keras3-tensorflow). bench compares every value with fresh models, and
-    tests/test_model_reuse.py compares reused with fresh models on erring structures.
+    from the Case, `reset_optimizer`, `reset_metrics`) before every path. bench compares every
+    value with fresh models; tests/test_model_reuse.py compares reused with fresh models, and
+    tests/test_order_independence.py runs one corpus in two orders and with a fresh worker per
+    case and compares every verdict.
     """
 
     def __init__(self, flavor: Flavor):
@@ -265,6 +277,10 @@ class _Models:
                                  f"{model.jit_compile} (model_supports_jit is False)")
         return model
 
+    def discard(self, mode: Mode | None = None) -> None:
+        """Forget the model of `mode` (None: the uncompiled one) after a call on it raised."""
+        self._models.pop(None if mode is None else mode.name, None)
+
 
 def reset_optimizer(model: Any) -> None:
     """Every variable of the model's optimizer back to zero, as a freshly compiled SGD(0.0)
@@ -286,6 +302,11 @@ def reset_optimizer(model: Any) -> None:
 
 # One per worker process and flavor: the models of the last structure it ran.
 _MODELS: dict[str, _Models] = {}
+
+
+def forget_models(impl: str) -> None:
+    """Drop every model kept for `impl`: its next Case builds new ones."""
+    _MODELS.pop(impl, None)
 
 
 def _compile(flavor: Flavor, model: Any, case: Case, mode: Mode, learning_rate: float = 0.0) -> None:
@@ -348,13 +369,16 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
         with CLOCK:
             result.predictions = predictions(model, x, case)
     except Exception as exc:
+        holder.discard()
         notes.append(f"predict failed: {type(exc).__name__}: {exc}")
     regularization: float | None = None
     try:
+        model = holder.get()
         with CLOCK:
             model(x, training=True)
         regularization = float(sum(to_float(v) for v in model.losses))
     except Exception as exc:
+        holder.discard()
         notes.append(f"forward pass for model.losses failed: {type(exc).__name__}: {exc}")
     whole_batch_terms = {} if regularization is None else {"regularization": regularization}
 
@@ -370,6 +394,7 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
             total = to_float(loss)
             result.paths.append(PathResult("compute_loss", variant, "ok", total=total, terms=dict(whole_batch_terms)))
         except Exception as exc:
+            holder.discard(first_mode)
             result.paths.append(error_result("compute_loss", variant, exc))
 
     for mode in flavor.modes:
@@ -384,6 +409,7 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
                 except _NotApplicable as exc:
                     result.paths.append(PathResult(path, mode.name, "unsupported", reason=str(exc)))
                 except Exception as exc:
+                    holder.discard(mode)
                     result.paths.append(error_result(path, mode.name, exc))
 
     result.gradients = _gradients(flavor, holder, x, y, sw, first_mode, notes)
@@ -520,6 +546,7 @@ def _gradients(flavor: Flavor, holder: _Models, x: Any, y: Any, sw: Any, first_m
         with CLOCK:
             total, gradients, missing = differentiate(flavor, model, x, y, sw)
     except Exception as exc:
+        holder.discard(first_mode)
         return GradientResult("error", how=how, error_type=type(exc).__name__, error_message=error_message(exc))
     if missing:
         notes.append(f"no gradient (None; reported as zeros) for {missing}")
@@ -533,6 +560,7 @@ def _gradients(flavor: Flavor, holder: _Models, x: Any, y: Any, sw: Any, first_m
         with CLOCK:
             result.updates = sgd_step(model, x, y, sw)
     except Exception as exc:
+        holder.discard(mode)
         result.update_error = f"{type(exc).__name__}: {error_message(exc)}"
     return result
 
