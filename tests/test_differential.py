@@ -2,9 +2,15 @@
 
 - Every case in cases/ (hand-written and found) is replayed on every implementation installed
   in this environment, as a parametrized test whose id holds the implementation and case id.
-- A property test per implementation draws Cases with Hypothesis; an `unexplained` verdict
+- The fixed-seed corpus (harness.strategies.corpus, seed 0: the main job's first cases, the
+  same ids on every machine) is replayed on every implementation: the gate's drawn cases,
+  deterministic in every test order.
+- The search (marked `search`; under HYPOTHESIS_PROFILE=dev or deep, skipped by the ci gate):
+  a property test per implementation draws Cases with Hypothesis; an `unexplained` verdict
   fails, Hypothesis shrinks it, and the minimal Case is written to cases/found/ with the verdict
-  and versions in its note, so the tests replay it ever after.
+  and versions in its note before the failure is reported (also when Hypothesis reports the
+  failure as flaky), so the replay line names a file that exists and the tests replay it ever
+  after.
 - Strict mode: HARNESS_STRICT_PROFILE=tf_keras-2.21 judges every implementation against that one
   profile, so a user migrating from it sees every difference (explained or not) as a failure.
 
@@ -32,6 +38,9 @@ STRICT = os.environ.get("HARNESS_STRICT_PROFILE") or None
 # Examples per implementation for the drawn-case property: each example runs every path of a
 # real Keras model (a few seconds), so fewer than the pure-NumPy properties get.
 EXAMPLES = {"ci": 6, "dev": 25, "deep": 400}[os.environ.get("HYPOTHESIS_PROFILE", "dev")]
+# Cases of the fixed-seed corpus every run replays on every implementation (seed 0: the first
+# cases of the main job's corpus, so the gate judges what the report shows).
+CORPUS_SEED, CORPUS_CASES = 0, 6
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +79,17 @@ def test_stored_case(case_file, impl, workers):
 
 
 @pytest.mark.parametrize("impl", all_impls())
+@pytest.mark.parametrize("index", range(CORPUS_CASES))
+def test_corpus_case(index, impl, workers):
+    _require(impl)
+    case = strategies.corpus_case(CORPUS_SEED, index)
+    checked = check_case(workers, case, impl, strict_profile=STRICT)
+    assert checked.result.status == "ok", checked.message
+    assert not checked.failures, _with_found_case(case, impl, checked)
+
+
+@pytest.mark.search
+@pytest.mark.parametrize("impl", all_impls())
 def test_drawn_cases(impl, workers):
     _require(impl)
     last_failure = {}
@@ -84,10 +104,14 @@ def test_drawn_cases(impl, workers):
 
     try:
         agrees_with_reference()
-    except AssertionError:
-        if "it" in last_failure:
-            case, checked = last_failure["it"]
-            path = write_found(case, impl, checked)
-            message = checked.message.replace(str(FOUND_DIR / f"{case.id}.json"), str(path))
-            raise AssertionError(f"minimal case written to {path}\n{message}") from None
-        raise
+    except Exception as exc:  # AssertionError, or Hypothesis' FlakyFailure (an ExceptionGroup)
+        if "it" not in last_failure:
+            raise
+        case, checked = last_failure["it"]
+        raise AssertionError(f"{type(exc).__name__}: {_with_found_case(case, impl, checked)}") from exc
+
+
+def _with_found_case(case, impl, checked) -> str:
+    """Write the failing case to cases/found/ first, then return the message naming that file."""
+    path = write_found(case, impl, checked)
+    return f"case written to {path}\n" + checked.message.replace(str(FOUND_DIR / f"{case.id}.json"), str(path))
