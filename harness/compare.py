@@ -30,6 +30,8 @@ from harness.reference import rules as rules_mod
 from harness.results import KERAS_FILE, ImplResult, PathResult
 from harness.spec import Case
 
+rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
+
 VERDICTS = ("agree", "explained", "unexplained", "error", "unsupported", "crashed", "timeout", "import-error")
 
 MAX_RULES_IN_EXPLANATION = 3
@@ -194,12 +196,12 @@ def relevant_flips(cache: ReferenceCache, profile: Mapping[str, str], path: str)
     """(rule, alternative) pairs that change this case's reference numbers on this path."""
     base = cache.compute(profile, path)
     flips = []
-    single_device = profile.get("replica_split") == "single_device"
+    single_device = rules_mod.chooses(profile, "replica_split", "single_device")
     for name, rule in rules_mod.RULES.items():
         if single_device and name.startswith("replica_"):
             continue  # a rule of distribution strategies (reference/distributed.py) cannot explain one device
         for alt in rule.alternatives:
-            if alt == profile.get(name):
+            if alt == rules_mod.choice(profile, name):
                 continue
             flipped = {**profile, name: alt}
             other = cache.compute(flipped, path)
@@ -336,7 +338,7 @@ def separating_rules(case: Case, profile_a: Mapping[str, str], profile_b: Mappin
     a = cache.compute(profile_a, path)
     out = []
     for name in rules_mod.RULES:
-        if profile_a.get(name) == profile_b.get(name):
+        if rules_mod.choice(profile_a, name) == rules_mod.choice(profile_b, name):
             continue
         b = cache.compute({**profile_a, name: profile_b[name]}, path)
         if not _same_breakdown(a, b):

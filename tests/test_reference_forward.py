@@ -9,6 +9,7 @@ import pytest
 
 from harness import reference, spec
 from harness.reference import forward
+from harness.reference.rules import PROFILES
 from harness.spec import Case, Input, Layer, Output, Regularizer
 from test_reference_builders import close
 
@@ -135,7 +136,7 @@ def test_activity_regularizer_sees_the_post_activation_output():
                   {"kernel": np.array([[1.0]])}, {"activity": Regularizer("l1", 1.0, 0.0)})
     case = Case("float64", (Input("x", "float", np.array([[-3.0], [2.0]])),), (layer,),
                 (Output("d", np.zeros((2, 1)), "mean_squared_error", {}),))
-    (pen,) = forward.run(case, np.arange(2), {"activity_regularizer_scaling": "sum"}).penalties
+    (pen,) = forward.run(case, np.arange(2), {**PROFILES["tf_keras-2.21"], "activity_regularizer_scaling": "sum"}).penalties
     close(pen.value, 0 + 2)  # relu(-3) = 0
 
 
@@ -165,7 +166,7 @@ def test_merge_mask_rule(mode, cat_mask, add_mask, add_plain):
     ]
     ins = tuple(Input(n, "float", np.asarray(d)) for n, d in [("x", x), ("y", y), ("z", z)])
     case = Case("float64", ins, tuple(layers), (), "list", "omitted", "omitted", 1)
-    ts = forward.run(case, np.arange(1), {"merge_mask": mode}).tensors
+    ts = forward.run(case, np.arange(1), {**PROFILES["tf_keras-2.21"], "merge_mask": mode}).tensors
     np.testing.assert_array_equal(ts["cat"].mask, cat_mask)
     np.testing.assert_array_equal(ts["add"].mask, add_mask)
     if add_plain is None:

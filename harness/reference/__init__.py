@@ -1,11 +1,13 @@
 """The NumPy float64 reference: forward pass, per-element losses, aggregation under named rules.
 
 Public API:
-    predictions(case) -> {output name: float64 array}
+    predictions(case, profile=rules.DEFAULT_PROFILE) -> {output name: float64 array}
     compute(case, profile, path="test_on_batch") -> Breakdown
     effective_dtype(case, profile) -> "float32" | "float64" (the dtype the implementation computes in;
         compare should pick its tolerance by it)
     rules.RULES, rules.PROFILES, rules.expected_profile(impl, versions)
+    rules.chooses(profile, rule, alternative), rules.choice(profile, rule): the one way to read a
+        choice (an unknown rule or alternative, or a rule the profile omits, is a rules.RuleError)
 
 A profile is a name in rules.PROFILES or a complete rule -> alternative mapping, e.g.
 `compute(case, {**rules.PROFILES["tf_keras-2.21"], "mask_normalisation": "all_entries"})`.

@@ -44,6 +44,8 @@ from harness.reference import losses as loss_fns
 from harness.reference import rules as rules_mod
 from harness.spec import Case
 
+rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
+
 WHOLE_BATCH_PATHS = ("compute_loss", "test_on_batch", "train_on_batch")
 BATCHED_PATHS = ("evaluate", "fit")
 
@@ -104,14 +106,16 @@ class Breakdown:
 # ---------------------------------------------------------------------------------------
 
 
-def _sample_weight_for(per: np.ndarray, sw: np.ndarray, rule: str, has_mask: bool) -> tuple[np.ndarray | None, str | None]:
-    """The sample weight broadcast to the per-element losses, or (None, why) on a broadcast error."""
+def _sample_weight_for(per: np.ndarray, sw: np.ndarray, rules: Mapping[str, str],
+                       has_mask: bool) -> tuple[np.ndarray | None, str | None]:
+    """The sample weight broadcast to the per-element losses (rule sample_weight_broadcast), or
+    (None, why) on a broadcast error."""
     if sw.shape == per.shape:
         return sw, None
     if sw.ndim == 1 and per.ndim == 2:
-        if rule == "per_sample" or per.shape[1] == 1:
+        if per.shape[1] == 1 or rules_mod.chooses(rules, "sample_weight_broadcast", "per_sample"):
             return np.broadcast_to(sw[:, None], per.shape), None
-        if rule == "trailing_axis_inplace_mask" and has_mask:
+        if has_mask and rules_mod.chooses(rules, "sample_weight_broadcast", "trailing_axis_inplace_mask"):
             return None, (f"sample weight of shape {sw.shape} multiplied in place by a mask of shape "
                           f"{per.shape} (keras/src/losses/loss.py:apply_mask `sample_weight *= float_mask`)")
         if sw.shape[0] in (per.shape[1], 1):  # NumPy broadcasting against the trailing (time) axis
@@ -130,7 +134,7 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     y = out.target[rows]
     if out.target.dtype.kind not in "iu":
         y = r(y)
-    if out.loss == "log_cosh" and case.dtype == "float64" and rules["log_cosh_float64"] == "error":
+    if out.loss == "log_cosh" and case.dtype == "float64" and rules_mod.chooses(rules, "log_cosh_float64", "error"):
         notes.append(f"output {out.name!r}: log_cosh under floatx float64 subtracts the float32 constant "
                      "K.log(2.) from a float64 tensor: a dtype error (keras/losses.py:logcosh)")
         return math.nan, math.nan, None
@@ -148,30 +152,29 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     loss_shape = per.shape  # the shape of the losses the mask applies to
     if out.sample_weight is not None:
         raw = r(out.sample_weight[rows])
-        if (rules["single_output_sample_weight_list"] == "leading_axis" and len(case.outputs) == 1
-                and case.sample_weight_form == "list"):
+        if (len(case.outputs) == 1 and case.sample_weight_form == "list"
+                and rules_mod.chooses(rules, "single_output_sample_weight_list", "leading_axis")):
             per, sw, err = _list_as_leading_axis(per, raw)
             weights = np.ones(per.shape)
         else:
-            sw, err = _sample_weight_for(per, raw, rules["sample_weight_broadcast"],
-                                         t.mask is not None and t.mask.shape == per.shape)
+            sw, err = _sample_weight_for(per, raw, rules, t.mask is not None and t.mask.shape == per.shape)
         if sw is None:
             notes.append(f"output {out.name!r}: {err}")
             return math.nan, math.nan, None
         weights = weights * sw
-        if rules["sample_weight_normalisation"] == "nonzero_fraction":
+        if rules_mod.chooses(rules, "sample_weight_normalisation", "nonzero_fraction"):
             nonzero_fraction = float(np.mean(raw != 0)) if raw.size else math.nan
     valid = None
     if t.mask is not None and t.mask.shape == loss_shape:
         m = t.mask.astype(np.float64)
         valid = int(m.sum())
         if reduction == "sum_over_batch_size":
-            mode = rules["mask_normalisation"]
-            if mode == "valid_entries":
+            if rules_mod.chooses(rules, "mask_normalisation", "valid_entries"):
                 with np.errstate(divide="ignore", invalid="ignore"):
                     m = m * (np.float64(m.size) / np.float64(valid))  # 0 * inf = NaN when all masked
-            elif mode == "valid_entries_no_nan":
+            elif rules_mod.chooses(rules, "mask_normalisation", "valid_entries_no_nan"):
                 m = m * (m.size / valid if valid else 0.0)
+            # all_entries: the mask as it is, divided by every entry below
         weights = weights * np.broadcast_to(m, per.shape)
     with np.errstate(invalid="ignore", over="ignore"):
         weighted = per * weights
@@ -209,7 +212,7 @@ def _list_as_leading_axis(per: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray,
 
 
 def _weighted(lw: float, value: float, rules: Mapping[str, str]) -> float:
-    if lw == 0.0 and rules["zero_loss_weight"] == "folded_to_zero":
+    if lw == 0.0 and rules_mod.chooses(rules, "zero_loss_weight", "folded_to_zero"):
         return 0.0
     return lw * value
 
@@ -219,12 +222,12 @@ def _loss_weights(case: Case, rules: Mapping[str, str], notes: list[str]) -> lis
     given = [1.0 if o.loss_weight is None else forward.round_scalar(case.dtype, o.loss_weight) for o in case.outputs]
     if case.loss_weights_form == "omitted" or len(case.outputs) == 1:
         return given
-    if case.loss_form == "single" and rules["single_loss_with_loss_weights"] == "error":
+    if case.loss_form == "single" and rules_mod.chooses(rules, "single_loss_with_loss_weights", "error"):
         notes.append("one loss with per-output loss_weights: ValueError `loss_weights` must match the number "
                      "of losses (keras/src/trainers/compile_utils.py:CompileLoss.build)")
         return [math.nan] * len(given)
     if (case.loss_form == "list" and case.loss_weights_form == "dict"
-            and rules["loss_weights_dict_with_list_loss"] == "sorted_names"):
+            and rules_mod.chooses(rules, "loss_weights_dict_with_list_loss", "sorted_names")):
         by_name = dict(zip((o.name for o in case.outputs), given))
         return [by_name[name] for name in sorted(by_name)]
     return given
@@ -240,12 +243,10 @@ class _Batch:
     notes: list[str]
 
 
-def _dict_sample_weight_error(case: Case, batched: bool) -> str | None:
+def _dict_sample_weight_error(case: Case, batched: bool) -> str:
     """The error Keras 3 raises for a dict sample_weight (rule dict_sample_weight="error"), per path.
 
     The adapters pass y as a list (one array for one output) and the weights as {name: array}."""
-    if case.sample_weight_form != "dict":
-        return None
     if len(case.outputs) > 1 and batched:
         return ("sample_weight is a dict and y a list: ValueError 'You should provide one `sample_weight` "
                 "array per output in `y`' (keras/src/trainers/data_adapters/array_data_adapter.py:"
@@ -264,12 +265,10 @@ def _dict_sample_weight_error(case: Case, batched: bool) -> str | None:
 def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool = False) -> _Batch:
     fwd = forward.run(case, rows, rules)
     notes: list[str] = []
-    if rules["dict_sample_weight"] == "error":
-        err = _dict_sample_weight_error(case, batched)
-        if err is not None:
-            notes.append(err)
-    if (batched and rules["single_sample_weight_not_per_sample"] == "error_in_data_adapter"
-            and case.sample_weight_form == "single" and len(case.outputs) > 1):
+    if case.sample_weight_form == "dict" and rules_mod.chooses(rules, "dict_sample_weight", "error"):
+        notes.append(_dict_sample_weight_error(case, batched))
+    if (batched and case.sample_weight_form == "single" and len(case.outputs) > 1
+            and rules_mod.chooses(rules, "single_sample_weight_not_per_sample", "error_in_data_adapter")):
         sw = case.outputs[0].sample_weight
         if sw is not None and not (sw.ndim == 1 or (sw.ndim == 2 and sw.shape[1] == 1)):
             notes.append(f"one sample_weight array of shape {sw.shape} for {len(case.outputs)} outputs: ValueError "
@@ -287,7 +286,7 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: 
     penalties = forward.weight_penalties(case) + fwd.penalties
     total = sum(o.weighted for o in records) + sum(p.value for p in penalties)
     magnitude = sum(o.weighted_magnitude for o in records) + sum(p.magnitude for p in penalties)
-    if penalties and rules["additional_losses_sum"] == "list_error":
+    if penalties and rules_mod.chooses(rules, "additional_losses_sum", "list_error"):
         notes.append(f"{len(penalties)} entries in model.losses besides the compiled loss: ops.sum(losses) on "
                      "a Python list, AttributeError 'list' object has no attribute 'dtype' "
                      "(keras/src/backend/numpy/numpy.py:sum, from keras/src/trainers/trainer.py:compute_loss)")
@@ -302,7 +301,7 @@ def _terms(outputs: list[OutputRecord], penalties: list[forward.Penalty], rules:
     terms, mags = {}, {}
     for o in outputs:
         key = f"output/{o.name}"
-        if rules["output_log"] == "unweighted":
+        if rules_mod.chooses(rules, "output_log", "unweighted"):
             terms[key], mags[key] = o.unweighted, o.magnitude
         else:
             terms[key], mags[key] = o.weighted, o.weighted_magnitude
@@ -319,7 +318,7 @@ def _terms(outputs: list[OutputRecord], penalties: list[forward.Penalty], rules:
 def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_batch") -> "Breakdown":
     """The reference total and breakdown of `case` on `path` under `profile` (a name or a mapping)."""
     rules = rules_mod.resolve(profile)
-    if rules["replica_split"] != "single_device":  # under a distribution strategy (reference/distributed.py)
+    if not rules_mod.chooses(rules, "replica_split", "single_device"):  # a strategy (reference/distributed.py)
         from harness.reference import distributed
 
         return distributed.reported(case, rules, path)
@@ -336,36 +335,37 @@ def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_b
     batches = [_one_batch(case, np.arange(s, min(s + size, n)), rules, batched=True) for s in range(0, n, size)]
     sizes = np.array([b.size for b in batches], dtype=np.float64)
 
-    def avg(values: list[float], how: str) -> float:
+    def avg(values: list[float], by_size: bool) -> float:
         v = np.array(values, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            if how == "batch_size_weighted":
+            if by_size:
                 return float(np.sum(v * sizes) / np.sum(sizes))
             return float(np.mean(v))
 
-    total_how, out_how = rules["evaluate_total"], rules["evaluate_output_log"]
+    total_by_size = rules_mod.chooses(rules, "evaluate_total", "batch_size_weighted")  # else batch_mean
+    outputs_by_size = rules_mod.chooses(rules, "evaluate_output_log", "batch_size_weighted")
     outputs = []
     for i, first in enumerate(batches[0].outputs):
         per = [b.outputs[i] for b in batches]
         outputs.append(OutputRecord(
             name=first.name, loss=first.loss, reduction=first.reduction,
-            unweighted=avg([o.unweighted for o in per], out_how), loss_weight=first.loss_weight,
-            weighted=avg([o.weighted for o in per], total_how),
-            magnitude=avg([o.magnitude for o in per], out_how),
-            weighted_magnitude=avg([o.weighted_magnitude for o in per], total_how),
+            unweighted=avg([o.unweighted for o in per], outputs_by_size), loss_weight=first.loss_weight,
+            weighted=avg([o.weighted for o in per], total_by_size),
+            magnitude=avg([o.magnitude for o in per], outputs_by_size),
+            weighted_magnitude=avg([o.weighted_magnitude for o in per], total_by_size),
         ))
     # Penalties averaged like the total, one record per (layer, weight).
     penalties = []
     for j, first in enumerate(batches[0].penalties):
         penalties.append(forward.Penalty(
             first.layer, first.weight, first.kind,
-            avg([b.penalties[j].value for b in batches], total_how),
-            avg([b.penalties[j].magnitude for b in batches], total_how),
+            avg([b.penalties[j].value for b in batches], total_by_size),
+            avg([b.penalties[j].magnitude for b in batches], total_by_size),
         ))
     terms, mags = _terms(outputs, penalties, rules)
     notes = [f"batch {k}: {note}" for k, b in enumerate(batches) for note in b.notes]
     return Breakdown(
-        path, rules, avg([b.total for b in batches], total_how), avg([b.magnitude for b in batches], total_how),
+        path, rules, avg([b.total for b in batches], total_by_size), avg([b.magnitude for b in batches], total_by_size),
         terms, mags, outputs, penalties,
         batches=[{"size": b.size, "total": b.total, "magnitude": b.magnitude} for b in batches], notes=notes,
     )
@@ -375,7 +375,7 @@ def effective_dtype(case: Case, profile: str | Mapping[str, str]) -> str:
     """The dtype whose rounding the implementation's numbers carry, for choosing a tolerance: the
     case dtype, except float64 under float64_compute "float32" or "float32_reduction" (rules.py)."""
     rules = rules_mod.resolve(profile)
-    if case.dtype == "float64" and rules["float64_compute"] != "float64":
+    if case.dtype == "float64" and not rules_mod.chooses(rules, "float64_compute", "float64"):
         return "float32"
     return case.dtype
 
@@ -383,25 +383,24 @@ def effective_dtype(case: Case, profile: str | Mapping[str, str]) -> str:
 def _as_computed(case: Case, rules: Mapping[str, str]) -> Case:
     """The case as the implementation computes it: a float64 case under float64_compute="float32"
     becomes a float32 case (inputs, weights and every layer output rounded to float32)."""
-    if case.dtype == "float64" and rules["float64_compute"] == "float32":
+    if case.dtype == "float64" and rules_mod.chooses(rules, "float64_compute", "float32"):
         return dataclasses.replace(case, dtype="float32")
     return case
 
 
-def predictions(case: Case, profile: str | Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+def predictions(case: Case, profile: str | Mapping[str, str] = rules_mod.DEFAULT_PROFILE) -> dict[str, np.ndarray]:
     """Output name -> float64 prediction of the whole batch.
 
-    Predictions depend on a rule only through masks consumed by GlobalAveragePooling1D after a
-    merge (merge_mask); without `profile`, Keras 2's AND is used.
+    Predictions depend on a rule through masks consumed by GlobalAveragePooling1D after a merge
+    (merge_mask) and through float64_compute.
     """
-    rules = None if profile is None else rules_mod.resolve(profile)
-    if rules is not None:
-        case = _as_computed(case, rules)
+    rules = rules_mod.resolve(profile)
+    case = _as_computed(case, rules)
     fwd = forward.run(case, np.arange(case.batch_size), rules)
     return {out.name: np.array(fwd.tensors[out.layer].value, dtype=np.float64) for out in case.outputs}
 
 
-def output_masks(case: Case, profile: str | Mapping[str, str] | None = None) -> dict[str, np.ndarray | None]:
+def output_masks(case: Case, profile: str | Mapping[str, str] = rules_mod.DEFAULT_PROFILE) -> dict[str, np.ndarray | None]:
     """Output name -> the Keras mask its tensor carries (whole batch), or None."""
-    fwd = forward.run(case, np.arange(case.batch_size), None if profile is None else rules_mod.resolve(profile))
+    fwd = forward.run(case, np.arange(case.batch_size), profile)
     return {out.name: fwd.tensors[out.layer].mask for out in case.outputs}

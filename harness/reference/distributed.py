@@ -41,6 +41,8 @@ from harness.reference import aggregate, forward
 from harness.reference import rules as rules_mod
 from harness.spec import Case
 
+rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
+
 REPLICAS = 2
 
 _SHARDING_ERROR = ("batch of {rows} rows on {replicas} devices: DataParallel lays the batch out sharded along "
@@ -91,15 +93,16 @@ def balanced_split(rows: int, replicas: int) -> list[int]:
     return [base + (1 if r < extra else 0) for r in range(replicas)]
 
 
-def replica_rows(batch: np.ndarray, how: str, replicas: int, path: str) -> tuple[list[np.ndarray], str | None]:
-    """The row indices of `batch` that each replica computes on, under replica_split=`how` on
+def replica_rows(batch: np.ndarray, rules: Mapping[str, str], replicas: int,
+                 path: str) -> tuple[list[np.ndarray], str | None]:
+    """The row indices of `batch` that each replica computes on, under rule replica_split on
     `path`, or ([], why) when the implementation refuses the batch."""
     n = len(batch)
-    if how == "single_device":
+    if rules_mod.chooses(rules, "replica_split", "single_device"):
         return [batch], None
-    if how == "whole_batch_on_batch" and path in aggregate.WHOLE_BATCH_PATHS:
+    if path in aggregate.WHOLE_BATCH_PATHS and rules_mod.chooses(rules, "replica_split", "whole_batch_on_batch"):
         return [batch] * replicas, None
-    if how == "sharded_even":
+    if rules_mod.chooses(rules, "replica_split", "sharded_even"):
         if n % replicas:
             return [], _SHARDING_ERROR.format(rows=n, replicas=replicas)
         return list(np.split(batch, replicas)), None
@@ -124,13 +127,14 @@ def _local(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool
 
 def _output_scale(reduction: str, rules: Mapping[str, str], replicas: int) -> float:
     """The factor scale_loss_for_distribution applies to an output's loss in a replica."""
-    if rules["replica_loss_scaling"] == "mean_reductions_divided" and reduction == "sum_over_batch_size":
+    if reduction == "sum_over_batch_size" and rules_mod.chooses(rules, "replica_loss_scaling",
+                                                                "mean_reductions_divided"):
         return 1.0 / replicas
     return 1.0
 
 
 def _regularization_scale(rules: Mapping[str, str], replicas: int) -> float:
-    return 1.0 / replicas if rules["replica_regularization_scaling"] == "divided" else 1.0
+    return 1.0 / replicas if rules_mod.chooses(rules, "replica_regularization_scaling", "divided") else 1.0
 
 
 def _differentiated_one(b: Any, rules: Mapping[str, str], replicas: int) -> tuple[float, float]:
@@ -154,14 +158,14 @@ def differentiated(case: Case, profile: str | Mapping[str, str], replicas: int =
     rules = rules_mod.resolve(profile)
     case = aggregate._as_computed(case, rules)
     batch = np.arange(case.batch_size)
-    how = rules["replica_split"]
-    groups, error = replica_rows(batch, how, replicas, "train_on_batch")
+    groups, error = replica_rows(batch, rules, replicas, "train_on_batch")
     if error is not None:
         # The batch is refused as it is placed; the loss's own errors are noted too (which one the
         # implementation raises first depends on its order: either note predicts it).
         notes = [error] + aggregate._one_batch(case, batch, rules).notes
         return DistributedBreakdown([], [math.nan], math.nan, math.nan, notes, [math.nan])
-    if how in ("single_device", "sharded_even"):
+    if (rules_mod.chooses(rules, "replica_split", "single_device")
+            or rules_mod.chooses(rules, "replica_split", "sharded_even")):
         b = aggregate._one_batch(case, batch, rules)
         value, magnitude = (math.nan, math.nan) if b.notes else (b.total, b.magnitude)
         return DistributedBreakdown([len(g) for g in groups], [value], value, magnitude, list(b.notes), [magnitude])
@@ -188,22 +192,21 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
     if not batched and path not in aggregate.WHOLE_BATCH_PATHS:
         raise ValueError(f"unknown path {path!r}")
     size = case.evaluate_batch_size if batched else n
-    how = rules["replica_split"]
-    metric = rules["replica_loss_metric"]
     notes: list[str] = []
     pieces = []  # (batch index, replica index, local result)
     for k, start in enumerate(range(0, n, size)):
         batch = np.arange(start, min(start + size, n))
-        groups, error = replica_rows(batch, how, replicas, path)
+        groups, error = replica_rows(batch, rules, replicas, path)
         if error is not None:
             notes.append(f"batch {k}: {error}")
             # The loss's own errors too: Keras 3's data adapter checks the arrays before any batch
             # is placed (e.g. a dict sample_weight against a list y), so either may come first.
             notes.extend(f"batch {k}: {note}" for note in aggregate._one_batch(case, batch, rules, batched).notes)
             continue
-        if how == "whole_batch_on_batch" and batched and k == 0 and len({len(g) for g in groups}) > 1:
+        if (batched and k == 0 and len({len(g) for g in groups}) > 1
+                and rules_mod.chooses(rules, "replica_split", "whole_batch_on_batch")):
             notes.append(_SYMBOLIC_BUILD_ERROR.format(rows=len(batch), split="+".join(str(len(g)) for g in groups)))
-        if how == "sharded_even":
+        if rules_mod.chooses(rules, "replica_split", "sharded_even"):
             groups = [batch]  # one global program over the sharded batch
         for r, rows in enumerate(groups):
             b = _local(case, rows, rules, batched=batched)
@@ -212,12 +215,14 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
             pieces.append((k, r, b))
 
     def factor(reduction: str) -> float:
-        return float(replicas) if metric == "row_weighted_sum_times_replicas" and reduction == "sum" else 1.0
+        if reduction == "sum" and rules_mod.chooses(rules, "replica_loss_metric", "row_weighted_sum_times_replicas"):
+            return float(replicas)
+        return 1.0
 
     sizes = np.array([b.size for _, _, b in pieces], dtype=np.float64)
     ones = np.ones(len(pieces))
-    total_w = sizes if rules["evaluate_total"] == "batch_size_weighted" else ones
-    out_w = sizes if rules["evaluate_output_log"] == "batch_size_weighted" else ones
+    total_w = sizes if rules_mod.chooses(rules, "evaluate_total", "batch_size_weighted") else ones
+    out_w = sizes if rules_mod.chooses(rules, "evaluate_output_log", "batch_size_weighted") else ones
 
     def avg(values: list[float], w: np.ndarray) -> float:
         with np.errstate(invalid="ignore", divide="ignore"):

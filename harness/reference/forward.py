@@ -37,7 +37,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from harness.reference import rules as rules_mod
 from harness.spec import Case, Layer, Regularizer
+
+rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
 
 _EXACT = contextvars.ContextVar("harness_reference_exact_values", default=False)
@@ -175,12 +178,12 @@ def _masking(layer: Layer, ins: list[Tensor], mask_value: float) -> Tensor:
     return Tensor(x * keep[..., None], keep)
 
 
-def _combine_masks(ins: list[Tensor], layer_type: str, mode: str) -> np.ndarray | None:
+def _combine_masks(ins: list[Tensor], layer_type: str, rules: Mapping[str, str]) -> np.ndarray | None:
     """The mask of Add / Concatenate under rule merge_mask ("and" | "or")."""
     masks = [t.mask for t in ins]
     if all(m is None for m in masks):
         return None
-    if mode == "and":
+    if rules_mod.chooses(rules, "merge_mask", "and"):
         return np.logical_and.reduce([m for m in masks if m is not None])
     if layer_type == "Add":  # keras/src/layers/merging/base_merge.py: any unmasked input -> None
         return None if any(m is None for m in masks) else np.logical_or.reduce(masks)
@@ -218,15 +221,13 @@ def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], r)
     return Tensor(np.stack(outs, axis=1), x.mask)
 
 
-def run(case: Case, rows: np.ndarray, rules: Mapping[str, str] | None = None) -> ForwardResult:
+def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_mod.DEFAULT_PROFILE) -> ForwardResult:
     """Run the case's layers on the samples `rows` (indices into the batch).
 
-    `rules` (rule -> alternative) decides merge_mask, activity_regularizer_scaling and
-    rnn_activity_regularizer; without it, the first alternative of each.
+    `profile` (a name or a complete mapping, see rules.resolve) decides merge_mask,
+    activity_regularizer_scaling and rnn_activity_regularizer.
     """
-    rules = rules or {}
-    activity_scaling = rules.get("activity_regularizer_scaling", "batch_mean")
-    merge_mode = rules.get("merge_mask", "and")
+    rules = rules_mod.resolve(profile)
     r = rounder(case.dtype)
     tensors: dict[str, Tensor] = {}
     for inp in case.inputs:
@@ -249,9 +250,9 @@ def run(case: Case, rows: np.ndarray, rules: Mapping[str, str] | None = None) ->
             value = activation(act, ins[0].value)
             out = Tensor(value, ins[0].mask, _with_logits(act, ins[0].value, value))
         elif kind == "Concatenate":
-            out = Tensor(np.concatenate([t.value for t in ins], axis=-1), _combine_masks(ins, kind, merge_mode))
+            out = Tensor(np.concatenate([t.value for t in ins], axis=-1), _combine_masks(ins, kind, rules))
         elif kind == "Add":
-            out = Tensor(np.sum([t.value for t in ins], axis=0), _combine_masks(ins, kind, merge_mode))
+            out = Tensor(np.sum([t.value for t in ins], axis=0), _combine_masks(ins, kind, rules))
         elif kind == "GlobalAveragePooling1D":
             out = _gap1d(ins)
         elif kind == "AddLossL2":
@@ -268,11 +269,12 @@ def run(case: Case, rows: np.ndarray, rules: Mapping[str, str] | None = None) ->
         out = Tensor(r(out.value), out.mask,
                      None if out.keras_logits is None else (out.keras_logits[0], r(out.keras_logits[1])))
         activity = layer.regularizers.get("activity")
-        if kind == "SimpleRNN" and rules.get("rnn_activity_regularizer", "applied") == "ignored":
+        if activity is not None and kind == "SimpleRNN" and rules_mod.chooses(rules, "rnn_activity_regularizer",
+                                                                              "ignored"):
             activity = None
         if activity is not None:
             value = penalty_value(activity, out.value, case.dtype)
-            if activity_scaling == "batch_mean":
+            if rules_mod.chooses(rules, "activity_regularizer_scaling", "batch_mean"):
                 value = value / n if n else 0.0
             penalties.append(Penalty(layer.name, "activity", activity.kind, value, abs(value)))
         tensors[layer.name] = out

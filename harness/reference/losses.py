@@ -11,7 +11,8 @@ Sources (site-packages): tf_keras/src/losses.py and tf_keras/src/backend.py (tf-
 keras/src/losses/losses.py and keras/src/backend/{tensorflow,jax,torch,numpy}/nn.py (Keras 3.15.1);
 keras 2.3.1 keras/losses.py. Where they differ, the difference is a rule (rules.py).
 
-This module imports nothing from the harness (harness.vocabulary imports it).
+This module imports nothing from the harness but the reference's forward and rules
+(harness.vocabulary imports it).
 """
 
 from __future__ import annotations
@@ -22,20 +23,20 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from harness.reference import forward
+from harness.reference import rules as rules_mod
+
+rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
 EPSILON = 1e-7  # backend.epsilon() in every implementation
 
 
 @dataclass(frozen=True)
 class LossContext:
-    rules: Mapping[str, str] = field(default_factory=dict)
+    rules: Mapping[str, str] = field(default_factory=lambda: rules_mod.resolve(rules_mod.DEFAULT_PROFILE))
     dtype: str = "float64"
     # ("sigmoid" | "softmax", pre-activation values) when the output tensor was produced by that
     # activation; None otherwise.
     keras_logits: tuple[str, np.ndarray] | None = None
-
-    def rule(self, name: str, default: str) -> str:
-        return self.rules.get(name, default)
 
     def round(self, x: float) -> float:
         """A Python constant as the implementation sees it after conversion to the case dtype."""
@@ -95,9 +96,9 @@ def _bce_with_logits(t: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def _recovered(ctx: LossContext, kind: str) -> np.ndarray | None:
-    if ctx.rule("probability_crossentropy", "clip_epsilon") != "recover_logits":
-        return None
     if ctx.keras_logits is None or ctx.keras_logits[0] != kind:
+        return None
+    if not rules_mod.chooses(ctx.rules, "probability_crossentropy", "recover_logits"):
         return None
     return np.asarray(ctx.keras_logits[1], dtype=np.float64)
 
@@ -110,12 +111,12 @@ def binary_crossentropy_elements(t: np.ndarray, output: np.ndarray, from_logits:
     eps, hi = ctx.eps, ctx.one_minus_eps
     with np.errstate(divide="ignore", invalid="ignore"):
         if from_logits:
-            if ctx.rule("bce_from_logits", "exact") == "exact":
+            if rules_mod.chooses(ctx.rules, "bce_from_logits", "exact"):
                 return _bce_with_logits(t, output)
             p = ctx.clip(ctx.round_array(sigmoid(output)), eps, hi)  # keras/src/backend/numpy/nn.py
             return -(t * np.log(p) + (1.0 - t) * np.log(1.0 - p))
         p = ctx.clip(output, eps, hi)
-        if ctx.rule("bce_probability_log", "log") == "log_plus_epsilon":
+        if rules_mod.chooses(ctx.rules, "bce_probability_log", "log_plus_epsilon"):
             return -(t * np.log(p + eps) + (1.0 - t) * np.log(1.0 - p + eps))
         return -(t * np.log(p) + (1.0 - t) * np.log(1.0 - p))
 
@@ -157,7 +158,7 @@ def huber(y, p, options, ctx):
     err = p - y
     abs_err = np.abs(err)
     elements = np.where(abs_err <= delta, 0.5 * np.square(err), delta * abs_err - 0.5 * delta**2)
-    if ctx.rule("huber_last_axis", "mean") == "none":
+    if rules_mod.chooses(ctx.rules, "huber_last_axis", "none"):
         return elements
     return np.mean(elements, axis=-1)
 
@@ -183,7 +184,7 @@ def categorical_crossentropy(y, p, options, ctx):
     ls = float(options.get("label_smoothing", 0.0))
     t = y
     if ls:
-        axis = -1 if ctx.rule("label_smoothing_classes", "last_axis") == "last_axis" else 1
+        axis = -1 if rules_mod.chooses(ctx.rules, "label_smoothing_classes", "last_axis") else 1
         t = y * (1.0 - ls) + ls / y.shape[axis]
     z = _recovered(ctx, "softmax")
     if z is None and options.get("from_logits", False):
@@ -204,7 +205,7 @@ def sparse_categorical_crossentropy(y, p, options, ctx):
     with np.errstate(divide="ignore", invalid="ignore"):
         if z is not None:
             logp = log_softmax(z)
-        elif ctx.rule("sparse_ce_probability", "renormalise_clip_log") == "log_softmax_of_clipped":
+        elif rules_mod.chooses(ctx.rules, "sparse_ce_probability", "log_softmax_of_clipped"):
             logp = log_softmax(np.log(ctx.clip(p, ctx.eps, ctx.one_minus_eps)))
         else:
             q = ctx.clip(p / np.sum(p, axis=-1, keepdims=True), ctx.eps, ctx.one_minus_eps)
@@ -217,7 +218,7 @@ def binary_focal_crossentropy(y, p, options, ctx):
     gamma = float(options.get("gamma", 2.0))
     alpha = float(options.get("alpha", 0.25))
     from_logits = bool(options.get("from_logits", False))
-    if from_logits and ctx.rule("focal_from_logits", "bce_on_sigmoid") == "bce_on_sigmoid":
+    if from_logits and rules_mod.chooses(ctx.rules, "focal_from_logits", "bce_on_sigmoid"):
         # keras/src/losses/losses.py: y_pred = ops.sigmoid(y_pred), then bce on probabilities;
         # on TensorFlow ops.sigmoid attaches _keras_logits = the given tensor.
         probs = ctx.round_array(sigmoid(p))
@@ -248,7 +249,7 @@ def poisson(y, p, options, ctx):
 def _l2_normalize(x: np.ndarray, ctx: LossContext) -> np.ndarray:
     sumsq = np.sum(np.square(x), axis=-1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if ctx.rule("cosine_norm_floor", "norm_1e-7") == "sumsq_1e-12":
+        if rules_mod.chooses(ctx.rules, "cosine_norm_floor", "sumsq_1e-12"):
             return x / np.sqrt(np.maximum(sumsq, 1e-12))
         return x * np.minimum(1.0 / np.sqrt(sumsq), 1.0 / ctx.eps)
 

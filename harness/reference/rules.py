@@ -23,6 +23,13 @@ A profile is a choice for every rule. `PROFILES` holds the profiles of the imple
 run; `expected_profile(impl, versions)` says which one an implementation should match. All
 version quirks live in that one function.
 
+The reference reads a profile only through `chooses(profile, rule, alternative)` (and
+`choice(profile, rule)` where it needs the name): both refuse an unknown rule, a profile without
+a choice for the rule (there are no defaults) and an alternative the rule does not have. Every
+module that reads choices calls `check_reads(__file__)` when it is imported, so a misspelt rule
+or alternative written in it fails at import (see check_reads); tests/test_rule_choices.py
+checks that every alternative is reached by some code path of the reference.
+
 Rules that were suggested but refuted by the sources (kept here so nobody re-adds them):
 - "activity regularizer summed, not divided by batch size" in Keras 3: Keras 3.15.1
   `keras/src/layers/layer.py:Layer.__call__` divides by the batch size (divide_no_nan); only
@@ -38,7 +45,9 @@ Rules that were suggested but refuted by the sources (kept here so nobody re-add
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 
@@ -806,6 +815,123 @@ def resolve(profile: str | Mapping[str, str]) -> dict[str, str]:
             raise KeyError(f"rule {rule!r} has no alternative {alt!r}; "
                            f"choose one of {', '.join(RULES[rule].alternatives)}")
     return chosen
+
+
+# The profile of the low-level functions when none is given (forward.run, losses.LossContext,
+# aggregate.predictions / output_masks, used so by hand-worked tests): a named profile, complete.
+DEFAULT_PROFILE = "tf_keras-2.21"
+
+
+# ---------------------------------------------------------------------------------------
+# Reading a profile's choice
+# ---------------------------------------------------------------------------------------
+
+
+class RuleError(KeyError):
+    """An unknown rule, a profile without a choice for a rule, or an alternative a rule does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _rule(rule: str) -> Rule:
+    if rule not in RULES:
+        raise RuleError(f"unknown rule {rule!r}; rules: {', '.join(RULES)}")
+    return RULES[rule]
+
+
+def _alternative(rule: str, alternative: str) -> None:
+    if alternative not in _rule(rule).alternatives:
+        raise RuleError(f"rule {rule!r} has no alternative {alternative!r}; "
+                        f"its alternatives: {', '.join(RULES[rule].alternatives)}")
+
+
+def choice(profile: Mapping[str, str], rule: str) -> str:
+    """The alternative `profile` chooses for `rule`.
+
+    RuleError when `rule` is not in RULES, when the profile has no choice for it (no default:
+    a profile is complete, see resolve) or when its choice is not one of the rule's alternatives."""
+    _rule(rule)
+    if rule not in profile:
+        raise RuleError(f"the profile has no choice for rule {rule!r} "
+                        "(a profile is complete: start from PROFILES[name] and override)")
+    _alternative(rule, profile[rule])
+    return profile[rule]
+
+
+def chooses(profile: Mapping[str, str], rule: str, alternative: str) -> bool:
+    """Whether `profile` chooses `alternative` for `rule`. A misspelt `alternative` is a
+    RuleError, not False; otherwise as choice()."""
+    _alternative(rule, alternative)
+    return choice(profile, rule) == alternative
+
+
+def _reads(tree: ast.Module) -> tuple[list[tuple[ast.Call, str]], list[ast.Compare]]:
+    """(call, "choice" | "chooses") for each call of this module's accessors in `tree`
+    (`alias.choice(...)` where alias is this module as imported there, or `choice(...)` imported
+    by name), and every comparison in `tree`."""
+    aliases: set[str] = set()
+    names: dict[str, str] = {}  # local name -> accessor
+    calls: list[ast.Call] = []
+    compares: list[ast.Compare] = []
+    for node in ast.walk(tree):  # one walk: this runs at every import of a module that reads choices
+        if isinstance(node, ast.Call):
+            calls.append(node)
+        elif isinstance(node, ast.Compare):
+            compares.append(node)
+        elif isinstance(node, ast.ImportFrom) and node.module == "harness.reference":
+            aliases |= {a.asname or a.name for a in node.names if a.name == "rules"}
+        elif isinstance(node, ast.ImportFrom) and node.module == __name__:
+            names |= {a.asname or a.name: a.name for a in node.names if a.name in ("choice", "chooses")}
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names if a.name == __name__ and a.asname}
+    reads = []
+    for call in calls:
+        f = call.func
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in aliases:
+            if f.attr in ("choice", "chooses"):
+                reads.append((call, f.attr))
+        elif isinstance(f, ast.Name) and f.id in names:
+            reads.append((call, names[f.id]))
+    return reads, compares
+
+
+def check_reads(source_file: str) -> list[tuple[str | None, str | None]]:
+    """Checks the choice()/chooses() calls written in `source_file` (a module calls it on its own
+    `__file__` when imported); returns (rule, alternative) as each call writes them (None where
+    not a string literal; alternative None for choice()).
+
+    Each string literal given as the rule must name a rule of RULES and each one given as the
+    alternative (chooses) must be one of that rule's; comparing a choice() with a string is
+    refused (write chooses(profile, rule, "x"), which checks "x"). A name that is not a literal is
+    checked when the call runs. RuleError names the file and line.
+
+    Why the source, at import: a misspelt name in a branch that few cases reach would otherwise
+    fail only once a case reaches it (before these accessors, it silently took the other branch).
+    Module-level constants for every rule and alternative would catch the same at import, at the
+    cost of a name per alternative; parsing and checking a module takes ~15 ms."""
+    reads, compares = _reads(ast.parse(Path(source_file).read_text(encoding="utf-8"), source_file))
+    choice_calls = {id(call) for call, accessor in reads if accessor == "choice"}
+    for node in compares:
+        sides = [node.left, *node.comparators]
+        if (any(id(s) in choice_calls for s in sides)
+                and any(isinstance(s, ast.Constant) and isinstance(s.value, str) for s in sides)):
+            raise RuleError(f"{source_file}:{node.lineno}: choice() compared with a string; "
+                            "write chooses(profile, rule, alternative), which checks the alternative")
+    written = []
+    for call, _ in reads:
+        given = dict(zip(("profile", "rule", "alternative"), call.args)) | {k.arg: k.value for k in call.keywords}
+        rule, alternative = (node.value if isinstance(node, ast.Constant) else None
+                             for node in (given.get("rule"), given.get("alternative")))
+        try:
+            if rule is not None:
+                _rule(rule)
+                if alternative is not None:
+                    _alternative(rule, alternative)
+        except RuleError as exc:
+            raise RuleError(f"{source_file}:{call.lineno}: {exc}") from None
+        written.append((rule, alternative))
+    return written
 
 
 def _major_minor(version: str | None) -> tuple[int, int] | None:
