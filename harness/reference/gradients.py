@@ -64,6 +64,7 @@ class GradientBreakdown:
     low: dict[str, np.ndarray]  # the subgradient interval: low == high == gradient but at kinks
     high: dict[str, np.ndarray]
     scale: dict[str, float]  # per tensor: max over entries of sum over terms of |d term / d weight|
+    # (the terms whose derivative is finite at that entry)
     term_gradients: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # term -> key -> array
     notes: list[str] = field(default_factory=list)  # the implementation raises (see aggregate)
 
@@ -142,8 +143,12 @@ def compute(case: Case, profile: str | Mapping[str, str], replicas: int = 1) -> 
             grads[key], low[key], high[key] = g, lo, hi
             for t in base_terms:
                 term_grads[t][key] = tg[t]
-            spread = sum(np.abs(tg[t]) for t in base_terms) if base_terms else np.abs(g)
-            scale[key] = float(np.max(np.where(np.isfinite(spread), spread, 0.0), initial=0.0))
+            # Summed per entry over the terms with a finite derivative there: a non-finite term
+            # (a fully masked output's 0/0) has a NaN difference on every weight, which must not
+            # zero the scale, and with it the tolerance, of the weights the other terms move.
+            parts = [tg[t] for t in base_terms] if base_terms else [g]
+            spread = sum((np.where(np.isfinite(d), np.abs(d), 0.0) for d in parts), np.zeros_like(w))
+            scale[key] = float(np.max(spread, initial=0.0))
     return GradientBreakdown(dict(rules), replicas, loss, magnitude, grads, low, high, scale, term_grads, notes)
 
 
