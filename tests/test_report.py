@@ -731,34 +731,37 @@ BAD_RESULTS = [
 ]
 
 
-@pytest.mark.parametrize("what, args, message", BAD_OUT, ids=[b[0] for b in BAD_OUT])
-def test_bad_out_exits_2_naming_the_path_and_changes_nothing(tmp_path, capsys, what, args, message):
+def _refused(tmp_path, capsys, argv, texts) -> None:
+    """`report` on a folder that already holds a good report: argv exits 2, its message holds
+    every one of `texts`, and nothing under tmp_path changed."""
+    from harness import report_cli
+
+    before = _tree_state(tmp_path)
+    assert report_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    for text in texts:
+        assert text in err, (text, err)
+    assert _tree_state(tmp_path) == before
+
+
+def _good_report(tmp_path, capsys):
     from harness import report_cli
 
     inputs, _ = every_section_results(tmp_path)
     site = tmp_path / "site"
     assert report_cli.main([str(inputs[0]), "--out", str(site / "index.html")]) == 0
     capsys.readouterr()
-    before = _tree_state(tmp_path)
-    assert report_cli.main([str(inputs[0]), *args(tmp_path, inputs[0], site)]) == 2
-    err = capsys.readouterr().err
-    for text in message(tmp_path, inputs[0], site):
-        assert text in err, (text, err)
-    assert _tree_state(tmp_path) == before
+    return inputs[0], site
+
+
+@pytest.mark.parametrize("what, args, message", BAD_OUT, ids=[b[0] for b in BAD_OUT])
+def test_bad_out_exits_2_naming_the_path_and_changes_nothing(tmp_path, capsys, what, args, message):
+    results, site = _good_report(tmp_path, capsys)
+    _refused(tmp_path, capsys, [str(results), *args(tmp_path, results, site)], message(tmp_path, results, site))
 
 
 @pytest.mark.parametrize("what, results, message", BAD_RESULTS, ids=[b[0] for b in BAD_RESULTS])
 def test_bad_results_exit_2_naming_file_line_and_field_and_change_nothing(tmp_path, capsys, what, results, message):
-    from harness import report_cli
-
-    inputs, _ = every_section_results(tmp_path)
-    site = tmp_path / "site"
-    assert report_cli.main([str(inputs[0]), "--out", str(site / "index.html")]) == 0
-    capsys.readouterr()
-    given = results(inputs[0])
-    before = _tree_state(tmp_path)
-    assert report_cli.main([str(given), "--out", str(site / "index.html")]) == 2
-    err = capsys.readouterr().err
-    for text in message(inputs[0]):
-        assert text in err, (text, err)
-    assert _tree_state(tmp_path) == before
+    good, site = _good_report(tmp_path, capsys)
+    given = results(good)
+    _refused(tmp_path, capsys, [str(given), "--out", str(site / "index.html")], message(good))
