@@ -33,6 +33,8 @@ from harness.spec import Case
 rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
 VERDICTS = ("agree", "explained", "unexplained", "error", "unsupported", "crashed", "timeout", "import-error")
+# The verdict kinds that are failures (run exits 4; the report's headline counts them) rather than findings.
+FAILURE_VERDICTS = ("error", "crashed", "timeout", "import-error")
 
 MAX_RULES_IN_EXPLANATION = 3
 

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from harness.compare import VERDICTS
 from harness.results import RESULTS_SCHEMA_VERSION, RUN_STATUSES
+from harness import spec
 
 
 class ResultsError(ValueError):
@@ -66,7 +67,7 @@ def check_record(path: Path, n: int, record: Any) -> None:
     use: a ResultsError naming the file, the line, the field and what was expected."""
 
     def fail(field_name: str, expected: str, got: Any) -> ResultsError:
-        return ResultsError(f"{path}: line {n}: field {field_name}: expected {expected}, got {_short(got)}")
+        return ResultsError(f"{path}: line {n}: field {field_name}: expected {expected}, got {spec.short(got)}")
 
     if not isinstance(record, dict):
         raise ResultsError(f"{path}: line {n}: expected a JSON object, got {type(record).__name__}")
@@ -128,11 +129,6 @@ def _is_number(value: Any) -> bool:
     if isinstance(value, str):
         return value in ("nan", "inf", "-inf")
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read(path: Path) -> ResultsData:
@@ -204,8 +200,6 @@ class ResultsWriter:
         # fails the check is refused (ResultsError) before a byte of it is changed.
         # Case records are validated as Cases too: run's summary rebuilds them to write the
         # case files its replay lines name, and must not fail after the run appended to the file.
-        from harness import spec
-
         try:
             with open(self.path, "rb") as f:
                 data = f.read()

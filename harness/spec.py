@@ -58,11 +58,12 @@ class CaseError(ValueError):
         self.source = source
         self.field_path = field_path
         self.expected = expected
-        got_text = "" if got is None else f"; got {_short(got)}"
+        got_text = "" if got is None else f"; got {short(got)}"
         super().__init__(f"{source}: field {field_path}: expected {expected}{got_text}")
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def short(value: Any, limit: int = 80) -> str:
+    """repr(value), cut to `limit` characters with "..." (for error messages)."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

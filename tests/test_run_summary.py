@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from harness import spec
-from harness.commands.run import FAILURE_VERDICTS, Summary, cases_dir, exit_status, summarize, summary_key
+from harness.commands.run import Summary, cases_dir, exit_status, summarize, summary_key
+from harness.compare import FAILURE_VERDICTS
 
 MOTIVATING = Path(__file__).resolve().parent.parent / "cases" / "motivating_two_outputs.json"
 

@@ -43,8 +43,6 @@ from harness import spec
 PROFILES = {"ci": 12, "dev": 60, "deep": 2000}  # drawn cases per settings profile
 DEFAULT_RESULTS_DIR = Path("reports/results")
 MAX_TIMEOUT = 86400.0  # seconds per case: a day (the OS's wait limit is ~292 years, `inf` is refused)
-# The verdict kinds (of harness.compare.VERDICTS) that are failures (exit 4) rather than findings.
-FAILURE_VERDICTS = ("error", "crashed", "timeout", "import-error")
 
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
@@ -257,6 +255,7 @@ def summarize(path: Path, impls: list[str] | None = None) -> Summary:
     verdict (FINDING) and each failure (ERROR) with a replay command, writing the case file it
     names (cases_dir(path)/<case id>.json) if it is not there yet."""
     from harness import resultsfile
+    from harness.compare import FAILURE_VERDICTS
 
     data = resultsfile.read(path)
     table: dict[tuple[str, str], Counter] = defaultdict(Counter)

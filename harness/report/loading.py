@@ -47,11 +47,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness import resultsfile
+from harness import resultsfile, spec
+from harness.compare import FAILURE_VERDICTS, VERDICTS
 from harness.results import decode_float
 
-VERDICT_ORDER = ("agree", "explained", "unexplained", "error", "unsupported", "crashed", "timeout", "import-error")
-FAILURE_VERDICTS = ("error", "crashed", "timeout", "import-error")
+VERDICT_ORDER = VERDICTS
 EXTRA_KINDS = ("gradient", "distribution")  # verdict-key paths that a later issue adds
 # Where a verdict is counted; every verdict key is in exactly one (section_of).
 SECTIONS = {"loss": "loss paths", "run": "whole runs", "gradient": "gradient", "sgd_update": "SGD update",
@@ -285,14 +285,9 @@ def load(paths: Iterable[Path]) -> Report:
 NUMBER = "a number or 'nan'/'inf'/'-inf'"
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def _expect(ok: bool, where: str, field_name: str, expected: str, got: Any) -> None:
     if not ok:
-        raise resultsfile.ResultsError(f"{where}: field {field_name}: expected {expected}, got {_short(got)}")
+        raise resultsfile.ResultsError(f"{where}: field {field_name}: expected {expected}, got {spec.short(got, 63)}")
 
 
 def _is_number(x: Any) -> bool:
@@ -346,8 +341,6 @@ def check_record(record: dict[str, Any], where: str) -> None:
                          "an object of package -> version strings")})
     elif kind == "case":
         _expect(_is_text(record["case_id"]), where, "case_id", "a case id string", record["case_id"])
-        from harness import spec
-
         spec.from_json(record["case"], f"{where}: field case")
     else:
         _fields(record, "", where, {
@@ -537,7 +530,6 @@ def case_features(case_json: dict[str, Any], case_id: str | None = None) -> froz
         return _FEATURES_CACHE[case_id]
     try:
         from harness import features as features_mod
-        from harness import spec
     except ImportError:
         return None
     found = frozenset(features_mod.features(spec.from_json(case_json)))
