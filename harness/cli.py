@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("harness.commands.run", "run cases through implementations, judge every verdict"),
     "replay": ("harness.commands.replay", "rerun one case file everywhere, breakdowns side by side"),
     "rules": ("harness.commands.rules", "the semantic rules that separate Keras implementations"),
+    "judge": ("harness.commands.judge", "re-judge stored results from their observations, no framework"),
     "report": ("harness.report_cli", "the HTML report and findings.json from results files"),
     "bench": ("harness.commands.bench", "cases/s of the harness against the naive way"),
 }

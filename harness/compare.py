@@ -7,8 +7,18 @@ For each (implementation, path) the engine asks, in order:
 2. Does the total, and every term the implementation exposes, match the reference under the
    profile its version is expected to follow? -> `agree`.
 3. Is there a smallest set of rules which, switched to another alternative, makes every value
-   match? -> `explained`, naming those rules (sets of size 1, then 2, then 3).
+   match? -> `explained`, naming those rules (sets of size 1, then 2, then 3). Every set of that
+   size that fits is kept (`Verdict.equivalent`), ranked by a prior (`explanations`); `rules`
+   is the first.
 4. Otherwise -> `unexplained` at stage "loss": a finding.
+
+The search (`explanations`) is the one for loss values, errors (`_judge_error`), gradients, SGD
+updates and distributed runs (harness.compare_gradients._Judge): its candidates are the single
+flips that change this case's reference numbers (`relevant_flips`) and the flips that change them
+only once one of those is made (`dependent_flips`), e.g. bce_probability_log once
+probability_crossentropy no longer recovers logits. An error is explained only by a set whose
+predicted error site (harness.reference.errors.ErrorSite) has the exception's type and its
+innermost Keras frame (`predicts_error`).
 
 Tolerances live here and nowhere else (TOLERANCES below, each justified). They scale with the
 *magnitude* of what was summed (the sum of absolute values of the summands, reported by the
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -27,6 +38,7 @@ import numpy as np
 from harness import reference
 from harness.reference import gradients as gradients_mod
 from harness.reference import rules as rules_mod
+from harness.reference import semantics
 from harness.results import KERAS_FILE, ImplResult, PathResult
 from harness.spec import Case
 
@@ -37,6 +49,15 @@ VERDICTS = ("agree", "explained", "unexplained", "error", "unsupported", "crashe
 FAILURE_VERDICTS = ("error", "crashed", "timeout", "import-error")
 
 MAX_RULES_IN_EXPLANATION = 3
+# Dependent flips are searched one level deep: B is a candidate when it changes the numbers under
+# {**profile, A} for a relevant single flip A (and then only in a set that contains A). A flip
+# that needs two others first is not searched: each level multiplies the reference computations
+# by the number of relevant flips (one level costs |relevant| x |alternatives| computations per
+# path, ~3 x 35 today), and no rule of the table needs two. The pool of candidate flips is capped
+# (singles first, then dependents in declaration order) so that the size-3 search, which is
+# cubic in the pool, stays affordable as versions add alternatives.
+MAX_DEPENDENT_DEPTH = 1
+MAX_CANDIDATE_FLIPS = 40
 
 
 @dataclass(frozen=True)
@@ -88,6 +109,12 @@ class Verdict:
     differing_terms: list[str] = field(default_factory=list)
     rel_diff: float | None = None
     reason: str | None = None
+    # Every smallest set of flips that explains it, best first (equivalent[0] == rules); written
+    # to results only when there are two or more, so a results file of one explanation is unchanged.
+    equivalent: list[dict[str, str]] = field(default_factory=list)
+    # rule -> the release nearest to the expected one that takes the explaining alternative
+    # ("keras3 <3.14 (read in keras==3.13.2, keras-team/keras#22021)"), from the semantics table.
+    precedents: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         from harness.results import encode_float
@@ -104,7 +131,15 @@ class Verdict:
                 out[key] = encode_float(v)
         if self.differing_terms:
             out["differing_terms"] = list(self.differing_terms)
+        if len(self.equivalent) >= 2:
+            out["equivalent"] = [dict(e) for e in self.equivalent]
+        if self.precedents:
+            out["precedents"] = dict(self.precedents)
         return out
+
+    def explain(self, found: list[dict[str, str]]) -> None:
+        """Mark explained by the ranked sets `found` (explanations())."""
+        self.verdict, self.rules, self.equivalent = "explained", dict(found[0]), [dict(e) for e in found]
 
 
 def _relative(value: float, expected: float, magnitude: float) -> float:
@@ -123,6 +158,7 @@ class ReferenceCache:
         self._predictions: dict[tuple, dict[str, np.ndarray]] = {}
         self._gradients: dict[tuple, Any] = {}
         self._distributed: dict[tuple, Any] = {}
+        self._relevant: dict[tuple, list[tuple[str, str]]] = {}
 
     def gradient(self, profile: Mapping[str, str], replicas: int = 1) -> Any:
         """The reference gradient (harness.reference.gradients) under a profile."""
@@ -195,7 +231,15 @@ def predictions_match(case: Case, predictions: Mapping[str, Any] | None, cache: 
 
 
 def relevant_flips(cache: ReferenceCache, profile: Mapping[str, str], path: str) -> list[tuple[str, str]]:
-    """(rule, alternative) pairs that change this case's reference numbers on this path."""
+    """(rule, alternative) pairs that change this case's reference numbers (the total, a term,
+    the predictions, or the predicted error) on this path, in declaration order."""
+    key = (tuple(sorted(profile.items())), path)
+    if key not in cache._relevant:
+        cache._relevant[key] = _relevant_flips(cache, profile, path)
+    return list(cache._relevant[key])
+
+
+def _relevant_flips(cache: ReferenceCache, profile: Mapping[str, str], path: str) -> list[tuple[str, str]]:
     base = cache.compute(profile, path)
     flips = []
     single_device = rules_mod.chooses(profile, "replica_split", "single_device")
@@ -213,9 +257,88 @@ def relevant_flips(cache: ReferenceCache, profile: Mapping[str, str], path: str)
     return flips
 
 
+def dependent_flips(cache: ReferenceCache, profile: Mapping[str, str], path: str,
+                    singles: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """Flips that change the numbers only once a single flip is made: B -> the singles A under
+    which B is relevant (relevant_flips under {**profile, A}) while B alone is not. One level
+    deep (MAX_DEPENDENT_DEPTH)."""
+    single_set = set(singles)
+    out: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+    for a in singles:
+        for b in relevant_flips(cache, {**profile, a[0]: a[1]}, path):
+            if b in single_set or b[0] == a[0] or b[1] == rules_mod.choice(profile, b[0]):
+                continue
+            out[b] = out.get(b, ()) + (a,)
+    return dict(sorted(out.items(), key=lambda kv: _declaration_index(kv[0])))
+
+
+def _declaration_index(flip: tuple[str, str]) -> tuple[int, int]:
+    names = list(rules_mod.RULES)
+    rule = rules_mod.RULES[flip[0]]
+    return names.index(flip[0]), list(rule.alternatives).index(flip[1])
+
+
+def _used_alternatives() -> set[tuple[str, str]]:
+    return {(rule, alt) for p in rules_mod.PROFILES.values() for rule, alt in p.items()}
+
+
+def fallback_explanation_key(profile_name: str, combo: Mapping[str, str]) -> tuple:
+    """The prior until harness.reference.semantics.explanation_key exists: alternatives some
+    profile of rules.PROFILES takes before those none takes (the refuted ones, e.g.
+    output_log=weighted), then declaration order of RULES and their alternatives."""
+    used = _used_alternatives()
+    return (sum((r, a) not in used for r, a in combo.items()),
+            tuple(sorted(_declaration_index((r, a)) for r, a in combo.items())))
+
+
+def explanation_key(profile_name: str, combo: Mapping[str, str]) -> tuple:
+    """The ranking of equivalent explanations: harness.reference.semantics.explanation_key when
+    that module defines it (alternatives that neighbouring releases of the same lineage take
+    first), else fallback_explanation_key. Imported here, at each call, so this module works
+    before and after semantics exists."""
+    try:
+        from harness.reference import semantics
+        key = semantics.explanation_key
+    except (ImportError, AttributeError):
+        return fallback_explanation_key(profile_name, combo)
+    return tuple(key(profile_name, dict(combo)))
+
+
+def explanations(cache: ReferenceCache, profile_name: str, profile: Mapping[str, str], path: str,
+                 fits: Any, singles: list[tuple[str, str]] | None = None,
+                 max_size: int = MAX_RULES_IN_EXPLANATION) -> list[dict[str, str]]:
+    """Every smallest set of rule flips under which `fits(candidate profile)` holds, best first
+    (explanation_key); [] when none of at most `max_size` flips fits.
+
+    Candidates (`path`: the path whose reference numbers decide which flips matter): the single
+    flips of relevant_flips, and, from size 2 on, the dependent flips of dependent_flips, each
+    only in a set that contains a flip it depends on; two alternatives of one rule never go
+    together. The pool is capped at MAX_CANDIDATE_FLIPS (singles first)."""
+    singles = relevant_flips(cache, profile, path) if singles is None else list(singles)
+    dependents: dict[tuple[str, str], tuple[tuple[str, str], ...]] | None = None
+    for size in range(1, max_size + 1):
+        if size == 2 and dependents is None:
+            dependents = dependent_flips(cache, profile, path, singles)
+        deps = dependents or {}
+        pool = (singles + [b for b in deps if b not in singles])[:MAX_CANDIDATE_FLIPS]
+        found = []
+        for combo in itertools.combinations(pool, size):
+            if len({rule for rule, _ in combo}) < size:
+                continue  # two alternatives of one rule
+            if any(f in deps and not set(deps[f]) & set(combo) for f in combo):
+                continue  # a dependent flip without a flip it depends on
+            if fits({**profile, **dict(combo)}):
+                found.append(dict(combo))
+        if found:
+            return sorted(found, key=lambda c: explanation_key(profile_name, c))
+    return []
+
+
 def _same_breakdown(a: Any, b: Any) -> bool:
     if not _same_float(a.total, b.total):
         return False
+    if list(getattr(a, "notes", [])) != list(getattr(b, "notes", [])):
+        return False  # another predicted error (or none): an error case's numbers are NaN either way
     keys = set(a.terms) | set(b.terms)
     return all(_same_float(a.terms.get(k, math.nan), b.terms.get(k, math.nan)) for k in keys)
 
@@ -234,7 +357,7 @@ def judge_path(case: Case, result: PathResult, profile_name: str, cache: Referen
     under the expected profile, then under the smallest set of rule flips that makes both match."""
     if result.status == "unsupported":
         return Verdict("unsupported", profile_name, reason=result.reason)
-    profile = rules_mod.PROFILES[profile_name]
+    profile = rules_mod.profile(profile_name)
     expected = cache.compute(profile, result.path)
     if result.status == "error":
         return _judge_error(result, profile_name, profile, expected, cache)
@@ -251,49 +374,84 @@ def judge_path(case: Case, result: PathResult, profile_name: str, cache: Referen
     if ok:
         return base
     base.differing_terms = differing
-    flips = relevant_flips(cache, profile, result.path)
-    for size in range(1, MAX_RULES_IN_EXPLANATION + 1):
-        for combo in itertools.combinations(flips, size):
-            if len({rule for rule, _ in combo}) < size:
-                continue  # two alternatives of one rule
-            candidate = {**profile, **dict(combo)}
-            if fits(candidate)[0]:
-                base.verdict = "explained"
-                base.rules = dict(combo)
-                base.explained_value = cache.compute(candidate, result.path).total
-                return base
+    found = explanations(cache, profile_name, profile, result.path, lambda candidate: fits(candidate)[0])
+    if found:
+        base.explain(found)
+        base.explained_value = cache.compute({**profile, **found[0]}, result.path).total
+        return base
     base.verdict = "unexplained"
     base.stage, base.reason = ("predictions", preds_problem) if preds_problem else ("loss", None)
     return base
 
 
-def predicts_error(breakdown: Any, error_message: str | None = None) -> bool:
-    """The reference says the implementation raises here (a note such as a broadcast error).
+def predicts_error(breakdown: Any, error_message: str | None = None, error_type: str | None = None) -> bool:
+    """The reference says the implementation raises here, and (given the exception) this error.
 
-    With `error_message`, the error must also be the one predicted, as far as its location
-    tells: each note cites the Keras source that raises (e.g. keras/src/losses/loss.py), and
-    adapters end a message with the innermost frame ("[at keras/src/...py:LINE in fn]"). When
-    both name Keras files and none is shared, it is another error (e.g. a KeyError in
-    compile_utils where a broadcast error in loss.py was predicted). A frame outside Keras (an
-    op inside TensorFlow or JAX) cannot tell, and is accepted.
+    Each predicted error is a note with an error site (harness.reference.errors.ErrorSite: the
+    exception types over the backends, the Keras files whose code raises). Adapters end a
+    message with the innermost frame ("[at keras/src/...py:LINE in fn]",
+    harness/impls/paths.py error_message). The exception is a predicted one when, for some site:
+
+    - `error_type` is one of the site's types (a KeyError in loss.py is not the broadcast
+      ValueError predicted in loss.py);
+    - the innermost frame is Keras code (keras/, tf_keras/) in one of the site's files, or code
+      Keras calls (TensorFlow, JAX, torch, NumPy: FRAMEWORK_ROOTS), which cannot tell the Keras
+      line: then the Keras files the message names (a TensorFlow graph error lists the frames
+      that defined the op) must meet the site's files, and a message naming none is accepted.
+
+    An exception whose innermost frame is anywhere else (the harness itself, the standard
+    library, another package) is never a predicted one. A message without a frame is judged by
+    the files it names. A note without a site (none is written today) is matched by the Keras
+    files its text cites, without a type.
 
     Nor can a TensorFlow graph error detected at a node of the gradient tape
-    ("Detected at node gradient_tape/compile_loss/.../BroadcastGradientArgs"): the gradient of
-    a failing forward op fails on the same shapes, TensorFlow reports whichever of the two its
-    executor reaches first (observed to vary from process to process, with one inter-op thread
-    too), and the gradient op's traceback names only train_step's tape. Matching its files
-    made the same fit/compiled error `agree` in one worker and `error` in another."""
+    ("Detected at node gradient_tape/compile_loss/.../BroadcastGradientArgs") tell its file: the
+    gradient of a failing forward op fails on the same shapes, TensorFlow reports whichever of
+    the two its executor reaches first (observed to vary from process to process, with one
+    inter-op thread too), and the gradient op's traceback names only train_step's tape. Matching
+    its files made the same fit/compiled error `agree` in one worker and `error` in another; its
+    type is still checked."""
     notes = getattr(breakdown, "notes", None)
     if not notes:
         return False
     if error_message is None:
         return True
-    cited = set(KERAS_FILE.findall(" ".join(notes)))
-    seen = set() if GRADIENT_NODE in error_message else set(KERAS_FILE.findall(error_message))
-    return not cited or not seen or bool(cited & seen)
+    frame = innermost_frame(error_message)
+    if frame is not None and not frame.startswith(FRAMEWORK_ROOTS):
+        return False  # raised by the harness or by code Keras does not call
+    keras_frame = frame is not None and frame.startswith(KERAS_ROOTS)
+    if GRADIENT_NODE in error_message:
+        seen: set[str] = set()
+    elif keras_frame:
+        seen = {frame}
+    else:
+        seen = set(KERAS_FILE.findall(error_message))
+    for note in notes:
+        site = getattr(note, "site", None)
+        if site is None:
+            cited = set(KERAS_FILE.findall(note))
+        else:
+            if error_type is not None and error_type not in site.types:
+                continue
+            cited = set(site.files)
+        if not cited or not seen or cited & seen:
+            return True
+    return False
 
 
 GRADIENT_NODE = "Detected at node gradient_tape/"
+KERAS_ROOTS = ("keras/", "tf_keras/")
+# Keras and the code it calls, as harness/impls/paths.py writes a frame's file (relative to
+# site-packages): an exception raised anywhere else is not the implementation's.
+FRAMEWORK_ROOTS = KERAS_ROOTS + ("tensorflow/", "tensorflow_core/", "jax/", "jaxlib/", "torch/", "numpy/",
+                                 "optree/", "tree/", "ml_dtypes/", "h5py/", "scipy/")
+_FRAME = re.compile(r" \[at (\S+):\d+ in [^\]]*\]$")
+
+
+def innermost_frame(error_message: str) -> str | None:
+    """The file of the innermost frame an adapter appended ("[at FILE:LINE in fn]"), or None."""
+    m = _FRAME.search(error_message.rstrip())
+    return m.group(1) if m else None
 
 
 def _judge_error(result: PathResult, profile_name: str, profile: Mapping[str, str], expected: Any,
@@ -301,15 +459,15 @@ def _judge_error(result: PathResult, profile_name: str, profile: Mapping[str, st
     """An exception is `agree` when the expected profile predicts it, `explained` when a set of
     rule flips does, and stays `error` (shown as a finding) when nothing does."""
     reason = f"{result.error_type}: {result.error_message}"
-    if predicts_error(expected, result.error_message):
+    if predicts_error(expected, result.error_message, result.error_type):
         return Verdict("agree", profile_name, reason=f"expected error: {reason}")
-    flips = relevant_flips(cache, profile, result.path)
-    for size in range(1, MAX_RULES_IN_EXPLANATION + 1):
-        for combo in itertools.combinations(flips, size):
-            if len({rule for rule, _ in combo}) < size:
-                continue
-            if predicts_error(cache.compute({**profile, **dict(combo)}, result.path), result.error_message):
-                return Verdict("explained", profile_name, rules=dict(combo), reason=reason)
+    found = explanations(cache, profile_name, profile, result.path,
+                         lambda candidate: predicts_error(cache.compute(candidate, result.path),
+                                                          result.error_message, result.error_type))
+    if found:
+        v = Verdict("explained", profile_name, reason=reason)
+        v.explain(found)
+        return v
     return Verdict("error", profile_name, reason=reason)
 
 
@@ -317,19 +475,32 @@ def judge(case: Case, result: ImplResult, versions: Mapping[str, str], profile_n
           cache: ReferenceCache | None = None) -> dict[str, Verdict]:
     """Verdict for every path of one implementation's result on one case, keyed by path/mode.
 
-    `profile_name` overrides the expected profile (strict mode: judge everything against one
+    Each path is judged under the semantics its release has on that path in that mode
+    (rules.expected: the semantics table's most specific row); the gradient, SGD update and
+    distribution checks under the release's unscoped semantics. `profile_name` overrides the expected profile (strict mode: judge everything against one
     fixed profile, e.g. "tf_keras-2.21", so a migrating user sees every difference)."""
     cache = cache or ReferenceCache(case)
     if result.status != "ok":
         return {"*": Verdict(result.status, profile_name or "", reason=result.message)}
-    profile_name = profile_name or rules_mod.expected_profile(result.impl, dict(versions))
-    from harness import compare_gradients  # it builds on this module
+    strict = profile_name
+    profile_name = strict or rules_mod.expected(result.impl, dict(versions))
+
+    def expected_on(p: PathResult) -> str:  # a row of the table may be scoped to a path or mode
+        return strict or rules_mod.expected(result.impl, dict(versions), p.path, p.mode)
+
+    from harness import compare_gradients, compare_observations  # they build on this module
 
     if result.distribution is not None:  # a distributed run: every verdict in its own section
-        verdicts = compare_gradients.judge_distributed_paths(case, result, profile_name, cache)
+        verdicts = {f"distribution/{p.key}": judge_path(case, p, expected_on(p), cache, result.predictions)
+                    for p in result.paths}
     else:
-        verdicts = {p.key: judge_path(case, p, profile_name, cache, result.predictions) for p in result.paths}
+        verdicts = {p.key: judge_path(case, p, expected_on(p), cache, result.predictions) for p in result.paths}
     verdicts.update(compare_gradients.judge_extra(case, result, profile_name, cache, verdicts))
+    verdicts.update(compare_observations.judge(case, result, profile_name, cache, verdicts))
+    for v in verdicts.values():
+        if v.rules and v.profile:
+            v.precedents = {rule: found for rule, alt in v.rules.items()
+                            if (found := semantics.precedent(v.profile, rule, alt))}
     return verdicts
 
 

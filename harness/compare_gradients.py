@@ -12,9 +12,11 @@ Keys (the report shows each kind in its own section, harness/report/loading.py E
                                            plus distribution/split, distribution/replica_losses
                                            and the reported losses distribution/<path>/<mode>
 
-Each is judged under the expected profile, then under the rules that explained this run's
-train_on_batch loss (if any), then under each single rule flip that changes the train_on_batch
-loss; nothing fits -> `unexplained` at stage "gradient" (or "distribution").
+Each is judged under the expected profile, then under the sets of rules that explained this
+run's train_on_batch loss (if any: those that fit, in the loss verdict's order), then by the
+search of harness.compare.explanations (every smallest set of flips that fits, of the flips that
+change the train_on_batch loss and those that change it once one of them is made); nothing fits
+-> `unexplained` at stage "gradient" (or "distribution").
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from harness import reference
-from harness.compare import (TOLERANCES, ReferenceCache, Verdict, _relative, judge_path, predicts_error,
-                             relevant_flips, values_agree)
+from harness.compare import (TOLERANCES, ReferenceCache, Verdict, _relative, explanations, judge_path,
+                             predicts_error, values_agree)
 from harness.reference import rules as rules_mod
 from harness.results import DistributionResult, GradientResult, ImplResult
 from harness.spec import Case
@@ -107,15 +109,14 @@ def term_attribution(ref: Any, key: str) -> list[str]:
 
 
 class _Judge:
-    """Judges checks under the expected profile, then the candidate rule flips (lazily)."""
+    """Judges checks under the expected profile, then the loss's explanations, then the search."""
 
     def __init__(self, profile_name: str, cache: ReferenceCache, reference_of: Callable[[Mapping[str, str]], Any],
-                 first_try: Mapping[str, str] | None, stage: str):
+                 first_try: list[Mapping[str, str]] | None, stage: str):
         self.profile_name, self.cache, self.reference_of, self.stage = profile_name, cache, reference_of, stage
-        self.profile = rules_mod.PROFILES[profile_name]
+        self.profile = rules_mod.profile(profile_name)
         self.expected = reference_of(self.profile)
-        self.candidates: list[dict[str, str]] = [dict(first_try)] if first_try else []
-        self._flipped = False
+        self.first_try = [dict(r) for r in first_try or [] if r]
 
     def __call__(self, check: Check) -> Verdict:
         ok, reason, value, exp, rel = check(self.expected)
@@ -123,14 +124,17 @@ class _Judge:
         if ok:
             return v
         v.reason = reason
-        if not self._flipped:
-            self._flipped = True
-            self.candidates += [{rule: alt} for rule, alt in relevant_flips(self.cache, self.profile, "train_on_batch")]
-        for rules in self.candidates:
-            fits, _, _, explained, _ = check(self.reference_of({**self.profile, **rules}))
-            if fits:
-                v.verdict, v.rules, v.explained_value = "explained", dict(rules), explained
-                return v
+
+        def fits(candidate: Mapping[str, str]) -> bool:
+            return check(self.reference_of(candidate))[0]
+
+        found = [r for r in self.first_try if fits({**self.profile, **r})]
+        if not found:
+            found = explanations(self.cache, self.profile_name, self.profile, "train_on_batch", fits)
+        if found:
+            v.explain(found)
+            v.explained_value = check(self.reference_of({**self.profile, **found[0]}))[3]
+            return v
         v.verdict, v.stage = "unexplained", self.stage
         return v
 
@@ -150,7 +154,7 @@ def differentiated_loss(cache: ReferenceCache, profile: Mapping[str, str], repli
 
 def judge_gradients(case: Case, grad: GradientResult, profile_name: str, cache: ReferenceCache,
                     replicas: int = 1, prefix: str = "gradient",
-                    first_try: Mapping[str, str] | None = None) -> dict[str, Verdict]:
+                    first_try: list[Mapping[str, str]] | None = None) -> dict[str, Verdict]:
     """Verdicts for one GradientResult (keys in the module docstring)."""
     if grad.status == "unsupported":
         return {f"{prefix}/*": Verdict("unsupported", profile_name, reason=grad.reason)}
@@ -158,7 +162,7 @@ def judge_gradients(case: Case, grad: GradientResult, profile_name: str, cache: 
     expected = judge.expected
     if grad.status == "error":
         reason = f"{grad.error_type}: {grad.error_message}"
-        if predicts_error(expected, grad.error_message):
+        if predicts_error(expected, grad.error_message, grad.error_type):
             return {f"{prefix}/*": Verdict("agree", profile_name, reason=f"expected error: {reason}")}
         return {f"{prefix}/*": Verdict("error", profile_name, reason=reason)}
 
@@ -218,7 +222,7 @@ def judge_gradients(case: Case, grad: GradientResult, profile_name: str, cache: 
 
 
 def judge_distribution(case: Case, dist: DistributionResult, profile_name: str, cache: ReferenceCache,
-                       first_try: Mapping[str, str] | None = None) -> dict[str, Verdict]:
+                       first_try: list[Mapping[str, str]] | None = None) -> dict[str, Verdict]:
     """distribution/split and distribution/replica_losses against reference.distributed."""
     judge = _Judge(profile_name, cache, lambda p: cache.distributed(p, dist.replicas), first_try, "distribution")
     dtype = reference.effective_dtype(case, judge.profile)
@@ -250,7 +254,7 @@ def judge_extra(case: Case, result: ImplResult, profile_name: str, cache: Refere
     """The gradient and distribution verdicts of one result (empty when it has neither)."""
     tob = [v for k, v in path_verdicts.items() if k.split("/", 1)[0] in ("train_on_batch", "distribution")
            and v.verdict == "explained" and v.rules]
-    first_try = tob[0].rules if tob else None
+    first_try = (tob[0].equivalent or [tob[0].rules]) if tob else None
     out: dict[str, Verdict] = {}
     if result.distribution is not None:
         replicas = result.distribution.replicas

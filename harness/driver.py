@@ -5,7 +5,9 @@ lines. The driver gives each case a timeout; a worker that dies (segfault, SIGKI
 exception at import) or hangs is recorded for that case as `crashed`, `import-error` or
 `timeout` with the last lines of its stderr, and is restarted for the next case. Three
 failures of one implementation in a row stop that implementation only. Every result is
-judged (harness.compare) and appended to the results file as soon as it arrives.
+judged (harness.compare) and appended to the results file as soon as it arrives, with the hash
+of the semantics it was judged with and the --strict profile if any (`python -m harness judge`
+re-derives the verdicts from the record alone).
 
 Ctrl-C: workers run in their own process group, so a terminal's SIGINT reaches the driver
 only (a worker dying of it would be recorded as a `crashed` case that --resume then skips).
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from harness import compare, spec
+from harness import compare, judging, spec
 from harness.results import RUN_STATUSES, ImplResult
 from harness.resultsfile import ResultsWriter
 
@@ -241,6 +243,11 @@ def run_implementation(
     first_rss = 0  # its RSS after its RSS_BASELINE_CASES-th answer
     failures_in_a_row = 0
     versions: dict[str, str] = {}
+    # What the verdicts were judged with, in the header and in every result record (`judge`
+    # re-derives them from the record: the strict profile is one of their inputs).
+    semantics: dict[str, str] = {"semantics": judging.semantics_hash()}
+    if strict_profile is not None:
+        semantics["strict"] = strict_profile
     for case in cases:
         if stop.is_set():
             break
@@ -263,7 +270,7 @@ def run_implementation(
                     if stop.is_set():
                         break
                     writer.write({**worker.header, "kind": "header", "impl": impl,
-                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **semantics})
             raw = worker.run(spec.dumps(case), case_timeout)
             served += 1
             if served == RSS_BASELINE_CASES and max_rss_growth:
@@ -282,7 +289,7 @@ def run_implementation(
                                 stderr_tail=exc.stderr_tail)
         result.seconds = round(time.monotonic() - started, 3)
         verdicts = judge_safely(case, result, versions, strict_profile)
-        record = {**result.to_json(), "verdicts": {k: v.to_json() for k, v in verdicts.items()}}
+        record = {**result.to_json(), "verdicts": judging.verdicts_json(verdicts), **semantics}
         with lock:
             if stop.is_set():
                 break
@@ -337,12 +344,9 @@ def answer_for(raw: dict[str, Any], case_id: str, impl: str, worker: Worker) -> 
 
 def judge_safely(case: spec.Case, result: ImplResult, versions: dict[str, str],
                  strict_profile: str | None) -> dict[str, compare.Verdict]:
-    """The engine's verdicts; a failure of the reference itself is recorded, never fatal."""
-    try:
-        return compare.judge(case, result, versions, strict_profile)
-    except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the implementation's result
-        return {"*": compare.Verdict("error", strict_profile or "", stage="reference",
-                                     reason=f"the reference or the engine failed: {type(exc).__name__}: {exc}")}
+    """The engine's verdicts (harness.judging.judge_safely: `judge` makes the same call on stored
+    results); a failure of the reference itself is recorded, never fatal."""
+    return judging.judge_safely(case, result, versions, strict_profile)
 
 
 def deal(cases: list[spec.Case], shares: int) -> list[list[spec.Case]]:

@@ -6,6 +6,11 @@ file stem), joins them by case id, and writes one self-contained HTML page, the 
 The summary line counts every verdict of every section (loss paths, whole runs, gradient, SGD
 update, distribution), as the page's headline and findings.json do.
 
+Judged on read: every result that carries a semantics hash (every one `run` writes) is judged
+again from its observation under the current semantics (harness.judging, as `python -m
+harness judge` does), so editing the semantics and rebuilding re-judges the sweep;
+--as-recorded shows the recorded verdicts instead.
+
 Bad input stops with a message and exit 2, and the previous report stays as it was: a malformed
 results file (the message names the file, line and field), a results path that does not exist,
 an `--out` that is a folder (or ends in "/"), findings.json itself, one of the inputs, or lies
@@ -26,6 +31,9 @@ DEFAULT_OUT = Path("reports/index.html")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="*", type=Path, metavar="RESULTS_DIR_OR_FILES",
                    help=f"results files (*.jsonl) or folders of them (default: {DEFAULT_INPUT})")
+    p.add_argument("--as-recorded", action="store_true",
+                   help="show the verdicts as the results files recorded them (default: judge every result "
+                        "again on read, under the current semantics; see `python -m harness judge`)")
     p.add_argument("--out", default=str(DEFAULT_OUT),
                    help=f"the HTML file to write (default: {DEFAULT_OUT}); findings.json and repro/ go beside it")
 
@@ -39,7 +47,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness import report
+    from harness import judging, report
+    from harness.report import loading
     from harness.resultsfile import ResultsError
     from harness.spec import CaseError
 
@@ -49,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             raise report.ReportInputError(f"{args.out}: names a folder; expected the HTML file to write "
                                           f"(e.g. {out / 'index.html'})")
         paths = report.results_paths(args.inputs or [DEFAULT_INPUT])
+        loading.REJUDGE_ON_READ = not getattr(args, "as_recorded", False)
         view = report.write(paths, out)
     except (report.ReportInputError, ResultsError, CaseError) as exc:
         print(f"harness report: error: {exc}", file=sys.stderr)
@@ -58,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     groups = ", ".join(f"{k} {n}" for k, n in view["group_counts"].items())
     print(f"harness report: {len(paths)} results file(s), {view['n_cases']} cases -> {out}: "
-          f"{view['headline']['text']} (loss finding groups: {groups}); findings.json and repro/ beside it")
+          f"{view['headline']['text']} (loss finding groups: {groups}); findings.json and repro/ beside it; "
+          + ("verdicts as recorded" if getattr(args, "as_recorded", False)
+             else f"judged on read with semantics {judging.semantics_hash()}"))
     return 0
 
 

@@ -2,12 +2,21 @@
 
 A results file (`reports/results/<environment>.jsonl`) is append-only JSON lines:
 
-    {"kind": "header", "schema": 1, "impl": NAME, "versions": {...}, "started": ISO-8601}
+    {"kind": "header", "schema": 1, "impl": NAME, "versions": {...}, "started": ISO-8601,
+     "semantics": HASH, "strict": PROFILE (only under run --strict)}
     {"kind": "case", "schema": 1, "case_id": ID, "case": {...Case JSON...}}
-    {"kind": "result", "schema": 1, ...ImplResult.to_json()...}
+    {"kind": "result", "schema": 1, ...ImplResult.to_json()..., "verdicts": {...},
+     "semantics": HASH, "strict": PROFILE (only under run --strict)}
 
 A header is written each time a worker for an implementation starts; a case record once per
 case id per file; a result record per (case id, implementation). Readers join by case id.
+
+Observations apart from judgements: ImplResult is what the implementation returned; the
+verdicts are a function of it, of its case, of its header's versions and of `strict`, under
+the semantics whose hash (`rules.semantics_hash()`) the record carries. `python -m harness
+judge` and the report derive them again (harness/judging.py). "semantics" and "strict" are
+optional fields added to schema 1 (a reader that does not know them ignores them; a record
+without "semantics" was judged with semantics nobody recorded), so the schema stays 1.
 
 Paths (DESIGN.md, "Paths"): each PathResult is one way an implementation yields the total
 loss, named `path` (see PATHS) and `mode` (how the step runs: "eager", "function" (tf-keras

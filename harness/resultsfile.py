@@ -1,7 +1,8 @@
 """The results file: append-only JSON lines, flushed per record, locked against a second writer.
 
 Records (see harness/results.py): "header" (one per worker start, with exact versions), "case"
-(once per case id), "result" (one per case id x implementation, with the engine's verdicts).
+(once per case id), "result" (one per case id x implementation, with the engine's verdicts and the hash of the
+semantics they were judged with: `python -m harness judge` derives them again).
 
 - A second process that opens the same file for writing is refused (`ResultsLocked`), so two
   tox invocations never interleave their lines.
@@ -84,6 +85,9 @@ def check_record(path: Path, n: int, record: Any) -> None:
             raise ResultsError(f"{path}: line {n}: field {key}: missing from a {kind!r} record")
     for key in ("impl", "case_id"):
         if key in record and not (isinstance(record[key], str) and record[key]):
+            raise fail(key, "a non-empty string", record[key])
+    for key in ("semantics", "strict"):  # what the verdicts were judged with (harness/judging.py)
+        if record.get(key) is not None and not (isinstance(record[key], str) and record[key]):
             raise fail(key, "a non-empty string", record[key])
     if kind == "header" and not isinstance(record.get("versions", {}), dict):
         raise fail("versions", "an object (package -> version)", record["versions"])

@@ -72,8 +72,11 @@ def test_one_term_times_1_01_is_unexplained(case, data):
     candidates = [k for k, v in b.terms.items() if math.isfinite(v)]
     assume(candidates and math.isfinite(b.total))
     term = data.draw(st.sampled_from(sorted(candidates)), label="term")
-    tol = compare.TOLERANCES[case.dtype]
-    # Visible: the change exceeds the tolerance of the term by a margin.
+    # Visible: the change exceeds the tolerance of the term by a margin, under float32's tolerance
+    # even for a float64 case: the rule float64_compute (Keras 3 on JAX/torch/NumPy computes in
+    # float32) judges a float64 case with float32's tolerance, so a change inside that tolerance is
+    # rightly explained by it (case fc410c3ec6b9cfd1: a total of 1.6e-7 times 1.01).
+    tol = compare.TOLERANCES["float32"]
     assume(abs(0.01 * b.terms[term]) > 10 * (tol.rtol * b.term_magnitudes.get(term, 0.0) + tol.atol))
     verdict = judged(case, planted_result(case, PROFILE, scale_term=term, factor=1.01), PROFILE)
     assert verdict.verdict == "unexplained", verdict.to_json()

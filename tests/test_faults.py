@@ -393,7 +393,8 @@ def test_non_finite_totals_are_recorded_as_values_and_judged_by_the_explicit_rul
         assert path["status"] == "ok"
         if fault:
             assert path["total"] == fault, "a non-finite total travels as the string 'nan'/'inf'/'-inf'"
-    verdicts = rec["verdicts"]
+    # the loss verdicts (weights_moved and log_entries are judged on their own: test_observations.py)
+    verdicts = {k: v for k, v in rec["verdicts"].items() if not k.endswith(("/weights_moved", "/log_entries"))}
     assert {v["verdict"] for v in verdicts.values()} == {expected_verdict}, verdicts
     if expected_verdict == "unexplained":
         assert {v["stage"] for v in verdicts.values()} == {"loss"}

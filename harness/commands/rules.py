@@ -4,6 +4,14 @@ Prints the reference's rule registry (harness.reference.rules): each rule's ques
 alternatives with the sources they mirror, and which profile takes which alternative. The
 README's rules section is this output (`--markdown`); `--update README.md` rewrites that
 section in place, and a test checks that the README is current.
+
+`--at DIST==VERSION` prints the resolved semantics of one release instead (the semantics table,
+harness/reference/semantics.py): every rule's alternative and the row that decided it, e.g.
+
+    python -m harness rules --at keras==3.13.2 --backend jax
+    python -m harness rules --at tf-keras==2.17.0 --mode graph
+    python -m harness rules --at tensorflow==2.13.1        (the Keras bundled with TF 2.13)
+    python -m harness rules --at keras==2.3.1              (standalone keras 2.x)
 """
 
 from __future__ import annotations
@@ -21,6 +29,14 @@ END = "<!-- rules:end -->"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", action="store_true", help="print the Markdown table the README holds")
     p.add_argument("--update", type=Path, metavar="README", help="rewrite the generated section of this file")
+    p.add_argument("--at", metavar="DIST==VERSION",
+                   help="the resolved semantics of one release: keras==3.x (Keras 3), keras==2.x (standalone), "
+                        "tf-keras==2.x, tensorflow==2.12-2.15 (its bundled Keras)")
+    p.add_argument("--backend", choices=("tensorflow", "jax", "torch", "numpy"),
+                   help="with --at keras==3.x: the backend (default tensorflow)")
+    p.add_argument("--mode", help="with --at: an adapter's mode (eager, compiled, jit, function, graph)")
+    p.add_argument("--path", help="with --at: a loss path (compute_loss, test_on_batch, train_on_batch, evaluate, fit)")
+    p.add_argument("--strategy", choices=("mirrored", "dataparallel"), help="with --at: a distribution strategy")
 
 
 def markdown() -> str:
@@ -41,8 +57,8 @@ def markdown() -> str:
             desc = alt.description.replace("|", "\\|")
             lines.append(f"| {head} | `{alt_name}` | {desc} | {', '.join(users) or '(none)'} | {sources} |")
     lines.append("")
-    lines.append("Implementation -> profile: " + "; ".join(
-        f"`{impl}` -> `{rules.expected_profile(impl, {})}`" for impl in rules.IMPLEMENTATIONS))
+    lines.append("Implementation -> profile (at the release read): " + "; ".join(
+        f"`{impl}` -> `{rules.expected(impl, {})}`" for impl in rules.IMPLEMENTATIONS))
     return "\n".join(lines)
 
 
@@ -69,7 +85,71 @@ def update(path: Path) -> bool:
     return new != text
 
 
+class AtError(ValueError):
+    """An --at value the semantics table cannot answer (exit 2)."""
+
+
+def query(at: str, backend: str | None) -> dict[str, str]:
+    """--at DIST==VERSION (and --backend) as a query of the semantics table."""
+    from harness.reference import semantics
+
+    dist, eq, version = at.partition("==")
+    dist = dist.strip().lower().replace("_", "-")
+    if not eq or not version.strip():
+        raise AtError(f"--at {at!r}: expected DIST==VERSION, e.g. keras==3.13.2 or tf-keras==2.17.0")
+    try:
+        key = semantics.version_key(version)
+    except semantics.SemanticsError as exc:
+        raise AtError(f"--at {at!r}: {exc}") from None
+    if dist == "keras":
+        lineage = "keras3" if key[0] >= 3 else "keras"
+    elif dist == "tf-keras":
+        lineage = "tf_keras"
+    elif dist in ("tensorflow", "tensorflow-cpu"):
+        if not (2, 12) <= key[:2] <= (2, 15):
+            raise AtError(f"--at {at!r}: expected TensorFlow 2.12-2.15 (later releases bundle no Keras 2: "
+                          "use tf-keras==VERSION or keras==VERSION)")
+        lineage = "tf.keras"
+    else:
+        raise AtError(f"--at {at!r}: distribution {dist!r}: expected keras, tf-keras or tensorflow")
+    if backend and lineage != "keras3":
+        raise AtError(f"--backend {backend}: only Keras 3 has backends (--at keras==3.x)")
+    out = {"lineage": lineage, "version": version.strip()}
+    if lineage == "keras3":
+        out["backend"] = backend or "tensorflow"
+    return out
+
+
+def resolved_text(args: argparse.Namespace) -> str:
+    from harness.reference import semantics
+
+    q = query(args.at, args.backend)
+    r = semantics.at(**q, mode=args.mode, path=args.path, strategy=args.strategy)
+    lines = [f"semantics of {r.name} (semantics hash {semantics.semantics_hash()})", ""]
+    width = max(len(n) for n in r.choices)
+    carried = 0
+    for rule, alt in r.choices.items():
+        rows = r.rows[rule]
+        same_release = rows.read.partition("==")[2] == q["version"]
+        carried += not same_release
+        lines.append(f"{rule:{width}s}  {alt:28s} {semantics.describe(rows)}{'' if same_release else ' *'}")
+    if carried:
+        lines += ["", f"* {carried} of {len(r.choices)} rules come from rows read in another release of the lineage, "
+                      "assumed to hold here until this release is read (README, \"Adding the semantics of a release\")."]
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.at is None and any(getattr(args, k) for k in ("backend", "mode", "path", "strategy")):
+        print("harness rules: error: --backend, --mode, --path and --strategy need --at DIST==VERSION", file=sys.stderr)
+        return 2
+    if args.at is not None:
+        try:
+            print(resolved_text(args))
+        except AtError as exc:
+            print(f"harness rules: error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.update:
         try:
             changed = update(args.update)

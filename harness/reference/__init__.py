@@ -5,11 +5,12 @@ Public API:
     compute(case, profile, path="test_on_batch") -> Breakdown
     effective_dtype(case, profile) -> "float32" | "float64" (the dtype the implementation computes in;
         compare should pick its tolerance by it)
-    rules.RULES, rules.PROFILES, rules.expected_profile(impl, versions)
+    rules.RULES, rules.PROFILES, rules.expected(impl, versions, path, mode) (harness.reference.semantics:
+        the semantics table)
     rules.chooses(profile, rule, alternative), rules.choice(profile, rule): the one way to read a
         choice (an unknown rule or alternative, or a rule the profile omits, is a rules.RuleError)
 
-A profile is a name in rules.PROFILES or a complete rule -> alternative mapping, e.g.
+A profile is a name (rules.PROFILES, or a resolved one such as "keras3 3.13.2 backend=jax") or a complete rule -> alternative mapping, e.g.
 `compute(case, {**rules.PROFILES["tf_keras-2.21"], "mask_normalisation": "all_entries"})`.
 NaN and inf come out as values (a fully masked batch under "valid_entries" gives NaN).
 """

@@ -40,6 +40,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from harness.reference import forward
+from harness.reference.errors import BROADCAST, CONVERSION, DTYPE, ErrorSite, Note, prefixed
 from harness.reference import losses as loss_fns
 from harness.reference import rules as rules_mod
 from harness.spec import Case
@@ -116,12 +117,14 @@ def _sample_weight_for(per: np.ndarray, sw: np.ndarray, rules: Mapping[str, str]
         if per.shape[1] == 1 or rules_mod.chooses(rules, "sample_weight_broadcast", "per_sample"):
             return np.broadcast_to(sw[:, None], per.shape), None
         if has_mask and rules_mod.chooses(rules, "sample_weight_broadcast", "trailing_axis_inplace_mask"):
-            return None, (f"sample weight of shape {sw.shape} multiplied in place by a mask of shape "
-                          f"{per.shape} (keras/src/losses/loss.py:apply_mask `sample_weight *= float_mask`)")
+            return None, Note(f"sample weight of shape {sw.shape} multiplied in place by a mask of shape "
+                              f"{per.shape} (keras/src/losses/loss.py:apply_mask `sample_weight *= float_mask`)",
+                              ErrorSite(BROADCAST, ("keras/src/losses/loss.py",), "apply_mask"))
         if sw.shape[0] in (per.shape[1], 1):  # NumPy broadcasting against the trailing (time) axis
             return np.broadcast_to(sw[None, :], per.shape), None
-        return None, (f"sample weight of shape {sw.shape} does not broadcast against losses of shape "
-                      f"{per.shape} (keras/src/losses/loss.py:squeeze_or_expand_to_same_rank)")
+        return None, Note(f"sample weight of shape {sw.shape} does not broadcast against losses of shape "
+                          f"{per.shape} (keras/src/losses/loss.py:squeeze_or_expand_to_same_rank)",
+                          ErrorSite(BROADCAST, ("keras/src/losses/loss.py",), "reduce_weighted_values"))
     return np.broadcast_to(sw, per.shape), None
 
 
@@ -135,8 +138,9 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     if out.target.dtype.kind not in "iu":
         y = r(y)
     if out.loss == "log_cosh" and case.dtype == "float64" and rules_mod.chooses(rules, "log_cosh_float64", "error"):
-        notes.append(f"output {out.name!r}: log_cosh under floatx float64 subtracts the float32 constant "
-                     "K.log(2.) from a float64 tensor: a dtype error (keras/losses.py:logcosh)")
+        notes.append(Note(f"output {out.name!r}: log_cosh under floatx float64 subtracts the float32 constant "
+                          "K.log(2.) from a float64 tensor: a dtype error (keras/losses.py:logcosh)",
+                          ErrorSite(DTYPE, ("keras/losses.py",), "logcosh")))
         return math.nan, math.nan, None
     ctx = loss_fns.LossContext(rules=rules, dtype=case.dtype, keras_logits=t.keras_logits)
     per = loss_fns.per_element(out.loss, y, t.value, options, ctx)
@@ -159,7 +163,7 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         else:
             sw, err = _sample_weight_for(per, raw, rules, t.mask is not None and t.mask.shape == per.shape)
         if sw is None:
-            notes.append(f"output {out.name!r}: {err}")
+            notes.append(prefixed(f"output {out.name!r}: ", err))
             return math.nan, math.nan, None
         weights = weights * sw
         if rules_mod.chooses(rules, "sample_weight_normalisation", "nonzero_fraction"):
@@ -204,10 +208,12 @@ def _list_as_leading_axis(per: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray,
     try:
         shape = np.broadcast_shapes(per.shape, sw.shape)
     except ValueError:
-        return per, None, (f"sample_weight=[array of shape {raw.shape}] reaches the loss as shape {sw.shape}, "
-                           f"which does not broadcast against losses of shape {per.shape} "
-                           "(keras/src/trainers/compile_utils.py:CompileLoss.call, "
-                           "keras/src/losses/loss.py:reduce_weighted_values)")
+        return per, None, Note(f"sample_weight=[array of shape {raw.shape}] reaches the loss as shape {sw.shape}, "
+                               f"which does not broadcast against losses of shape {per.shape} "
+                               "(keras/src/trainers/compile_utils.py:CompileLoss.call, "
+                               "keras/src/losses/loss.py:reduce_weighted_values)",
+                               ErrorSite(BROADCAST, ("keras/src/trainers/compile_utils.py", "keras/src/losses/loss.py"),
+                                         "reduce_weighted_values"))
     return np.broadcast_to(per, shape), np.broadcast_to(sw, shape), None
 
 
@@ -223,8 +229,9 @@ def _loss_weights(case: Case, rules: Mapping[str, str], notes: list[str]) -> lis
     if case.loss_weights_form == "omitted" or len(case.outputs) == 1:
         return given
     if case.loss_form == "single" and rules_mod.chooses(rules, "single_loss_with_loss_weights", "error"):
-        notes.append("one loss with per-output loss_weights: ValueError `loss_weights` must match the number "
-                     "of losses (keras/src/trainers/compile_utils.py:CompileLoss.build)")
+        notes.append(Note("one loss with per-output loss_weights: ValueError `loss_weights` must match the number "
+                          "of losses (keras/src/trainers/compile_utils.py:CompileLoss.build)",
+                          ErrorSite(("ValueError",), ("keras/src/trainers/compile_utils.py",), "CompileLoss.build")))
         return [math.nan] * len(given)
     if (case.loss_form == "list" and case.loss_weights_form == "dict"
             and rules_mod.chooses(rules, "loss_weights_dict_with_list_loss", "sorted_names")):
@@ -248,18 +255,23 @@ def _dict_sample_weight_error(case: Case, batched: bool) -> str:
 
     The adapters pass y as a list (one array for one output) and the weights as {name: array}."""
     if len(case.outputs) > 1 and batched:
-        return ("sample_weight is a dict and y a list: ValueError 'You should provide one `sample_weight` "
-                "array per output in `y`' (keras/src/trainers/data_adapters/array_data_adapter.py:"
-                "ArrayDataAdapter.__init__)")
+        return Note("sample_weight is a dict and y a list: ValueError 'You should provide one `sample_weight` "
+                    "array per output in `y`' (keras/src/trainers/data_adapters/array_data_adapter.py:"
+                    "ArrayDataAdapter.__init__)",
+                    ErrorSite(("ValueError",), ("keras/src/trainers/data_adapters/array_data_adapter.py",),
+                              "ArrayDataAdapter.__init__"))
     if len(case.outputs) > 1:
-        return ("sample_weight is a dict and y_pred a list: CompileLoss.call looks the weights up by the "
-                "output's list index, KeyError: 0 (keras/src/trainers/compile_utils.py:CompileLoss.call "
-                "resolve_path)")
-    return ("one output and a dict sample_weight: the whole dict reaches the loss as its sample weight and "
-            "cannot be converted to a tensor (keras/src/backend/numpy/core.py, "
-            "keras/src/backend/tensorflow/core.py, keras/src/backend/jax/core.py, "
-            "keras/src/backend/torch/core.py: convert_to_tensor; torch raises in "
-            "keras/src/backend/common/variables.py:standardize_dtype 'Invalid dtype: object')")
+        return Note("sample_weight is a dict and y_pred a list: CompileLoss.call looks the weights up by the "
+                    "output's list index, KeyError: 0 (keras/src/trainers/compile_utils.py:CompileLoss.call "
+                    "resolve_path)",
+                    ErrorSite(("KeyError",), ("keras/src/trainers/compile_utils.py",), "resolve_path"))
+    return Note("one output and a dict sample_weight: the whole dict reaches the loss as its sample weight and "
+                "cannot be converted to a tensor (keras/src/backend/numpy/core.py, "
+                "keras/src/backend/tensorflow/core.py, keras/src/backend/jax/core.py, "
+                "keras/src/backend/torch/core.py: convert_to_tensor; torch raises in "
+                "keras/src/backend/common/variables.py:standardize_dtype 'Invalid dtype: object')",
+                ErrorSite(CONVERSION, tuple(f"keras/src/backend/{b}/core.py" for b in ("numpy", "tensorflow", "jax", "torch"))
+                          + ("keras/src/backend/common/variables.py",), "convert_to_tensor"))
 
 
 def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool = False) -> _Batch:
@@ -271,9 +283,11 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: 
             and rules_mod.chooses(rules, "single_sample_weight_not_per_sample", "error_in_data_adapter")):
         sw = case.outputs[0].sample_weight
         if sw is not None and not (sw.ndim == 1 or (sw.ndim == 2 and sw.shape[1] == 1)):
-            notes.append(f"one sample_weight array of shape {sw.shape} for {len(case.outputs)} outputs: ValueError "
-                         "'it should only have one scalar score per sample' (keras/src/trainers/data_adapters/"
-                         "array_data_adapter.py:ArrayDataAdapter.__init__)")
+            notes.append(Note(f"one sample_weight array of shape {sw.shape} for {len(case.outputs)} outputs: ValueError "
+                              "'it should only have one scalar score per sample' (keras/src/trainers/data_adapters/"
+                              "array_data_adapter.py:ArrayDataAdapter.__init__)",
+                              ErrorSite(("ValueError",), ("keras/src/trainers/data_adapters/array_data_adapter.py",),
+                                        "ArrayDataAdapter.__init__")))
     records = []
     weights = _loss_weights(case, rules, notes)
     for out, lw in zip(case.outputs, weights):
@@ -287,9 +301,11 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: 
     total = sum(o.weighted for o in records) + sum(p.value for p in penalties)
     magnitude = sum(o.weighted_magnitude for o in records) + sum(p.magnitude for p in penalties)
     if penalties and rules_mod.chooses(rules, "additional_losses_sum", "list_error"):
-        notes.append(f"{len(penalties)} entries in model.losses besides the compiled loss: ops.sum(losses) on "
-                     "a Python list, AttributeError 'list' object has no attribute 'dtype' "
-                     "(keras/src/backend/numpy/numpy.py:sum, from keras/src/trainers/trainer.py:compute_loss)")
+        notes.append(Note(f"{len(penalties)} entries in model.losses besides the compiled loss: ops.sum(losses) on "
+                          "a Python list, AttributeError 'list' object has no attribute 'dtype' "
+                          "(keras/src/backend/numpy/numpy.py:sum, from keras/src/trainers/trainer.py:compute_loss)",
+                          ErrorSite(("AttributeError",), ("keras/src/backend/numpy/numpy.py",
+                                                          "keras/src/trainers/trainer.py"), "sum")))
     if notes:  # the implementation raises: no number at all (NaN for the total and every output)
         total = magnitude = math.nan
         for o in records:
@@ -363,7 +379,7 @@ def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_b
             avg([b.penalties[j].magnitude for b in batches], total_by_size),
         ))
     terms, mags = _terms(outputs, penalties, rules)
-    notes = [f"batch {k}: {note}" for k, b in enumerate(batches) for note in b.notes]
+    notes = [prefixed(f"batch {k}: ", note) for k, b in enumerate(batches) for note in b.notes]
     return Breakdown(
         path, rules, avg([b.total for b in batches], total_by_size), avg([b.magnitude for b in batches], total_by_size),
         terms, mags, outputs, penalties,

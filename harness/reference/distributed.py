@@ -39,12 +39,17 @@ import numpy as np
 
 from harness.reference import aggregate, forward
 from harness.reference import rules as rules_mod
+from harness.reference.errors import ErrorSite, Note, prefixed
 from harness.spec import Case
 
 rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
 REPLICAS = 2
 
+_SHARDING_SITE = ErrorSite(("IndivisibleError", "ValueError"), ("keras/src/backend/jax/distribution_lib.py",
+                                                              "keras/src/backend/jax/trainer.py"), "distribute_data_input")
+_SYMBOLIC_BUILD_SITE = ErrorSite(("InvalidArgumentError", "ValueError"), ("keras/src/backend/tensorflow/trainer.py",),
+                                 "TensorFlowTrainer._maybe_symbolic_build")
 _SHARDING_ERROR = ("batch of {rows} rows on {replicas} devices: DataParallel lays the batch out sharded along "
                    "its first axis, which must divide evenly: IndivisibleError (keras/src/backend/jax/"
                    "distribution_lib.py:distribute_data_input via keras/src/backend/jax/trainer.py:_distribute_data)")
@@ -104,7 +109,7 @@ def replica_rows(batch: np.ndarray, rules: Mapping[str, str], replicas: int,
         return [batch] * replicas, None
     if rules_mod.chooses(rules, "replica_split", "sharded_even"):
         if n % replicas:
-            return [], _SHARDING_ERROR.format(rows=n, replicas=replicas)
+            return [], Note(_SHARDING_ERROR.format(rows=n, replicas=replicas), _SHARDING_SITE)
         return list(np.split(batch, replicas)), None
     # "rebatch", and "whole_batch_on_batch" on evaluate/fit
     sizes = balanced_split(n, replicas)
@@ -171,7 +176,7 @@ def differentiated(case: Case, profile: str | Mapping[str, str], replicas: int =
         return DistributedBreakdown([len(g) for g in groups], [value], value, magnitude, list(b.notes), [magnitude])
     locals_ = [_local(case, rows, rules, batched=False) for rows in groups]
     values = [_differentiated_one(b, rules, replicas) for b in locals_]
-    notes = [f"replica {r}: {note}" for r, b in enumerate(locals_) for note in b.notes]
+    notes = [prefixed(f"replica {r}: ", note) for r, b in enumerate(locals_) for note in b.notes]
     total = float(sum(v for v, _ in values)) if not notes else math.nan
     magnitude = float(sum(m for _, m in values)) if not notes else math.nan
     return DistributedBreakdown([len(g) for g in groups], [v for v, _ in values], total, magnitude, notes,
@@ -198,20 +203,23 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
         batch = np.arange(start, min(start + size, n))
         groups, error = replica_rows(batch, rules, replicas, path)
         if error is not None:
-            notes.append(f"batch {k}: {error}")
+            notes.append(prefixed(f"batch {k}: ", error))
             # The loss's own errors too: Keras 3's data adapter checks the arrays before any batch
             # is placed (e.g. a dict sample_weight against a list y), so either may come first.
-            notes.extend(f"batch {k}: {note}" for note in aggregate._one_batch(case, batch, rules, batched).notes)
+            notes.extend(prefixed(f"batch {k}: ", note) for note in aggregate._one_batch(case, batch, rules, batched).notes)
             continue
         if (batched and k == 0 and len({len(g) for g in groups}) > 1
                 and rules_mod.chooses(rules, "replica_split", "whole_batch_on_batch")):
-            notes.append(_SYMBOLIC_BUILD_ERROR.format(rows=len(batch), split="+".join(str(len(g)) for g in groups)))
+            notes.append(Note(_SYMBOLIC_BUILD_ERROR.format(rows=len(batch), split="+".join(str(len(g)) for g in groups)),
+                              _SYMBOLIC_BUILD_SITE))
         if rules_mod.chooses(rules, "replica_split", "sharded_even"):
             groups = [batch]  # one global program over the sharded batch
         for r, rows in enumerate(groups):
             b = _local(case, rows, rules, batched=batched)
-            where = "" if len(rows) else _EMPTY_REPLICA
-            notes.extend(f"batch {k} replica {r}: {note}{where}" for note in b.notes)
+            # A replica without rows: TensorFlow may raise from the step's gradient (its file, its type).
+            extra = ((), ()) if len(rows) else (("keras/src/backend/tensorflow/trainer.py",), ("InvalidArgumentError",))
+            notes.extend(prefixed(f"batch {k} replica {r}: ", note, "" if len(rows) else _EMPTY_REPLICA, *extra)
+                         for note in b.notes)
             pieces.append((k, r, b))
 
     def factor(reduction: str) -> float:

@@ -1,12 +1,13 @@
 """Semantic rules: every choice on which Keras implementations differ, with named alternatives.
 
 A Rule is one question ("how is a masked loss normalised?"); each Alternative is one answer,
-with the file and function of each implementation that gives it (paths relative to
-site-packages: `tf_keras/...` and `keras/...` from /work/venvs/core (tf-keras 2.21, Keras 3.15.1),
-`keras/src/...` of TF 2.15 from /work/venvs/tf215 (marked "tf 2.15:"; same text as tf_keras
-2.21 for every function cited here), and `keras/...` of the standalone keras==2.3.1 and 2.2.4
-wheels (marked "keras 2.3.1:" / "keras 2.2.4:"; /work/venvs/keras231, /work/venvs/keras224)). tests/test_reference_rules.py checks that each cited file defines
-the cited function.
+with the file and function of each implementation that gives it, as paths inside the cited
+distribution's wheel (harness/reference/sources.py parses every form): `tf_keras/...` is
+tf-keras 2.21.0, `keras/src/...` Keras 3.15.1, "tf 2.15: keras/src/..." the keras 2.15.0 wheel
+that TensorFlow 2.15.1 installs as its tf.keras (same text as tf_keras 2.21 for every function
+cited here), "keras 2.3.1: keras/..." and "keras 2.2.4: keras/..." the standalone wheels, and
+"DIST==VERSION: file.py:Qualified.name" any other release. tests/test_reference_rules.py checks,
+in each distribution's own wheel, that each cited file defines the cited function.
 
 Rules found by running the implementations on drawn cases (each then confirmed in the source,
 or, for zero_loss_weight, by eager vs tf.function runs): merge_mask,
@@ -19,9 +20,10 @@ Error alternatives (the implementation raises): the reference returns NaN and a 
 that cites the Keras file whose code raises (harness.compare.predicts_error matches it against
 the innermost Keras frame of the implementation's message).
 
-A profile is a choice for every rule. `PROFILES` holds the profiles of the implementations we
-run; `expected_profile(impl, versions)` says which one an implementation should match. All
-version quirks live in that one function.
+A profile is a choice for every rule. Which release takes which alternative is the semantics
+table (harness/reference/semantics.py: rows by lineage, version range and scope); `PROFILES`
+are named points of it and `expected(impl, versions, path, mode)` the profile a run is judged
+against. Version quirks are rows of that table, not code.
 
 The reference reads a profile only through `chooses(profile, rule, alternative)` (and
 `choice(profile, rule)` where it needs the name): both refuse an unknown rule, a profile without
@@ -31,9 +33,10 @@ or alternative written in it fails at import (see check_reads); tests/test_rule_
 checks that every alternative is reached by some code path of the reference.
 
 Rules that were suggested but refuted by the sources (kept here so nobody re-adds them):
-- "activity regularizer summed, not divided by batch size" in Keras 3: Keras 3.15.1
-  `keras/src/layers/layer.py:Layer.__call__` divides by the batch size (divide_no_nan); only
-  standalone keras 2.3.1 sums.
+- "activity regularizer summed, not divided by batch size" in Keras 3 >= 3.14: Keras 3.15.1
+  `keras/src/layers/layer.py:Layer.__call__` divides by the batch size (divide_no_nan). Keras
+  3.0-3.13 do sum it (keras-team/keras#22021 added the division in 3.14.0): a row of the
+  semantics table, not a refutation of the earlier releases.
 - "training_v1 folds the mask into sample weights and divides by all entries": tf_keras 2.21
   `tf_keras/src/engine/training_v1.py:Model._prepare_total_loss` calls
   `losses_utils.apply_valid_mask` (valid entries); only keras 2.3.1 divides by all entries.
@@ -310,7 +313,7 @@ RULES: dict[str, Rule] = {
             {
                 "by_name": Alternative(
                     "each output gets the weight under its name.",
-                    [f"{_TFK}/engine/compile_utils.py:LossesContainer._maybe_broadcast_to_outputs",
+                    [f"{_TFK}/engine/compile_utils.py:Container._maybe_broadcast_to_outputs",
                      f"{_TFK}/engine/compile_utils.py:map_to_output_names"],
                 ),
                 "sorted_names": Alternative(
@@ -326,7 +329,7 @@ RULES: dict[str, Rule] = {
             {
                 "broadcast": Alternative(
                     "the loss is used for every output, each with its weight.",
-                    [f"{_TFK}/engine/compile_utils.py:LossesContainer._maybe_broadcast_to_outputs"],
+                    [f"{_TFK}/engine/compile_utils.py:Container._maybe_broadcast_to_outputs"],
                 ),
                 "error": Alternative(
                     "weights are packed against the single (unbroadcast) loss: ValueError '`loss_weights` "
@@ -668,119 +671,8 @@ RULES: dict[str, Rule] = {
 }
 
 
-_TF_KERAS = {
-    "mask_normalisation": "valid_entries",
-    "sample_weight_broadcast": "per_sample",
-    "single_output_sample_weight_list": "unwrapped",
-    "activity_regularizer_scaling": "batch_mean",
-    "probability_crossentropy": "recover_logits",
-    "bce_probability_log": "log_plus_epsilon",
-    "bce_from_logits": "exact",
-    "sparse_ce_probability": "log_softmax_of_clipped",
-    "focal_from_logits": "bce_on_given_logits",
-    "cosine_norm_floor": "sumsq_1e-12",
-    "label_smoothing_classes": "last_axis",
-    "merge_mask": "and",
-    "loss_weights_dict_with_list_loss": "by_name",
-    "single_loss_with_loss_weights": "broadcast",
-    "rnn_activity_regularizer": "applied",
-    "zero_loss_weight": "nan_propagates",
-    "huber_last_axis": "mean",
-    "log_cosh_float64": "computed",
-    "sample_weight_normalisation": "none",
-    "dict_sample_weight": "by_name",
-    "single_sample_weight_not_per_sample": "shared",
-    "additional_losses_sum": "ops_sum",
-    "float64_compute": "float64",
-    "output_log": "unweighted",
-    "evaluate_total": "batch_size_weighted",
-    "evaluate_output_log": "batch_size_weighted",
-    # No distribution strategy (every single-device implementation).
-    "replica_split": "single_device",
-    "replica_loss_scaling": "none",
-    "replica_regularization_scaling": "none",
-    "replica_loss_metric": "single_device",
-}
-
-_KERAS3_TF = {
-    **_TF_KERAS,
-    "mask_normalisation": "valid_entries_no_nan",
-    "sample_weight_broadcast": "trailing_axis",
-    "single_output_sample_weight_list": "leading_axis",
-    "bce_probability_log": "log",
-    "focal_from_logits": "bce_on_sigmoid",
-    "cosine_norm_floor": "norm_1e-7",
-    "merge_mask": "or",
-    "loss_weights_dict_with_list_loss": "sorted_names",
-    "single_loss_with_loss_weights": "error",
-    "rnn_activity_regularizer": "ignored",
-    "dict_sample_weight": "error",
-    "single_sample_weight_not_per_sample": "error_in_data_adapter",
-    # Compiled (the default, run_eagerly=False): the static batch size is None in tf.function.
-    # Eager runs weight by batch size; the verdicts explain that by this rule's alternative.
-    "evaluate_output_log": "batch_mean",
-}
-
-_KERAS3_JAX = {
-    **_KERAS3_TF,
-    "float64_compute": "float32_reduction",
-    "evaluate_output_log": "batch_size_weighted",  # JAX/torch/numpy shapes are static
-    "probability_crossentropy": "clip_epsilon",
-    "sparse_ce_probability": "renormalise_clip_log",
-}
-
-PROFILES: dict[str, dict[str, str]] = {
-    "tf_keras-2.21": dict(_TF_KERAS),
-    "keras2-graph": {**_TF_KERAS, "evaluate_output_log": "batch_mean"},
-    # TF 2.15's bundled keras/src has the same text for every function cited above; TF 2.15
-    # itself folds x * 0.0 in graphs (tf.function; assumed for the v1 session graph too).
-    "tf.keras-2.15": {**_TF_KERAS, "zero_loss_weight": "folded_to_zero"},
-    "tf.keras-2.15-graph": {**_TF_KERAS, "evaluate_output_log": "batch_mean", "zero_loss_weight": "folded_to_zero"},
-    "keras-2.3.1": {
-        **_TF_KERAS,
-        "mask_normalisation": "all_entries",
-        "activity_regularizer_scaling": "sum",
-        "label_smoothing_classes": "axis_1",
-        "evaluate_output_log": "batch_mean",
-        "huber_last_axis": "none",
-        "log_cosh_float64": "error",
-        # keras 2.3.1's backend delegates to TF's legacy tensorflow/python/keras/backend.py, which
-        # recovers logits from a Sigmoid/Softmax op only `if not hasattr(output, '_keras_history')`,
-        # and every keras 2.3.1 layer output has _keras_history (cases bd67015682ecf111, f8cb97e9ffdb2972).
-        "probability_crossentropy": "clip_epsilon",
-    },
-    # keras 2.2.4 (standalone, TF1 graph): loss functions only (no reduction/from_logits/label_smoothing
-    # options, no huber or focal: the adapter reports those unsupported). A mask divides by mean(mask)
-    # (= valid entries, 0/0 = NaN when all masked); the weights by mean(weights != 0); activity
-    # penalties are summed; the backend clips probabilities without recovering logits (binary: logit of
-    # the clipped p, the same as log p; sparse: log of the clipped p); test_loop averages every output by
-    # batch size (stateless metrics).
-    "keras-2.2.4": {
-        **_TF_KERAS,
-        "sample_weight_normalisation": "nonzero_fraction",
-        "activity_regularizer_scaling": "sum",
-        "probability_crossentropy": "clip_epsilon",
-        "bce_probability_log": "log",
-        "log_cosh_float64": "error",
-        "evaluate_output_log": "batch_size_weighted",
-    },
-    "keras-3.15": dict(_KERAS3_TF),
-    "keras-3.15-jax": dict(_KERAS3_JAX),
-    "keras-3.15-torch": {**_KERAS3_JAX, "sample_weight_broadcast": "trailing_axis_inplace_mask",
-                         "float64_compute": "float32_reduction"},
-    "keras-3.15-numpy": {**_KERAS3_JAX, "sample_weight_broadcast": "trailing_axis_inplace_mask",
-                         "bce_from_logits": "sigmoid_then_clip", "additional_losses_sum": "list_error",
-                         "float64_compute": "float32"},
-}
-
-# Distributed implementations (harness/impls/distributed.py): the single-device profile of the same
-# Keras, with the distribution rules its sources give.
-_MIRRORED = {"replica_loss_scaling": "mean_reductions_divided", "replica_regularization_scaling": "divided",
-             "replica_loss_metric": "row_weighted_sum_times_replicas"}
-PROFILES["tf_keras-2.21-mirrored"] = {**PROFILES["tf_keras-2.21"], **_MIRRORED, "replica_split": "rebatch"}
-PROFILES["keras-3.15-mirrored"] = {**PROFILES["keras-3.15"], **_MIRRORED, "replica_split": "whole_batch_on_batch"}
-PROFILES["keras-3.15-jax-dataparallel"] = {**PROFILES["keras-3.15-jax"], "replica_split": "sharded_even"}
-
+# Which implementation takes which alternative, by lineage, release and scope, is the semantics
+# table (harness/reference/semantics.py); PROFILES are its named points, `expected` its query.
 IMPLEMENTATIONS = (
     "keras3-tensorflow", "keras3-jax", "keras3-torch", "keras3-numpy",
     "tf_keras", "tf_keras-graph", "tf.keras", "tf.keras-graph", "keras2.3.1", "keras2.2.4",
@@ -788,22 +680,39 @@ IMPLEMENTATIONS = (
 )
 
 
-def _check_profiles() -> None:
-    for pname, profile in PROFILES.items():
-        assert set(profile) == set(RULES), (pname, set(RULES) ^ set(profile))
-        for rule, alt in profile.items():
-            assert alt in RULES[rule].alternatives, (pname, rule, alt)
+def __getattr__(name: str):
+    # PROFILES is built from the semantics table, which imports this module: read it on first use.
+    if name == "PROFILES":
+        from harness.reference import semantics
+
+        return semantics.PROFILES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_check_profiles()
+def profile(name: str) -> dict[str, str]:
+    """The rule -> alternative mapping of a profile name: a fixed name of PROFILES or a resolved
+    one such as "keras3 3.13.2 backend=jax" (see harness.reference.semantics)."""
+    from harness.reference import semantics
+
+    return semantics.profile(name)
+
+
+def expected(impl: str, versions: Mapping[str, str], path: str | None = None, mode: str | None = None) -> str:
+    """The profile name `impl` at `versions` should follow on `path` in `mode` (semantics.expected)."""
+    from harness.reference import semantics
+
+    return semantics.expected(impl, versions, path, mode)
 
 
 def resolve(profile: str | Mapping[str, str]) -> dict[str, str]:
     """A complete rule -> alternative mapping from a profile name or a (complete) mapping."""
     if isinstance(profile, str):
-        if profile not in PROFILES:
-            raise KeyError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-        return dict(PROFILES[profile])
+        from harness.reference import semantics
+
+        try:
+            return semantics.profile(profile)
+        except semantics.SemanticsError as exc:
+            raise KeyError(str(exc)) from None
     chosen = dict(profile)
     missing = [r for r in RULES if r not in chosen]
     unknown = [r for r in chosen if r not in RULES]
@@ -934,40 +843,8 @@ def check_reads(source_file: str) -> list[tuple[str | None, str | None]]:
     return written
 
 
-def _major_minor(version: str | None) -> tuple[int, int] | None:
-    if not version:
-        return None
-    parts = version.split(".")
-    try:
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
-    except ValueError:
-        return None
+def semantics_hash() -> str:
+    """A short hash of the semantics verdicts are judged with (semantics.semantics_hash)."""
+    from harness.reference import semantics
 
-
-def expected_profile(impl: str, versions: Mapping[str, str]) -> str:
-    """The profile an implementation should match, given its versions. All version quirks here.
-
-    Only the versions installed here were read (tf-keras 2.21, Keras 3.15.1, TF 2.15's keras,
-    keras 2.3.1, keras 2.2.4); other versions map to the nearest read profile, which is an assumption that
-    the verdicts test, not a fact.
-    """
-    distributed = {"tf_keras-mirrored": "tf_keras-2.21-mirrored", "keras3-tensorflow-mirrored": "keras-3.15-mirrored",
-                   "keras3-jax-dataparallel": "keras-3.15-jax-dataparallel"}
-    if impl in distributed:
-        return distributed[impl]
-    if impl.startswith("keras3-"):
-        backend = versions.get("backend") or impl.split("-", 1)[1]
-        return "keras-3.15" if backend == "tensorflow" else f"keras-3.15-{backend}"
-    if impl == "tf_keras":
-        return "tf_keras-2.21"
-    if impl == "tf_keras-graph":
-        return "keras2-graph"
-    if impl == "tf.keras":
-        return "tf.keras-2.15"
-    if impl == "tf.keras-graph":
-        return "tf.keras-2.15-graph"
-    if impl == "keras2.3.1":
-        return "keras-2.3.1"
-    if impl == "keras2.2.4":
-        return "keras-2.2.4"
-    raise KeyError(f"unknown implementation {impl!r}; known: {', '.join(IMPLEMENTATIONS)}")
+    return semantics.semantics_hash()

@@ -8,7 +8,10 @@ Grouping (one group = one cause, shown by its smallest case):
 
 - explained:   key = (implementation family, frozenset of (rule, alternative)). Every member
                differs from its expected profile exactly by those rules; the group lists which
-               implementations and path/modes show it.
+               implementations and path/modes show it. A verdict with several equivalent
+               explanations (its "equivalent" list: every smallest set of flips that fits) is
+               keyed by the set of them, so two equally good explanations are one cause, one
+               group, that lists every explanation (`Group.explanations`, best first).
 - unexplained: key = (environment, implementation, paths, stage, kinds of differing terms),
                where `paths` is the set of paths (modes ignored) on which that run is
                unexplained *for the same case*, and the kinds are those of the differing terms
@@ -31,7 +34,12 @@ Verdict keys whose path is "gradient" or "distribution" (added by a later issue)
 in `Report.extra_members` and never grouped with loss findings. Every verdict of every kind is
 counted in one *section* (`section_of`): loss paths, whole runs ("*": crashed, timeout,
 import-error), gradient, SGD update, distribution; the headline counts them all
-(`Report.section_counts`).
+(`Report.section_counts`). A path's observation verdicts (".../weights_moved",
+".../log_entries", harness.compare_observations) are counted with the loss paths (or with the
+distribution, for a distributed run) and grouped like loss findings, by their stage.
+
+Judged on read: `load` judges every result record that carries a semantics hash again
+(harness.judging), so the report shows the verdicts of the current semantics.
 
 Reading checks every field the report uses (`check_record`) and names file, line and field on
 error; strings from results lose terminal escape sequences (`plain_text`: TensorFlow and JAX
@@ -58,6 +66,14 @@ SECTIONS = {"loss": "loss paths", "run": "whole runs", "gradient": "gradient", "
             "distribution": "distribution"}
 # The order in which the headline names verdicts: findings first.
 HEADLINE_ORDER = ("unexplained", "error", "crashed", "timeout", "import-error", "explained", "unsupported", "agree")
+
+
+OBSERVATION_SUFFIXES = ("/weights_moved", "/log_entries")  # harness.compare_observations
+
+
+def observed_path(key: str) -> str:
+    """The path/mode key an observation verdict is about ("fit/eager/weights_moved" -> "fit/eager")."""
+    return key.rsplit("/", 1)[0] if key.endswith(OBSERVATION_SUFFIXES) else key
 
 
 def section_of(key: str) -> str:
@@ -167,6 +183,14 @@ class Group:
     def rules(self) -> dict[str, str]:
         return dict(sorted(self.representative.verdict.get("rules", {}).items())) if self.representative else {}
 
+    @property
+    def explanations(self) -> list[dict[str, str]]:
+        """Every equivalent explanation of an explained group, best first (the representative's
+        order; the first is `rules`); one entry for a group with one explanation."""
+        if self.kind != "explained" or self.representative is None:
+            return []
+        return [dict(sorted(e.items())) for e in explanation_sets(self.representative.verdict)]
+
 
 @dataclass
 class Report:
@@ -175,6 +199,9 @@ class Report:
     members: list[Member]  # every loss-path verdict
     extra_members: dict[str, list[Member]]  # "gradient" / "distribution" -> verdicts
     groups: list[Group]
+    # load(rejudge=True): "results" re-judged on read, "changed" verdicts that differ from the
+    # recorded ones (as compared byte for byte), "as recorded" results without a semantics hash
+    rejudged: Counter = field(default_factory=Counter)
 
     @property
     def runs(self) -> list[tuple[str, str]]:
@@ -238,32 +265,59 @@ def results_paths(inputs: Iterable[Path]) -> list[Path]:
     return paths
 
 
-def load(paths: Iterable[Path]) -> Report:
+# `python -m harness report --as-recorded` sets this to False (render.write calls load(paths)).
+REJUDGE_ON_READ = True
+
+
+def load(paths: Iterable[Path], *, rejudge: bool | None = None) -> Report:
     """Read every results file and join by case id. A malformed file raises
-    resultsfile.ResultsError (or spec.CaseError for a damaged case) naming file, line and field."""
+    resultsfile.ResultsError (or spec.CaseError for a damaged case) naming file, line and field.
+
+    Judged on read (`rejudge`): every result record that carries the hash of the semantics it
+    was judged with (every record `run` writes) is judged again from its observation, with the
+    call `run` and `judge` make (harness.judging), and the report shows the verdicts of now;
+    editing the semantics and rebuilding the report re-judges the whole sweep. A record without
+    the hash (hand-built, or older than the hash) is shown as recorded. `Report.rejudged` counts
+    what was re-judged and how many verdicts changed."""
+    from harness import judging
+
+    rejudge = REJUDGE_ON_READ if rejudge is None else rejudge
     environments: list[Environment] = []
     cases: dict[str, dict[str, Any]] = {}
     members: list[Member] = []
     extra: dict[str, list[Member]] = {k: [] for k in EXTRA_KINDS}
+    rejudged: Counter = Counter()
     for path in paths:
         path = Path(path)
         env = Environment(name=path.stem, path=path)
         environments.append(env)
         current: dict[str, dict[str, str]] = {}  # impl -> versions of its latest header
+        context = judging.Context(path)
         for n, record in resultsfile.iter_records(path):
             check_record(record, f"{path}: line {n}")
+            raw = record
             record = _plain(record)
             kind = record["kind"]
             if kind == "header":
                 env.headers.append(record)
                 current[record["impl"]] = dict(record.get("versions") or {})
+                context.see(n, raw)
             elif kind == "case":
                 cases.setdefault(record["case_id"], record["case"])
+                context.see(n, raw)
             else:
+                if rejudge and raw.get("semantics") and raw["case_id"] in context.cases:
+                    now = _plain(context.judge(n, raw).verdicts)
+                    recorded = record.get("verdicts") or {}
+                    rejudged["results"] += 1
+                    rejudged["changed"] += sum(1 for k in set(now) | set(recorded) if now.get(k) != recorded.get(k))
+                    record = {**record, "verdicts": now, "recorded_verdicts": recorded}
+                elif rejudge:
+                    rejudged["as recorded"] += 1
                 by_key = {f"{p['path']}/{p['mode']}": p for p in record.get("paths") or []}
                 for key, verdict in (record.get("verdicts") or {}).items():
-                    m = Member(env.name, record["impl"], record["case_id"], key, verdict, by_key.get(key),
-                               record, current.get(record["impl"], {}))
+                    m = Member(env.name, record["impl"], record["case_id"], key, verdict,
+                               by_key.get(key, by_key.get(observed_path(key))), record, current.get(record["impl"], {}))
                     if m.path in EXTRA_KINDS:
                         extra[m.path].append(m)
                     else:
@@ -273,7 +327,7 @@ def load(paths: Iterable[Path]) -> Report:
         raise resultsfile.ResultsError(
             f"results refer to case ids with no 'case' record in any file: {', '.join(missing[:5])}"
             + (" ..." if len(missing) > 5 else ""))
-    report = Report(environments, cases, members, extra, [])
+    report = Report(environments, cases, members, extra, [], rejudged)
     report.groups = group(report)
     return report
 
@@ -325,6 +379,11 @@ VERDICT_FIELDS = {
     "differing_terms": (_optional(lambda t: isinstance(t, list) and all(isinstance(x, str) for x in t)),
                         "a list of term names"),
     "reason": _OPT_TEXT, "stage": _OPT_TEXT, "profile": _OPT_TEXT,
+    "equivalent": (_optional(lambda e: isinstance(e, list) and all(
+        isinstance(r, dict) and all(isinstance(a, str) for a in r.values()) for r in e)),
+        "a list of objects of rule -> alternative strings"),
+    "precedents": (_optional(lambda r: isinstance(r, dict) and all(isinstance(a, str) for a in r.values())),
+                   "an object of rule -> release strings"),
 }
 
 
@@ -443,8 +502,12 @@ def _path_order(path: str) -> tuple:
 def group_key(m: Member, signatures: dict | None = None) -> tuple[str, tuple] | None:
     v = m.verdict["verdict"]
     if v == "explained":
-        rules = tuple(sorted((m.verdict.get("rules") or {}).items()))
-        return "explained", (impl_family(m.impl), rules)
+        sets = explanation_sets(m.verdict)
+        if len(sets) <= 1:
+            rules = tuple(sorted((m.verdict.get("rules") or {}).items()))
+            return "explained", (impl_family(m.impl), rules)
+        # Equivalent explanations: the key is the set of them (each a sorted tuple), whatever their rank.
+        return "explained", (impl_family(m.impl), tuple(sorted(tuple(sorted(e.items())) for e in sets)))
     if v == "unexplained":
         stage = m.verdict.get("stage") or ""
         if stage == "predictions":  # the forward pass differs: one cause for every path
@@ -454,6 +517,16 @@ def group_key(m: Member, signatures: dict | None = None) -> tuple[str, tuple] | 
     if v in FAILURE_VERDICTS:
         return "failure", (impl_family(m.impl), v, failure_signature(m))
     return None
+
+
+def explanation_sets(verdict: dict[str, Any]) -> list[dict[str, str]]:
+    """An explained verdict's explanations, best first: its "equivalent" list (written when there
+    are two or more), else its one "rules" set."""
+    equivalent = verdict.get("equivalent")
+    if isinstance(equivalent, list) and len(equivalent) >= 2 and all(isinstance(e, dict) for e in equivalent):
+        return [dict(e) for e in equivalent]
+    rules = verdict.get("rules") or {}
+    return [dict(rules)] if rules else []
 
 
 def failure_signature(m: Member) -> str:
@@ -476,6 +549,8 @@ def failure_signature(m: Member) -> str:
 def _title(kind: str, key: tuple) -> str:
     if kind == "explained":
         family, rules = key
+        if rules and isinstance(rules[0][0], tuple):  # equivalent explanations: each set, "or" between
+            return f"{family}: " + " or ".join(", ".join(f"{r} = {a}" for r, a in e) for e in rules)
         return f"{family}: " + ", ".join(f"{r} = {a}" for r, a in rules)
     if kind == "unexplained":
         env, impl, path, stage, kinds = key
@@ -513,6 +588,10 @@ def group(report: Report) -> list[Group]:
         members.sort(key=lambda m: (case_size(report.cases[m.case_id]), m.case_id, m.env, m.impl,
                                     _representative_rank(m), m.key))
         title = _title(kind, key)
+        if kind == "explained" and len(explanation_sets(members[0].verdict)) > 1:
+            # equivalent explanations: the title names them in the representative's (ranked) order
+            title = f"{key[0]}: " + " or ".join(", ".join(f"{r} = {a}" for r, a in sorted(e.items()))
+                                               for e in explanation_sets(members[0].verdict))
         g = Group(kind, key, _slug(kind, title, key), title, members, members[0])
         g.shared_features = shared_features(report, g.case_ids)
         groups.append(g)

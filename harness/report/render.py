@@ -167,15 +167,15 @@ def breakdown_table(report: Report, g: Group, reference: Any, rules_mod: Any, re
     profile_name = rep.verdict.get("profile", "")
     case_obj = None
     note = ref_note
-    if reference is not None and rules_mod is not None and profile_name in getattr(rules_mod, "PROFILES", {}):
+    if reference is not None and rules_mod is not None and _profile(rules_mod, profile_name) is not None:
         try:
             case_obj = _case(report.cases[rep.case_id])
         except Exception as exc:  # noqa: BLE001
             note = f"case does not load: {exc}"
     elif reference is not None and not note:
-        note = f"no profile {profile_name!r} in harness.reference.rules.PROFILES"
+        note = f"no profile {profile_name!r} in the semantics table (harness.reference.semantics)"
     if case_obj is not None:
-        profile = dict(rules_mod.PROFILES[profile_name])
+        profile = _profile(rules_mod, profile_name)
         terms, total, err, notes = _breakdown(reference, case_obj, profile, rep.path)
         columns.append({"label": "reference", "sub": f"profile {profile_name}", "total": total, "terms": terms,
                         "differing": [], "kind": "reference", "note": err, "predicts": notes})
@@ -251,12 +251,13 @@ def rule_texts(rules_mod: Any, chosen: dict[str, str], profile_name: str) -> lis
             a = rule.alternatives.get(alt)
             if a is not None:
                 entry["description"], entry["sources"] = a.description, list(a.sources)
-            expected = getattr(rules_mod, "PROFILES", {}).get(profile_name, {}).get(name)
+            expected = (_profile(rules_mod, profile_name) or {}).get(name)
             if expected and expected in rule.alternatives:
                 e = rule.alternatives[expected]
                 entry["expected_alternative"] = expected
                 entry["expected_description"] = e.description
                 entry["expected_sources"] = list(e.sources)
+        entry["precedent"] = _precedent(profile_name, name, alt)
         out.append(entry)
     return out
 
@@ -293,6 +294,24 @@ def verdict_overview(report: Report) -> dict[str, Any]:
     return {"columns": paths, "rows": table}
 
 
+def _precedent(profile_name: str, rule: str, alternative: str) -> str:
+    """The release nearest to the expected one that takes `alternative` (semantics.precedent)."""
+    try:
+        from harness.reference import semantics
+
+        return semantics.precedent(profile_name, rule, alternative)
+    except Exception:  # noqa: BLE001 - a profile name the table cannot parse: no precedent shown
+        return ""
+
+
+def _profile(rules_mod: Any, name: str) -> dict[str, str] | None:
+    """The rule -> alternative mapping of a profile name, None when the semantics table has none."""
+    try:
+        return rules_mod.profile(name)
+    except (KeyError, ValueError, AttributeError):
+        return None
+
+
 def _run_profiles(report: Report, rules_mod: Any) -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
     for env, impl in report.runs:
@@ -302,7 +321,7 @@ def _run_profiles(report: Report, rules_mod: Any) -> dict[tuple[str, str], str]:
             out[(env, impl)] = names.most_common(1)[0][0]
         elif rules_mod is not None:
             try:
-                out[(env, impl)] = rules_mod.expected_profile(impl, report.versions_of(env, impl))
+                out[(env, impl)] = rules_mod.expected(impl, report.versions_of(env, impl))
             except Exception:  # noqa: BLE001
                 pass
     return out
@@ -314,7 +333,8 @@ def separating_matrix(report: Report, reference: Any, rules_mod: Any) -> dict[st
     if rules_mod is None:
         return {"available": False, "reason": "harness.reference.rules is not importable", "runs": [], "rows": []}
     profiles = _run_profiles(report, rules_mod)
-    runs = [r for r in report.runs if r in profiles and profiles[r] in rules_mod.PROFILES]
+    runs = [r for r in report.runs if r in profiles and _profile(rules_mod, profiles[r]) is not None]
+    resolved = {profiles[r]: _profile(rules_mod, profiles[r]) for r in runs}
     changed: dict[tuple[str, str], set[str]] = {}
     checked = reference is not None
     reason = "" if checked else "the reference is not importable: rules listed from the profiles only"
@@ -334,8 +354,7 @@ def separating_matrix(report: Report, reference: Any, rules_mod: Any) -> dict[st
             for cid, cache in caches.items():
                 for path in ("test_on_batch", "evaluate"):
                     try:
-                        found.update(compare.separating_rules(cache.case, rules_mod.PROFILES[pa],
-                                                              rules_mod.PROFILES[pb], path, cache))
+                        found.update(compare.separating_rules(cache.case, resolved[pa], resolved[pb], path, cache))
                     except Exception:  # noqa: BLE001 - a reference failure leaves the pair unchecked
                         pass
             changed[(pa, pb)] = found
@@ -346,10 +365,10 @@ def separating_matrix(report: Report, reference: Any, rules_mod: Any) -> dict[st
         cells = []
         for b in runs:
             pa, pb = profiles[a], profiles[b]
-            differ = sorted(r for r in rules_mod.PROFILES[pa] if rules_mod.PROFILES[pa][r] != rules_mod.PROFILES[pb].get(r))
+            differ = sorted(r for r in resolved[pa] if resolved[pa][r] != resolved[pb].get(r))
             seen = changed.get(tuple(sorted((pa, pb))), set())
             cells.append({"same": a == b, "rules": [{"name": r, "changed": (r in seen) if checked else None,
-                                                     "a": rules_mod.PROFILES[pa][r], "b": rules_mod.PROFILES[pb].get(r)}
+                                                     "a": resolved[pa][r], "b": resolved[pb].get(r)}
                                                     for r in differ]})
         rows.append({"run": f"{a[1]} [{a[0]}]", "profile": profiles[a], "cells": cells})
     return {"available": True, "reason": reason, "checked": checked,
@@ -468,6 +487,12 @@ def group_view(report: Report, g: Group, reference: Any, rules_mod: Any, ref_not
                            "differing_terms": list(rep.verdict.get("differing_terms", [])),
                            "error": _error_text(rep)},
         "rules": rule_texts(rules_mod, g.rules, profile_name),
+        # every equivalent explanation, best first (one entry when there is one), and the texts of
+        # the rules that only the others name
+        "explanations": [{"label": ", ".join(f"{r} = {a}" for r, a in e.items()), "rules": list(e)}
+                         for e in g.explanations],
+        "other_rules": rule_texts(rules_mod, {r: a for e in g.explanations[1:] for r, a in e.items()
+                                              if g.rules.get(r) != a}, profile_name),
         # an explained error: the error the reference predicts with the group's rules switched
         "predicted_error": next((c["predicts"] for c in table["columns"] if c["kind"] == "explaining"), []),
         "case": case_summary(case_json),
@@ -509,8 +534,9 @@ def extra_view(report: Report) -> list[dict[str, Any]]:
         for m in ms:
             verdict = m.verdict["verdict"]
             counts.setdefault(m.run_label, Counter())[verdict] += 1
-            if verdict == "explained":
-                rules = ", ".join(f"{r}={a}" for r, a in sorted((m.verdict.get("rules") or {}).items()))
+            if verdict == "explained":  # equivalent explanations are one row that names each
+                rules = " or ".join(sorted(", ".join(f"{r}={a}" for r, a in sorted(e.items()))
+                                           for e in load_mod.explanation_sets(m.verdict)))
                 g = explained.setdefault((m.impl, rules), {"impl": m.impl, "rules": rules, "n": 0, "cases": set(),
                                                            "example": m.key})
                 g["n"] += 1

@@ -1,0 +1,535 @@
+"""The semantics table: which alternative of each rule (harness.reference.rules.RULES) a release
+takes, by lineage, version range and scope. The one place that says what each Keras does.
+
+A `Rows` block is a set of rows `(rule, lineage, version range, scope) -> alternative` that share
+a lineage, a range, a scope and their sources:
+
+    Rows("keras3", {"activity_regularizer_scaling": "sum"}, before="3.14", read="keras==3.13.2",
+         sources=["keras==3.13.2: keras/src/layers/layer.py:Layer.__call__"],
+         upstream="keras-team/keras#22021", note="...")
+
+- lineage: "keras" (standalone keras 2.x), "tf.keras" (bundled with TensorFlow 2.12-2.15),
+  "tf_keras" (the tf-keras package), "keras3" (multi-backend Keras 3).
+- version range: `since` (inclusive) and `before` (exclusive), release versions of that lineage
+  ("3.14" is 3.14.0; a nightly 3.14.0.devN sorts before 3.14.0). None: unbounded.
+- scope: backend ("tensorflow", "jax", "torch", "numpy"), mode (an adapter's mode name: "eager",
+  "compiled", "jit", "function", "graph"), path ("evaluate", "test_on_batch", ...), strategy
+  ("mirrored", "dataparallel"). None: any.
+
+Resolution (`at`): for each rule, among the rows of the lineage whose range holds the version and
+whose scope fields all equal the query's, the most specific wins: a row is more specific than
+another when its scope sets every field the other sets (to the same value), and its range lies
+inside the other's, and they differ. Two matching rows of which neither is more specific are a
+tie: `check_table` refuses the table at import unless a third row, exactly their intersection,
+decides; so does a rule of a lineage with no unbounded, unscoped row (every lineage answers every
+rule). The base rows of each lineage were read in one release (`read` below); a range narrows
+them where another release was read.
+
+A resolved profile has a name that says where it was read, e.g. "keras3 3.13.2 backend=jax" or
+"tf_keras 2.21.0 mode=graph"; `profile(name)` resolves such a name (and the fixed names of
+rules.PROFILES, which are points of this table) to the rule -> alternative mapping. A name
+carries mode and path only when a row scoped on them matched, so one release has few names.
+
+To add a release's semantics, see README.md, "Adding the semantics of a release".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from harness.reference.rules import RULES, RuleError
+
+LINEAGES = ("keras", "tf.keras", "tf_keras", "keras3")
+SCOPE_FIELDS = ("backend", "mode", "path", "strategy")
+
+
+@dataclass(frozen=True)
+class Rows:
+    lineage: str
+    choices: dict[str, str]  # rule -> alternative
+    since: str | None = None  # inclusive
+    before: str | None = None  # exclusive
+    backend: str | None = None
+    mode: str | None = None
+    path: str | None = None
+    strategy: str | None = None
+    read: str = ""  # "dist==version": the release whose own source these rows were read in
+    sources: list[str] = field(default_factory=list)  # "dist==version: file.py:qualname" or the rules' forms
+    upstream: str = ""  # "owner/repo#PR" or "owner/repo@commit" where the change was made
+    note: str = ""
+
+    def scope(self) -> dict[str, str]:
+        return {f: getattr(self, f) for f in SCOPE_FIELDS if getattr(self, f) is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+
+# The base rows of every lineage: every rule, as read in one release (RULES' sources cite the
+# files; rules.py's module docstring says which installs were read).
+_TF_KERAS_2_21 = {
+    "mask_normalisation": "valid_entries",
+    "sample_weight_broadcast": "per_sample",
+    "single_output_sample_weight_list": "unwrapped",
+    "activity_regularizer_scaling": "batch_mean",
+    "probability_crossentropy": "recover_logits",
+    "bce_probability_log": "log_plus_epsilon",
+    "bce_from_logits": "exact",
+    "sparse_ce_probability": "log_softmax_of_clipped",
+    "focal_from_logits": "bce_on_given_logits",
+    "cosine_norm_floor": "sumsq_1e-12",
+    "label_smoothing_classes": "last_axis",
+    "merge_mask": "and",
+    "loss_weights_dict_with_list_loss": "by_name",
+    "single_loss_with_loss_weights": "broadcast",
+    "rnn_activity_regularizer": "applied",
+    "zero_loss_weight": "nan_propagates",
+    "huber_last_axis": "mean",
+    "log_cosh_float64": "computed",
+    "sample_weight_normalisation": "none",
+    "dict_sample_weight": "by_name",
+    "single_sample_weight_not_per_sample": "shared",
+    "additional_losses_sum": "ops_sum",
+    "float64_compute": "float64",
+    "output_log": "unweighted",
+    "evaluate_total": "batch_size_weighted",
+    "evaluate_output_log": "batch_size_weighted",
+    "replica_split": "single_device",  # no distribution strategy
+    "replica_loss_scaling": "none",
+    "replica_regularization_scaling": "none",
+    "replica_loss_metric": "single_device",
+}
+
+_KERAS3_3_15_TENSORFLOW = {
+    **_TF_KERAS_2_21,
+    "mask_normalisation": "valid_entries_no_nan",
+    "sample_weight_broadcast": "trailing_axis",
+    "single_output_sample_weight_list": "leading_axis",
+    "bce_probability_log": "log",
+    "focal_from_logits": "bce_on_sigmoid",
+    "cosine_norm_floor": "norm_1e-7",
+    "merge_mask": "or",
+    "loss_weights_dict_with_list_loss": "sorted_names",
+    "single_loss_with_loss_weights": "error",
+    "rnn_activity_regularizer": "ignored",
+    "dict_sample_weight": "error",
+    "single_sample_weight_not_per_sample": "error_in_data_adapter",
+    # compiled (run_eagerly=False): the static batch size is None in tf.function; see the
+    # eager row below.
+    "evaluate_output_log": "batch_mean",
+}
+
+# The standalone keras 2.3.1 (TF1-style graph on TensorFlow 2.21 through the adapter's shims).
+_KERAS_2_3_1 = {
+    **_TF_KERAS_2_21,
+    "mask_normalisation": "all_entries",
+    "activity_regularizer_scaling": "sum",
+    "label_smoothing_classes": "axis_1",
+    "evaluate_output_log": "batch_mean",
+    "huber_last_axis": "none",
+    "log_cosh_float64": "error",
+    # keras 2.3.1's backend delegates to TF's legacy tensorflow/python/keras/backend.py, which
+    # recovers logits from a Sigmoid/Softmax op only `if not hasattr(output, '_keras_history')`,
+    # and every keras 2.3.1 layer output has _keras_history (cases bd67015682ecf111, f8cb97e9ffdb2972).
+    "probability_crossentropy": "clip_epsilon",
+}
+
+_MIRRORED = {"replica_loss_scaling": "mean_reductions_divided", "replica_regularization_scaling": "divided",
+             "replica_loss_metric": "row_weighted_sum_times_replicas"}
+
+TABLE: list[Rows] = [
+    # ---- tf-keras ------------------------------------------------------------------------
+    Rows("tf_keras", _TF_KERAS_2_21, read="tf-keras==2.21.0", note="RULES' tf_keras/src sources"),
+    Rows("tf_keras", {"evaluate_output_log": "batch_mean"}, mode="graph", read="tf-keras==2.21.0",
+         sources=["tf_keras/src/engine/training_v1.py:Model._prepare_total_loss"],
+         note="training_v1 (graph mode) logs each output's batch mean, averaged over batches"),
+    Rows("tf_keras", {**_MIRRORED, "replica_split": "rebatch"}, strategy="mirrored",
+         read="tf-keras==2.21.0", sources=["tf_keras/src/engine/compile_utils.py:LossesContainer.__call__"],
+         note="MirroredStrategy (issue 10)"),
+    # XLA (jit_compile=True) gives 0 for a fully masked output where tf.function gives NaN: the
+    # same apply_valid_mask graph, compiled by XLA. Observed, not read in a source:
+    # cases/fully_masked_temporal_output.json (9790c1fe5ab2baab) on tf-keras 2.21.0 / TF 2.21.0
+    # (output/seq_out = 0 on test_on_batch, train_on_batch and evaluate in mode jit) and case
+    # 378563e15ecbf403 in tests/data/results/core.jsonl (fit and evaluate in mode jit). Not
+    # understood: fit in mode jit logs NaN on 9790c1fe5ab2baab (every input masked, the other
+    # output NaN too) but 0 on 378563e15ecbf403; that fit/jit verdict stays `explained`, a finding.
+    Rows("tf_keras", {"mask_normalisation": "valid_entries_no_nan"}, mode="jit", read="tf-keras==2.21.0",
+         sources=["tf_keras/src/utils/losses_utils.py:apply_valid_mask"],
+         note="XLA: a fully masked output gives 0 (observed, cases 9790c1fe5ab2baab, 378563e15ecbf403)"),
+    # ---- tf.keras bundled with TensorFlow ------------------------------------------------
+    # TF 2.15's bundled keras/src has the same text as tf-keras 2.21 for every function RULES
+    # cite; TF 2.15 itself folds x * 0.0 in graphs (tf.function; assumed for the v1 session graph too).
+    Rows("tf.keras", {**_TF_KERAS_2_21, "zero_loss_weight": "folded_to_zero"}, read="keras==2.15.0",
+         note="the keras 2.15.0 that TF 2.15.1 installs as tf.keras"),
+    # The same XLA quirk, observed on tf.keras 2.15.0 / TF 2.15.1: case 378563e15ecbf403 in
+    # tests/data/results/tf215.jsonl (evaluate and fit in mode jit).
+    Rows("tf.keras", {"mask_normalisation": "valid_entries_no_nan"}, mode="jit", read="keras==2.15.0",
+         sources=["tf 2.15: keras/src/utils/losses_utils.py:apply_valid_mask"],
+         note="XLA: a fully masked output gives 0 (observed, case 378563e15ecbf403)"),
+    Rows("tf.keras", {"evaluate_output_log": "batch_mean"}, mode="graph", read="keras==2.15.0",
+         sources=["tf 2.15: keras/src/engine/training_v1.py:Model._prepare_total_loss"],
+         note="training_v1 (graph mode), as in tf-keras"),
+    # ---- standalone keras 2.x ------------------------------------------------------------
+    Rows("keras", _KERAS_2_3_1, read="keras==2.3.1", note="RULES' keras 2.3.1 sources"),
+    # keras 2.2.4 (TF1 graph): loss functions only (no reduction/from_logits/label_smoothing
+    # options, no huber or focal: the adapter reports those unsupported). A mask divides by
+    # mean(mask) (= valid entries, 0/0 = NaN when all masked); the weights by mean(weights != 0);
+    # the backend clips probabilities without recovering logits; test_loop averages every output
+    # by batch size (stateless metrics).
+    Rows("keras", {"mask_normalisation": "valid_entries", "sample_weight_normalisation": "nonzero_fraction",
+                   "label_smoothing_classes": "last_axis", "huber_last_axis": "mean",
+                   "bce_probability_log": "log", "evaluate_output_log": "batch_size_weighted"},
+         before="2.3", sources=["keras 2.2.4: keras/engine/training_utils.py:weighted_masked_objective",
+                                "keras 2.2.4: keras/engine/training_arrays.py:test_loop"],
+         read="keras==2.2.4"),
+    # ---- Keras 3 ---------------------------------------------------------------------------
+    Rows("keras3", _KERAS3_3_15_TENSORFLOW, read="keras==3.15.1", note="on TensorFlow; RULES' keras/src sources"),
+    # CompileLoss.call updates each output's Mean metric with `sample_weight=tree.flatten(y_p)[0].shape[0]`:
+    # the static batch size, which is known in eager mode and None inside tf.function (compiled, jit).
+    Rows("keras3", {"evaluate_output_log": "batch_size_weighted"}, backend="tensorflow", mode="eager",
+         read="keras==3.15.1", sources=["keras/src/trainers/compile_utils.py:CompileLoss.call"],
+         note="eager: the static batch size weights each batch's per-output log"),
+    Rows("keras3", {"float64_compute": "float32_reduction", "evaluate_output_log": "batch_size_weighted",
+                    "probability_crossentropy": "clip_epsilon", "sparse_ce_probability": "renormalise_clip_log"},
+         backend="jax", read="keras==3.15.1", sources=["keras/src/backend/jax/nn.py:binary_crossentropy"],
+         note="static shapes: evaluate logs weighted by batch size"),
+    Rows("keras3", {"float64_compute": "float32_reduction", "evaluate_output_log": "batch_size_weighted",
+                    "probability_crossentropy": "clip_epsilon", "sparse_ce_probability": "renormalise_clip_log",
+                    "sample_weight_broadcast": "trailing_axis_inplace_mask"},
+         backend="torch", read="keras==3.15.1", sources=["keras/src/backend/torch/core.py:convert_to_tensor"]),
+    Rows("keras3", {"float64_compute": "float32", "evaluate_output_log": "batch_size_weighted",
+                    "probability_crossentropy": "clip_epsilon", "sparse_ce_probability": "renormalise_clip_log",
+                    "sample_weight_broadcast": "trailing_axis_inplace_mask", "bce_from_logits": "sigmoid_then_clip",
+                    "additional_losses_sum": "list_error"},
+         backend="numpy", read="keras==3.15.1",
+         sources=["keras/src/backend/numpy/core.py:convert_to_tensor", "keras/src/backend/numpy/nn.py:binary_crossentropy"]),
+    Rows("keras3", {**_MIRRORED, "replica_split": "whole_batch_on_batch"}, backend="tensorflow",
+         strategy="mirrored", read="keras==3.15.1",
+         sources=["keras/src/backend/tensorflow/trainer.py:TensorFlowTrainer.train_step"], note="MirroredStrategy (issue 10)"),
+    Rows("keras3", {"replica_split": "sharded_even"}, backend="jax", strategy="dataparallel",
+         read="keras==3.15.1",
+         sources=["keras/src/backend/jax/trainer.py:_distribute_data"], note="keras.distribution.DataParallel (issue 10)"),
+    Rows("keras3", {"activity_regularizer_scaling": "sum"}, before="3.14", read="keras==3.13.2",
+         sources=["keras==3.13.2: keras/src/layers/layer.py:Layer.__call__"],
+         upstream="keras-team/keras#22021",
+         note="`self.add_loss(self.activity_regularizer(output))`, not divided by the batch size; "
+              "commit b9be2128fd ('Fix: activity regularizer not normalized by batch size') divides "
+              "from 3.14.0 on"),
+]
+
+# Which query each implementation of harness.impls answers: lineage, scope, and the version key
+# of its header (the release whose rows apply), with the release read when a header has none.
+IMPLEMENTATION_QUERIES: dict[str, dict[str, str]] = {
+    "keras3-tensorflow": {"lineage": "keras3", "backend": "tensorflow", "version_key": "keras", "read": "3.15.1"},
+    "keras3-jax": {"lineage": "keras3", "backend": "jax", "version_key": "keras", "read": "3.15.1"},
+    "keras3-torch": {"lineage": "keras3", "backend": "torch", "version_key": "keras", "read": "3.15.1"},
+    "keras3-numpy": {"lineage": "keras3", "backend": "numpy", "version_key": "keras", "read": "3.15.1"},
+    "keras3-tensorflow-mirrored": {"lineage": "keras3", "backend": "tensorflow", "strategy": "mirrored",
+                                   "version_key": "keras", "read": "3.15.1"},
+    "keras3-jax-dataparallel": {"lineage": "keras3", "backend": "jax", "strategy": "dataparallel",
+                                "version_key": "keras", "read": "3.15.1"},
+    "tf_keras": {"lineage": "tf_keras", "version_key": "tf_keras", "read": "2.21.0"},
+    "tf_keras-graph": {"lineage": "tf_keras", "mode": "graph", "version_key": "tf_keras", "read": "2.21.0"},
+    "tf_keras-mirrored": {"lineage": "tf_keras", "strategy": "mirrored", "version_key": "tf_keras", "read": "2.21.0"},
+    "tf.keras": {"lineage": "tf.keras", "version_key": "keras", "read": "2.15.0"},
+    "tf.keras-graph": {"lineage": "tf.keras", "mode": "graph", "version_key": "keras", "read": "2.15.0"},
+    "keras2.3.1": {"lineage": "keras", "version_key": "keras", "read": "2.3.1"},
+    "keras2.2.4": {"lineage": "keras", "version_key": "keras", "read": "2.2.4"},
+}
+
+# The fixed profile names (strict mode, hand-worked tests): points of the table.
+NAMED_POINTS: dict[str, dict[str, str]] = {
+    "tf_keras-2.21": {"lineage": "tf_keras", "version": "2.21.0"},
+    "keras2-graph": {"lineage": "tf_keras", "version": "2.21.0", "mode": "graph"},
+    "tf.keras-2.15": {"lineage": "tf.keras", "version": "2.15.0"},
+    "tf.keras-2.15-graph": {"lineage": "tf.keras", "version": "2.15.0", "mode": "graph"},
+    "keras-2.3.1": {"lineage": "keras", "version": "2.3.1"},
+    "keras-2.2.4": {"lineage": "keras", "version": "2.2.4"},
+    "keras-3.15": {"lineage": "keras3", "version": "3.15.1", "backend": "tensorflow"},
+    "keras-3.15-jax": {"lineage": "keras3", "version": "3.15.1", "backend": "jax"},
+    "keras-3.15-torch": {"lineage": "keras3", "version": "3.15.1", "backend": "torch"},
+    "keras-3.15-numpy": {"lineage": "keras3", "version": "3.15.1", "backend": "numpy"},
+    "tf_keras-2.21-mirrored": {"lineage": "tf_keras", "version": "2.21.0", "strategy": "mirrored"},
+    "keras-3.15-mirrored": {"lineage": "keras3", "version": "3.15.1", "backend": "tensorflow", "strategy": "mirrored"},
+    "keras-3.15-jax-dataparallel": {"lineage": "keras3", "version": "3.15.1", "backend": "jax",
+                                    "strategy": "dataparallel"},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Versions
+# ---------------------------------------------------------------------------------------------
+
+_VERSION = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.?(dev|rc)(\d*))?(?:[+.].*)?$")
+
+
+class SemanticsError(ValueError):
+    """A bad row, a tie in the table, or a query it cannot answer (names what was expected)."""
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """A sortable key: "3.14" == "3.14.0"; "3.14.0.dev2026012300" and "3.14.0rc1" sort before "3.14.0"."""
+    m = _VERSION.match(version.strip())
+    if not m:
+        raise SemanticsError(f"version {version!r}: expected a release such as 3.13.2, 2.21.0 or 3.14.0.dev2026010100")
+    major, minor, micro, pre, num = m.groups()
+    stage = {"dev": 0, "rc": 1, None: 2}[pre]
+    return (int(major), int(minor or 0), int(micro or 0), stage, int(num or 0))
+
+
+def _in_range(key: tuple[int, ...], rows: Rows) -> bool:
+    return ((rows.since is None or key >= version_key(rows.since))
+            and (rows.before is None or key < version_key(rows.before)))
+
+
+def _range(rows: Rows) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    lo = version_key(rows.since) if rows.since else (-1,)
+    hi = version_key(rows.before) if rows.before else (10**9,)
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking the table
+# ---------------------------------------------------------------------------------------------
+
+
+def _more_specific(a: Rows, b: Rows) -> bool:
+    """a's scope sets every field b sets, to b's value, a's range lies in b's, and they differ."""
+    sa, sb = a.scope(), b.scope()
+    (alo, ahi), (blo, bhi) = _range(a), _range(b)
+    inside = blo <= alo and ahi <= bhi
+    return all(sa.get(k) == v for k, v in sb.items()) and inside and (sa != sb or (alo, ahi) != (blo, bhi))
+
+
+def check_table(table: list[Rows]) -> None:
+    """Refuse a row naming an unknown lineage, rule, alternative, scope value or version; a lineage
+    without a base (unbounded, unscoped) row for every rule; and two rows that can match the same
+    query without one being more specific, unless a row that is exactly their intersection decides."""
+    for n, rows in enumerate(table):
+        where = f"semantics.TABLE[{n}] ({rows.lineage}, {rows.note or rows.scope()})"
+        if rows.lineage not in LINEAGES:
+            raise SemanticsError(f"{where}: lineage {rows.lineage!r}: expected one of {', '.join(LINEAGES)}")
+        for bound in (rows.since, rows.before):
+            if bound is not None:
+                version_key(bound)
+        for rule, alt in rows.choices.items():
+            if rule not in RULES:
+                raise RuleError(f"{where}: unknown rule {rule!r}; rules: {', '.join(RULES)}")
+            if alt not in RULES[rule].alternatives:
+                raise RuleError(f"{where}: rule {rule!r} has no alternative {alt!r}; "
+                                f"its alternatives: {', '.join(RULES[rule].alternatives)}")
+    for lineage in LINEAGES:
+        base = set()
+        for rows in table:
+            if rows.lineage == lineage and not rows.scope() and rows.since is None and rows.before is None:
+                base |= set(rows.choices)
+        missing = [r for r in RULES if r not in base]
+        if missing:
+            raise SemanticsError(f"semantics.TABLE: lineage {lineage!r} has no base row for rule(s) "
+                                 f"{', '.join(missing)} (every lineage answers every rule)")
+    for rule in RULES:
+        rows_of = [r for r in table if rule in r.choices]
+        for i, a in enumerate(rows_of):
+            for b in rows_of[i + 1:]:
+                if a.lineage != b.lineage or not _overlap(a, b):
+                    continue
+                if _more_specific(a, b) or _more_specific(b, a):
+                    continue
+                if not any(_is_intersection(c, a, b) for c in rows_of):
+                    raise SemanticsError(
+                        f"semantics.TABLE: rule {rule!r}, lineage {a.lineage!r}: rows "
+                        f"{_describe(a)} and {_describe(b)} tie (both match some release and neither "
+                        "is more specific); narrow one, or add a row for exactly their intersection")
+
+
+def _overlap(a: Rows, b: Rows) -> bool:
+    sa, sb = a.scope(), b.scope()
+    if any(k in sb and sb[k] != v for k, v in sa.items()):
+        return False
+    (alo, ahi), (blo, bhi) = _range(a), _range(b)
+    return max(alo, blo) < min(ahi, bhi)
+
+
+def _is_intersection(c: Rows, a: Rows, b: Rows) -> bool:
+    (alo, ahi), (blo, bhi) = _range(a), _range(b)
+    return (c.lineage == a.lineage and c.scope() == {**a.scope(), **b.scope()}
+            and _range(c) == (max(alo, blo), min(ahi, bhi)))
+
+
+def describe(rows: Rows) -> str:
+    """Where a row applies and what it rests on: "keras3 <3.14, read in keras==3.13.2, keras-team/keras#22021"."""
+    bits = [rows.lineage] + [f"{k}={v}" for k, v in rows.scope().items()]
+    if rows.since or rows.before:
+        bits.append(" ".join(b for b in (f">={rows.since}" if rows.since else "",
+                                          f"<{rows.before}" if rows.before else "") if b))
+    text = " ".join(bits)
+    extra = [f"read in {rows.read}" if rows.read else "", rows.upstream]
+    extra = [e for e in extra if e]
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _describe(rows: Rows) -> str:
+    bits = [f"{k}={v}" for k, v in rows.scope().items()]
+    if rows.since:
+        bits.append(f">={rows.since}")
+    if rows.before:
+        bits.append(f"<{rows.before}")
+    return "(" + (" ".join(bits) or "base") + (f": {rows.note}" if rows.note else "") + ")"
+
+
+check_table(TABLE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str
+    choices: dict[str, str]
+    rows: dict[str, Rows]  # rule -> the row that decided it
+
+
+def at(lineage: str, version: str, backend: str | None = None, mode: str | None = None,
+       path: str | None = None, strategy: str | None = None, table: list[Rows] | None = None) -> Resolved:
+    """The semantics of one release of a lineage, in one scope."""
+    table = TABLE if table is None else table
+    if lineage not in LINEAGES:
+        raise SemanticsError(f"lineage {lineage!r}: expected one of {', '.join(LINEAGES)}")
+    query = {"backend": backend, "mode": mode, "path": path, "strategy": strategy}
+    key = version_key(version)
+    matching = [r for r in table if r.lineage == lineage and _in_range(key, r)
+                and all(query[k] == v for k, v in r.scope().items())]
+    choices: dict[str, str] = {}
+    decided: dict[str, Rows] = {}
+    for rule in RULES:
+        candidates = [r for r in matching if rule in r.choices]
+        best = [r for r in candidates if not any(_more_specific(o, r) for o in candidates)]
+        if len(best) != 1:  # check_table makes this unreachable for TABLE
+            raise SemanticsError(f"rule {rule!r} at {lineage} {version}: "
+                                 + (f"rows {', '.join(map(_describe, best))} tie" if best else "no row"))
+        choices[rule], decided[rule] = best[0].choices[rule], best[0]
+    used = {k for r in matching for k in r.scope()}
+    parts = [lineage, version] + [f"{k}={v}" for k, v in query.items()
+                                  if v is not None and (k in ("backend", "strategy") or k in used)]
+    return Resolved(" ".join(parts), choices, decided)
+
+
+def query_of(impl: str, versions: Mapping[str, str]) -> dict[str, str]:
+    """(lineage, version, backend, strategy, mode) of an implementation given its versions."""
+    if impl not in IMPLEMENTATION_QUERIES:
+        raise SemanticsError(f"unknown implementation {impl!r}; known: {', '.join(IMPLEMENTATION_QUERIES)}")
+    q = dict(IMPLEMENTATION_QUERIES[impl])
+    read = q.pop("read")
+    version = versions.get(q.pop("version_key")) or read
+    if q["lineage"] == "keras3" and versions.get("backend"):
+        q["backend"] = versions["backend"]
+    return {**q, "version": version}
+
+
+def expected(impl: str, versions: Mapping[str, str], path: str | None = None, mode: str | None = None) -> str:
+    """The name of the semantics `impl` at `versions` should follow on `path` in `mode` (a name
+    `profile` resolves). Mode-scoped rows apply only where a mode is given; an implementation
+    that runs in one mode (graph) has it in its query."""
+    q = query_of(impl, versions)
+    mode = q.pop("mode", None) or mode
+    return at(q.pop("lineage"), q.pop("version"), mode=mode, path=path, **q).name
+
+
+def parse_name(name: str) -> dict[str, str]:
+    """"keras3 3.13.2 backend=jax" -> {"lineage": "keras3", "version": "3.13.2", "backend": "jax"}."""
+    parts = name.split()
+    if len(parts) < 2 or parts[0] not in LINEAGES:
+        raise SemanticsError(f"profile {name!r}: expected a named profile ({', '.join(NAMED_POINTS)}) or "
+                             "'LINEAGE VERSION [backend=..] [mode=..] [path=..] [strategy=..]' with LINEAGE one of "
+                             + ", ".join(LINEAGES))
+    out = {"lineage": parts[0], "version": parts[1]}
+    for part in parts[2:]:
+        k, eq, v = part.partition("=")
+        if not eq or k not in SCOPE_FIELDS:
+            raise SemanticsError(f"profile {name!r}: {part!r}: expected FIELD=VALUE with FIELD one of "
+                                 + ", ".join(SCOPE_FIELDS))
+        out[k] = v
+    return out
+
+
+_RESOLVED: dict[str, dict[str, str]] = {}
+
+
+def profile(name: str) -> dict[str, str]:
+    """The rule -> alternative mapping of a profile name (a copy)."""
+    if name not in _RESOLVED:
+        point = NAMED_POINTS.get(name) or parse_name(name)
+        _RESOLVED[name] = at(**point).choices
+    return dict(_RESOLVED[name])
+
+
+PROFILES: dict[str, dict[str, str]] = {name: profile(name) for name in NAMED_POINTS}
+
+
+def lineage_of(name: str) -> tuple[str, str]:
+    """(lineage, version) of a profile name."""
+    point = NAMED_POINTS.get(name) or parse_name(name)
+    return point["lineage"], point["version"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Precedents: which release takes an alternative (explanations name it; the prior ranks by it)
+# ---------------------------------------------------------------------------------------------
+
+
+def precedent(name: str, rule: str, alternative: str) -> str:
+    """The release nearest to profile `name`'s that takes `alternative` for `rule`, described by
+    its row: in its own lineage first ("keras3 <3.14 (read in keras==3.13.2, keras-team/keras#22021)"),
+    else another lineage ("keras (read in keras==2.3.1)"); "" when no row does."""
+    lineage, version = lineage_of(name)
+    key = version_key(version)
+    own, other = [], []
+    for rows in TABLE:
+        if rows.choices.get(rule) != alternative:
+            continue
+        lo, hi = _range(rows)
+        distance = 0 if lo <= key < hi else min(abs(_flat(lo) - _flat(key)), abs(_flat(hi) - _flat(key)))
+        (own if rows.lineage == lineage else other).append((distance, rows))
+    for found in (own, other):
+        if found:
+            return describe(min(found, key=lambda t: t[0])[1])
+    return ""
+
+
+def _flat(key: tuple[int, ...]) -> float:
+    if key == (-1,) or key == (10**9,):
+        return float(key[0])
+    return key[0] * 1e6 + key[1] * 1e3 + key[2]
+
+
+def explanation_key(name: str, combo: Mapping[str, str]) -> tuple:
+    """Sort key of an explanation (rule -> alternative) of a verdict judged under `name`:
+    alternatives that some release of the same lineage takes first, then those of another
+    lineage, then the rest (e.g. alternatives kept only for the record); then fewer rules."""
+    lineage, _ = lineage_of(name)
+    own = other = none = 0
+    for rule, alt in combo.items():
+        takers = {rows.lineage for rows in TABLE if rows.choices.get(rule) == alt}
+        if lineage in takers:
+            own += 1
+        elif takers:
+            other += 1
+        else:
+            none += 1
+    return (none, other, len(combo), sorted(combo.items()))
+
+
+def semantics_hash(table: list[Rows] | None = None) -> str:
+    """A short hash of the rules' alternatives and every row of the table."""
+    table = TABLE if table is None else table
+    data = {"rules": {name: sorted(rule.alternatives) for name, rule in RULES.items()},
+            "table": [[r.lineage, r.since, r.before, r.scope(), r.choices] for r in table]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
