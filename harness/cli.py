@@ -17,12 +17,12 @@ from typing import Sequence
 # name -> (module path (the module has HELP, add_arguments, run), one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "cases": ("harness.commands.cases", "draw, write, show and count Cases (no framework needed)"),
-    "impls": ("harness.impls_cli", "which implementations can run here, with their versions"),
+    "impls": ("harness.commands.impls", "which implementations can run here, with their versions"),
     "run": ("harness.commands.run", "run cases through implementations, judge every verdict"),
     "replay": ("harness.commands.replay", "rerun one case file everywhere, breakdowns side by side"),
     "rules": ("harness.commands.rules", "the semantic rules that separate Keras implementations"),
     "judge": ("harness.commands.judge", "re-judge stored results from their observations, no framework"),
-    "report": ("harness.report_cli", "the HTML report and findings.json from results files"),
+    "report": ("harness.commands.report", "the HTML report and findings.json from results files"),
     "bench": ("harness.commands.bench", "cases/s of the harness against the naive way"),
 }
 

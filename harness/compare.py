@@ -27,6 +27,7 @@ reference), not with the total, because terms can cancel.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -150,44 +151,57 @@ def _relative(value: float, expected: float, magnitude: float) -> float:
 
 
 class ReferenceCache:
-    """Reference breakdowns for one case, memoised by (profile items, path)."""
+    """Reference results for one case, memoised by the choices they read.
+
+    Every choice the reference reads goes through rules.choice (check_reads enforces it), so a
+    result computed under profile P is the result under every profile that agrees with P on
+    the rules that computation read (rules.tracing_reads records them; the branches taken, and
+    so the reads, are the same). A look-up under a flipped profile that changes only rules the
+    case never reads (a focal-loss rule on a case without focal loss) is a hit, not a new
+    forward pass: the explanation search stays affordable as rules add alternatives. A result
+    that carries its profile (Breakdown.profile: matches() picks the tolerance by it) is
+    returned with the profile asked for."""
 
     def __init__(self, case: Case):
         self.case = case
-        self._cache: dict[tuple, Any] = {}
-        self._predictions: dict[tuple, dict[str, np.ndarray]] = {}
-        self._gradients: dict[tuple, Any] = {}
-        self._distributed: dict[tuple, Any] = {}
+        self._memo: dict[tuple, list[tuple[dict[str, str], Any]]] = {}  # (kind, arg) -> [(reads, result)]
+        self._exact: dict[tuple, Any] = {}
         self._relevant: dict[tuple, list[tuple[str, str]]] = {}
+
+    def _memoised(self, kind: str, arg: Any, profile: Mapping[str, str], compute: Any) -> Any:
+        exact = (kind, arg, tuple(sorted(profile.items())))
+        if exact in self._exact:
+            return self._exact[exact]
+        entries = self._memo.setdefault((kind, arg), [])
+        for reads, result in entries:
+            if all(profile.get(rule) == alt for rule, alt in reads.items()):
+                break
+        else:
+            with rules_mod.tracing_reads() as read:
+                result = compute(dict(profile))
+            entries.append(({rule: profile[rule] for rule in read}, result))
+        if hasattr(result, "profile") and result.profile != dict(profile):
+            result = dataclasses.replace(result, profile=dict(profile))
+        self._exact[exact] = result
+        return result
 
     def gradient(self, profile: Mapping[str, str], replicas: int = 1) -> Any:
         """The reference gradient (harness.reference.gradients) under a profile."""
-        key = (tuple(sorted(profile.items())), replicas)
-        if key not in self._gradients:
-            self._gradients[key] = gradients_mod.compute(self.case, dict(profile), replicas)
-        return self._gradients[key]
+        return self._memoised("gradient", replicas, profile, lambda p: gradients_mod.compute(self.case, p, replicas))
 
     def distributed(self, profile: Mapping[str, str], replicas: int) -> Any:
         """The reference split and replica losses (harness.reference.distributed) under a profile."""
-        key = (tuple(sorted(profile.items())), replicas)
-        if key not in self._distributed:
-            from harness.reference import distributed
+        from harness.reference import distributed
 
-            self._distributed[key] = distributed.differentiated(self.case, dict(profile), replicas)
-        return self._distributed[key]
+        return self._memoised("distributed", replicas, profile,
+                              lambda p: distributed.differentiated(self.case, p, replicas))
 
     def compute(self, profile: Mapping[str, str], path: str) -> Any:
-        key = (tuple(sorted(profile.items())), path)
-        if key not in self._cache:
-            self._cache[key] = reference.compute(self.case, dict(profile), path)
-        return self._cache[key]
+        return self._memoised("compute", path, profile, lambda p: reference.compute(self.case, p, path))
 
     def predictions(self, profile: Mapping[str, str]) -> dict[str, np.ndarray]:
         """The reference forward pass under a profile (a rule such as merge_mask changes it)."""
-        key = tuple(sorted(profile.items()))
-        if key not in self._predictions:
-            self._predictions[key] = reference.predictions(self.case, dict(profile))
-        return self._predictions[key]
+        return self._memoised("predictions", None, profile, lambda p: reference.predictions(self.case, p))
 
 
 def matches(result: PathResult, breakdown: Any, case: Case) -> tuple[bool, list[str]]:
@@ -251,7 +265,7 @@ def _relevant_flips(cache: ReferenceCache, profile: Mapping[str, str], path: str
                 continue
             flipped = {**profile, name: alt}
             other = cache.compute(flipped, path)
-            if not _same_breakdown(base, other) or not _same_predictions(cache.predictions(profile),
+            if not same_breakdown(base, other) or not _same_predictions(cache.predictions(profile),
                                                                          cache.predictions(flipped)):
                 flips.append((name, alt))
     return flips
@@ -294,12 +308,9 @@ def fallback_explanation_key(profile_name: str, combo: Mapping[str, str]) -> tup
 def explanation_key(profile_name: str, combo: Mapping[str, str]) -> tuple:
     """The ranking of equivalent explanations: harness.reference.semantics.explanation_key when
     that module defines it (alternatives that neighbouring releases of the same lineage take
-    first), else fallback_explanation_key. Imported here, at each call, so this module works
-    before and after semantics exists."""
-    try:
-        from harness.reference import semantics
-        key = semantics.explanation_key
-    except (ImportError, AttributeError):
+    first), else fallback_explanation_key."""
+    key = getattr(semantics, "explanation_key", None)
+    if key is None:
         return fallback_explanation_key(profile_name, combo)
     return tuple(key(profile_name, dict(combo)))
 
@@ -334,7 +345,8 @@ def explanations(cache: ReferenceCache, profile_name: str, profile: Mapping[str,
     return []
 
 
-def _same_breakdown(a: Any, b: Any) -> bool:
+def same_breakdown(a: Any, b: Any) -> bool:
+    """The same numbers and the same predicted errors, bit for bit."""
     if not _same_float(a.total, b.total):
         return False
     if list(getattr(a, "notes", [])) != list(getattr(b, "notes", [])):
@@ -471,39 +483,6 @@ def _judge_error(result: PathResult, profile_name: str, profile: Mapping[str, st
     return Verdict("error", profile_name, reason=reason)
 
 
-def judge(case: Case, result: ImplResult, versions: Mapping[str, str], profile_name: str | None = None,
-          cache: ReferenceCache | None = None) -> dict[str, Verdict]:
-    """Verdict for every path of one implementation's result on one case, keyed by path/mode.
-
-    Each path is judged under the semantics its release has on that path in that mode
-    (rules.expected: the semantics table's most specific row); the gradient, SGD update and
-    distribution checks under the release's unscoped semantics. `profile_name` overrides the expected profile (strict mode: judge everything against one
-    fixed profile, e.g. "tf_keras-2.21", so a migrating user sees every difference)."""
-    cache = cache or ReferenceCache(case)
-    if result.status != "ok":
-        return {"*": Verdict(result.status, profile_name or "", reason=result.message)}
-    strict = profile_name
-    profile_name = strict or rules_mod.expected(result.impl, dict(versions))
-
-    def expected_on(p: PathResult) -> str:  # a row of the table may be scoped to a path or mode
-        return strict or rules_mod.expected(result.impl, dict(versions), p.path, p.mode)
-
-    from harness import compare_gradients, compare_observations  # they build on this module
-
-    if result.distribution is not None:  # a distributed run: every verdict in its own section
-        verdicts = {f"distribution/{p.key}": judge_path(case, p, expected_on(p), cache, result.predictions)
-                    for p in result.paths}
-    else:
-        verdicts = {p.key: judge_path(case, p, expected_on(p), cache, result.predictions) for p in result.paths}
-    verdicts.update(compare_gradients.judge_extra(case, result, profile_name, cache, verdicts))
-    verdicts.update(compare_observations.judge(case, result, profile_name, cache, verdicts))
-    for v in verdicts.values():
-        if v.rules and v.profile:
-            v.precedents = {rule: found for rule, alt in v.rules.items()
-                            if (found := semantics.precedent(v.profile, rule, alt))}
-    return verdicts
-
-
 def separating_rules(case: Case, profile_a: Mapping[str, str], profile_b: Mapping[str, str],
                      path: str = "test_on_batch", cache: ReferenceCache | None = None) -> list[str]:
     """Rules on which two profiles differ and which change this case's numbers."""
@@ -514,6 +493,6 @@ def separating_rules(case: Case, profile_a: Mapping[str, str], profile_b: Mappin
         if rules_mod.choice(profile_a, name) == rules_mod.choice(profile_b, name):
             continue
         b = cache.compute({**profile_a, name: profile_b[name]}, path)
-        if not _same_breakdown(a, b):
+        if not same_breakdown(a, b):
             out.append(name)
     return out

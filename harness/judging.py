@@ -4,6 +4,7 @@ A result record holds what an implementation returned (values, terms, errors, gr
 weights_moved) and the verdicts `run` derived from it. `judge_record` derives them again from
 the record, its case and the versions of the worker that produced it, with the very call
 `run` makes (`judge_safely`, used by harness.driver): the same inputs give the same verdicts.
+`judge` is every verdict of one result (loss paths, gradients, distribution, observations).
 
 Inputs of a verdict, as `run` has them:
 - the Case: the file's "case" record of that case id;
@@ -21,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from harness import compare, spec
-from harness.results import ImplResult
+from harness import compare, compare_gradients, compare_observations, resultsfile, spec
+from harness.reference import rules as rules_mod
+from harness.reference import semantics
+from harness.results import ImplResult, PathResult
 
 
 # Reference breakdowns by case id, shared by every file one process judges (see Context);
@@ -33,16 +36,47 @@ MAX_SHARED_CASES = 500
 
 def semantics_hash() -> str:
     """The hash of the semantics verdicts are judged with now (rules.semantics_hash)."""
-    from harness.reference import rules
+    return rules_mod.semantics_hash()
 
-    return rules.semantics_hash()
+
+def judge(case: spec.Case, result: ImplResult, versions: Mapping[str, str], profile_name: str | None = None,
+          cache: compare.ReferenceCache | None = None) -> dict[str, compare.Verdict]:
+    """Verdict for every path of one implementation's result on one case, keyed by path/mode:
+    the loss paths (harness.compare), gradients, SGD updates and distribution
+    (harness.compare_gradients), observations (harness.compare_observations).
+
+    Each path is judged under the semantics its release has on that path in that mode
+    (rules.expected: the semantics table's most specific row); the gradient, SGD update and
+    distribution checks under the release's unscoped semantics. `profile_name` overrides the
+    expected profile (strict mode: judge everything against one fixed profile, e.g. "tf_keras-2.21", so a migrating user sees every difference)."""
+    cache = cache or compare.ReferenceCache(case)
+    if result.status != "ok":
+        return {"*": compare.Verdict(result.status, profile_name or "", reason=result.message)}
+    strict = profile_name
+    profile_name = strict or rules_mod.expected(result.impl, dict(versions))
+
+    def expected_on(p: PathResult) -> str:  # a row of the table may be scoped to a path or mode
+        return strict or rules_mod.expected(result.impl, dict(versions), p.path, p.mode)
+
+    if result.distribution is not None:  # a distributed run: every verdict in its own section
+        verdicts = {f"distribution/{p.key}": compare.judge_path(case, p, expected_on(p), cache, result.predictions)
+                    for p in result.paths}
+    else:
+        verdicts = {p.key: compare.judge_path(case, p, expected_on(p), cache, result.predictions) for p in result.paths}
+    verdicts.update(compare_gradients.judge_extra(case, result, profile_name, cache, verdicts))
+    verdicts.update(compare_observations.judge(case, result, profile_name, cache, verdicts))
+    for v in verdicts.values():
+        if v.rules and v.profile:
+            v.precedents = {rule: found for rule, alt in v.rules.items()
+                            if (found := semantics.precedent(v.profile, rule, alt))}
+    return verdicts
 
 
 def judge_safely(case: spec.Case, result: ImplResult, versions: Mapping[str, str],
                  strict_profile: str | None, cache: compare.ReferenceCache | None = None) -> dict[str, compare.Verdict]:
     """The engine's verdicts; a failure of the reference itself is recorded, never fatal."""
     try:
-        return compare.judge(case, result, versions, strict_profile, cache=cache)
+        return judge(case, result, versions, strict_profile, cache=cache)
     except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the implementation's result
         return {"*": compare.Verdict("error", strict_profile or "", stage="reference",
                                      reason=f"the reference or the engine failed: {type(exc).__name__}: {exc}")}
@@ -87,8 +121,6 @@ class Context:
 
     def see(self, n: int, record: dict[str, Any]) -> None:
         """Take in a header or a case record (a damaged case: ResultsError naming file, line, field)."""
-        from harness.resultsfile import ResultsError
-
         if record["kind"] == "header":
             self.headers[record["impl"]] = record
         elif record["kind"] == "case" and record["case_id"] not in self.cases:
@@ -97,22 +129,20 @@ class Context:
                 self._texts[record["case_id"]] = json.dumps(record["case"], sort_keys=True)
             except spec.CaseError as exc:
                 what = str(exc).split(f"field {exc.field_path}: ", 1)[-1]
-                raise ResultsError(f"{self.path}: line {n}: field case{exc.field_path.removeprefix('$')}: {what}") from None
+                raise resultsfile.ResultsError(f"{self.path}: line {n}: field case{exc.field_path.removeprefix('$')}: {what}") from None
 
     def judge(self, n: int, record: dict[str, Any]) -> Judged:
         """A result record's verdicts, now. ResultsError when its case is not known (yet) or the
         record cannot be read as a result."""
-        from harness.resultsfile import ResultsError
-
         cid = record["case_id"]
         case = self.cases.get(cid)
         if case is None:
-            raise ResultsError(f"{self.path}: line {n}: field case_id: expected the id of a case recorded "
+            raise resultsfile.ResultsError(f"{self.path}: line {n}: field case_id: expected the id of a case recorded "
                                f"before it in this file (a 'case' record), got {cid!r}")
         try:
             result = ImplResult.from_json(record)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ResultsError(f"{self.path}: line {n}: expected a result record, got one that cannot be "
+            raise resultsfile.ResultsError(f"{self.path}: line {n}: expected a result record, got one that cannot be "
                                f"read ({type(exc).__name__}: {exc})") from None
         header = self.headers.get(record["impl"], {})
         versions = dict(header.get("versions") or {})
@@ -129,8 +159,6 @@ class Context:
 def judge_file(path: Path) -> Iterator[tuple[int, dict[str, Any], Judged | None]]:
     """(line, record, Judged for a result record else None) for every record of a results file.
     A malformed file raises resultsfile.ResultsError naming file, line and field."""
-    from harness import resultsfile
-
     ctx = Context(Path(path))
     for n, record in resultsfile.iter_records(Path(path)):
         if record["kind"] == "result":

@@ -41,6 +41,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from harness import vocabulary
+
 SCHEMA_VERSION = 1
 
 DTYPES = ("float32", "float64")
@@ -499,8 +501,6 @@ def validate(case: Case, source: str = "<case>") -> None:
     Structure and forms are checked here; each layer type, loss and regularizer checks its
     own config, weight shapes and domains through its vocabulary entry (harness.vocabulary).
     """
-    from harness import vocabulary  # local import: vocabulary imports this module
-
     def fail(path: str, expected: str, got: Any = None) -> CaseError:
         return CaseError(source, path, expected, got)
 

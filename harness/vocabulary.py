@@ -3,15 +3,16 @@
 One declarative entry per thing under test (after PyTorch's OpInfo): an entry carries its
 name in the implementations, the options it takes, the shapes and domains it accepts (its
 `check`, used by `harness.spec.validate`), how to draw valid targets for it (`target_kind`,
-read by the strategies) and its NumPy float64 reference (`reference`, filled from
-`harness.reference.losses`). Adding a loss is adding one entry here and one function there.
+read by the strategies). Its NumPy float64 reference is `harness.reference.losses.per_element(name,
+...)`. Adding a loss is adding one entry here and one function there.
 
-Nothing here imports a framework.
+Nothing here imports a framework, nor the reference: data comes before the reference
+(tests/test_layering.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -212,7 +213,6 @@ class LossEntry:
     pred_kind: str  # for from_logits=False; with from_logits=True the prediction is any real
     options: Mapping[str, Any] = field(default_factory=dict)  # option -> default value
     doc: str = ""
-    reference: Callable[..., np.ndarray] | None = None  # per-element loss, float64
 
     def check(self, target: np.ndarray, pred_shape: tuple[int, ...], options: dict[str, Any]) -> None:
         for key, value in options.items():
@@ -296,10 +296,3 @@ LOSSES: dict[str, LossEntry] = {
 
 REGULARIZERS = ("l1", "l2", "l1_l2")
 
-# Each loss's NumPy float64 reference: `entry.reference(y_true, y_pred, options=None, ctx=None)`
-# gives the per-element loss (harness.reference.losses.per_element; `ctx` carries rule choices).
-from functools import partial as _partial  # noqa: E402
-
-from harness.reference.losses import per_element as _per_element  # noqa: E402  (NumPy only)
-
-LOSSES = {name: replace(e, reference=_partial(_per_element, name)) for name, e in LOSSES.items()}

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import compare, driver, impls, spec
+from harness import compare, driver, impls, judging, spec
 from harness.reference import rules
 from harness.results import ImplResult
 
@@ -98,8 +98,8 @@ def check_case(workers: Workers, case: spec.Case, impl: str, *, strict_profile: 
     """Run and judge. A path fails on `unexplained` (or, in strict mode, on anything but agree),
     and a whole run fails on crashed / timeout / import-error."""
     result, versions = workers.run(impl, case)
-    profile = strict_profile or rules.expected(impl, versions)  # each path: its own (compare.judge)
-    verdicts = compare.judge(case, result, versions, strict_profile)
+    profile = strict_profile or rules.expected(impl, versions)  # each path: its own (judging.judge)
+    verdicts = judging.judge(case, result, versions, strict_profile)
     bad_verdicts = {"unexplained", "crashed", "timeout", "import-error"}
     if strict_profile:
         bad_verdicts |= {"explained", "error"}

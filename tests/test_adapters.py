@@ -61,7 +61,7 @@ def test_keras3_entries_choose_their_backend_before_import():
 
 
 def test_importing_the_registry_imports_no_framework():
-    code = ("import sys, harness.impls, harness.worker, harness.impls_cli; "
+    code = ("import sys, harness.impls, harness.worker, harness.commands.impls; "
             "print([m for m in ('tensorflow', 'keras', 'tf_keras', 'jax', 'torch') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stdout
@@ -195,13 +195,14 @@ def test_predictions_are_finite_and_agree_across_implementations(runs):
 @pytest.mark.differential
 def test_every_number_agrees_with_the_reference_or_is_explained(runs):
     compare = pytest.importorskip("harness.compare")
+    judging = pytest.importorskip("harness.judging")
     case = spec.load(MOTIVATING)
     cache = compare.ReferenceCache(case)
     problems = []
     for impl, run in runs.items():
         versions = run["records"][0]["versions"]
         result = _result(run)
-        for key, verdict in compare.judge(case, result, versions, cache=cache).items():
+        for key, verdict in judging.judge(case, result, versions, cache=cache).items():
             if verdict.verdict not in ("agree", "explained", "unsupported", "error"):
                 path = next(p for p in result.paths if p.key == key)
                 problems.append(f"{impl} {key}: {verdict.to_json()} terms={path.terms}")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
-from harness import compare, reference, strategies
+from harness import compare, judging, reference, strategies
 from harness.reference import rules
 from harness.results import ImplResult, PathResult
 
@@ -39,7 +40,7 @@ def planted_result(case, profile, path="test_on_batch", scale_term=None, factor=
 def judged(case, path_result, profile_used):
     preds = {k: v.tolist() for k, v in reference.predictions(case, profile_used).items()}
     result = ImplResult(case.id, "tf_keras", paths=[path_result], predictions=preds)
-    return compare.judge(case, result, {}, PROFILE)[path_result.key]
+    return judging.judge(case, result, {}, PROFILE)[path_result.key]
 
 
 @settings(max_examples=40)
@@ -109,8 +110,8 @@ def test_an_error_predicted_by_the_expected_profile_agrees():
                 if c.loss_form == "single" and c.loss_weights_form != "omitted" and len(c.outputs) > 1)
     err = PathResult("test_on_batch", "eager", "error", error_type="ValueError", error_message="`loss_weights` must match")
     result = ImplResult(case.id, "keras3-jax", paths=[err])
-    assert compare.judge(case, result, {"backend": "jax"})[err.key].verdict == "agree"
-    assert compare.judge(case, ImplResult(case.id, "tf_keras", paths=[err]), {})[err.key].verdict == "explained"
+    assert judging.judge(case, result, {"backend": "jax"})[err.key].verdict == "agree"
+    assert judging.judge(case, ImplResult(case.id, "tf_keras", paths=[err]), {})[err.key].verdict == "explained"
 
 
 def test_an_error_other_than_the_predicted_one_stays_an_error():
@@ -120,5 +121,30 @@ def test_an_error_other_than_the_predicted_one_stays_an_error():
                 if c.loss_form == "single" and c.loss_weights_form != "omitted" and len(c.outputs) > 1)
     err = PathResult("test_on_batch", "eager", "error", error_type="KeyError",
                      error_message="0 [at keras/src/trainers/data_adapters/array_data_adapter.py:42 in __init__]")
-    verdict = compare.judge(case, ImplResult(case.id, "keras3-jax", paths=[err]), {"backend": "jax"})[err.key]
+    verdict = judging.judge(case, ImplResult(case.id, "keras3-jax", paths=[err]), {"backend": "jax"})[err.key]
     assert verdict.verdict == "error", verdict.to_json()
+
+
+def _same(a, b) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+@settings(max_examples=30)
+@given(case=strategies.cases(), data=st.data())
+def test_the_reference_cache_returns_what_a_fresh_computation_gives(case, data):
+    """ReferenceCache memoises by the rules a computation read: after a first computation under
+    one profile, a look-up under a profile with flipped rules (read or not) equals a computation
+    from scratch, numbers, notes, predictions and the profile it carries."""
+    base = rules.profile(data.draw(st.sampled_from(sorted(rules.PROFILES)), label="profile"))
+    path = data.draw(st.sampled_from(["test_on_batch", "evaluate", "train_on_batch"]), label="path")
+    flips = data.draw(st.lists(st.sampled_from([(r, a) for r, rule in rules.RULES.items()
+                                                for a in rule.alternatives]), max_size=3), label="flips")
+    cache = compare.ReferenceCache(case)
+    cache.compute(base, path), cache.predictions(base)
+    flipped = {**base, **dict(flips)}
+    got, want = cache.compute(flipped, path), reference.compute(case, flipped, path)
+    assert _same(got.total, want.total) and got.profile == want.profile == flipped
+    assert set(got.terms) == set(want.terms) and all(_same(got.terms[k], want.terms[k]) for k in want.terms)
+    assert list(got.notes) == list(want.notes)
+    preds, fresh = cache.predictions(flipped), reference.predictions(case, flipped)
+    assert all(np.array_equal(preds[k], fresh[k], equal_nan=True) for k in fresh)

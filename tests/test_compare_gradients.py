@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
-from harness import compare, reference, spec, strategies
+from harness import compare, judging, reference, spec, strategies
 from harness.compare_gradients import judge_gradients
 from harness.reference import gradients, rules
 from harness.results import GradientResult, ImplResult, PathResult
@@ -162,7 +162,7 @@ def test_unsupported_and_missing_weights():
 def test_judge_adds_gradient_verdicts_to_the_path_verdicts():
     case = two_output_case(2.0, 0.5)
     result = ImplResult(case.id, "tf_keras", paths=[], gradients=planted(case, PROFILE))
-    v = compare.judge(case, result, {}, PROFILE)
+    v = judging.judge(case, result, {}, PROFILE)
     assert v["gradient/a/kernel"].verdict == "agree"
 
 

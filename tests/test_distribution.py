@@ -24,7 +24,7 @@ import pytest
 
 from harness import compare, reference, spec
 from harness.impls import IMPLEMENTATIONS, unmet_requirements
-from harness.reference import aggregate, distributed
+from harness.reference import distributed
 from harness.reference import rules
 from harness.reference.rules import PROFILES, expected
 from harness.results import ImplResult
@@ -88,9 +88,9 @@ def test_mean_loss_uneven_split_each_replica_divides_its_mean_by_the_replicas():
 
 def test_mean_loss_reported_is_the_row_weighted_mean_which_is_the_single_device_loss():
     for path in ("test_on_batch", "train_on_batch"):
-        close(aggregate.compute(rows_case(), TFK, path).total, 55 / 5)
+        close(reference.compute(rows_case(), TFK, path).total, 55 / 5)
     # evaluate/fit: batches of 3 rows (2 + 1) and 2 rows (1 + 1), every piece weighted by its rows.
-    close(aggregate.compute(rows_case(), TFK, "evaluate").total, 55 / 5)
+    close(reference.compute(rows_case(), TFK, "evaluate").total, 55 / 5)
 
 
 def test_sum_loss_is_not_divided_and_its_reported_value_counts_each_replica_r_times():
@@ -99,7 +99,7 @@ def test_sum_loss_is_not_divided_and_its_reported_value_counts_each_replica_r_ti
     assert d.replica_losses == [14.0, 41.0]
     close(d.total, 55.0)
     # Mean metric: each replica reports 2 x its sum, weighted by its rows: 2 (3 x 14 + 2 x 41) / 5.
-    close(aggregate.compute(case, TFK, "train_on_batch").total, 2 * (3 * 14 + 2 * 41) / 5)
+    close(reference.compute(case, TFK, "train_on_batch").total, 2 * (3 * 14 + 2 * 41) / 5)
 
 
 def test_regularization_is_divided_per_replica_and_activity_is_averaged_over_each_replicas_rows():
@@ -109,7 +109,7 @@ def test_regularization_is_divided_per_replica_and_activity_is_averaged_over_eac
     close(d.replica_losses[0], (14 / 3 + 0.5 + 0.1 * 6 / 3) / 2)
     close(d.replica_losses[1], (41 / 2 + 0.5 + 0.1 * 9 / 2) / 2)
     # Reported: row-weighted, unscaled: the single-device loss 11 + 0.5 + 0.1 x 15/5.
-    close(aggregate.compute(case, TFK, "train_on_batch").total, 11 + 0.5 + 0.1 * 15 / 5)
+    close(reference.compute(case, TFK, "train_on_batch").total, 11 + 0.5 + 0.1 * 15 / 5)
 
 
 def test_add_loss_summed_over_rows_counts_half_under_two_replicas():
@@ -117,10 +117,10 @@ def test_add_loss_summed_over_rows_counts_half_under_two_replicas():
     # its own rows' sum divided by 2: (0.5 x 5 + 0.5 x 25) / 2 = 7.5, and the Mean metric reports
     # the row-weighted mean of the replicas' 0.5 x 5 and 0.5 x 25: 7.5 as well.
     case = rows_case(4, add_loss=0.5, evaluate_batch_size=4)
-    single = aggregate.compute(case, "tf_keras-2.21", "train_on_batch").total
+    single = reference.compute(case, "tf_keras-2.21", "train_on_batch").total
     close(single, 30 / 4 + 15)
     close(distributed.differentiated(case, TFK).total, 30 / 4 + 7.5)
-    close(aggregate.compute(case, TFK, "train_on_batch").total, 30 / 4 + 7.5)
+    close(reference.compute(case, TFK, "train_on_batch").total, 30 / 4 + 7.5)
     close(distributed.differentiated(case, JAX).total, single)  # one global program
 
 
@@ -140,14 +140,14 @@ def test_keras3_train_on_batch_gives_every_replica_the_whole_batch():
     # With sum reduction each replica's sum is not divided: the summed gradient is twice the sum's.
     s = distributed.differentiated(rows_case(reduction="sum"), K3TF)
     assert s.replica_losses == [55.0, 55.0] and s.total == 110.0
-    close(aggregate.compute(rows_case(reduction="sum"), K3TF, "train_on_batch").total, 110.0)
+    close(reference.compute(rows_case(reduction="sum"), K3TF, "train_on_batch").total, 110.0)
 
 
 def test_keras3_evaluate_refuses_a_first_batch_that_splits_unevenly():
-    bd = aggregate.compute(rows_case(evaluate_batch_size=3), K3TF, "evaluate")
+    bd = reference.compute(rows_case(evaluate_batch_size=3), K3TF, "evaluate")
     assert math.isnan(bd.total) and "keras/src/backend/tensorflow/trainer.py" in " ".join(bd.notes)
     # An even first batch (2 = 1 + 1) is accepted, even though the last (1 row) splits 1 + 0.
-    close(aggregate.compute(rows_case(evaluate_batch_size=2), K3TF, "evaluate").total, 11.0)
+    close(reference.compute(rows_case(evaluate_batch_size=2), K3TF, "evaluate").total, 11.0)
 
 
 def test_jax_data_parallel_is_one_global_program_that_refuses_an_odd_batch():
@@ -157,7 +157,7 @@ def test_jax_data_parallel_is_one_global_program_that_refuses_an_odd_batch():
     odd = distributed.differentiated(rows_case(5), JAX)
     assert odd.split == [] and math.isnan(odd.total)
     assert "keras/src/backend/jax/distribution_lib.py" in " ".join(odd.notes)
-    assert math.isnan(aggregate.compute(rows_case(5), JAX, "train_on_batch").total)
+    assert math.isnan(reference.compute(rows_case(5), JAX, "train_on_batch").total)
 
 
 def test_single_device_profiles_are_unaffected():
@@ -171,9 +171,9 @@ def test_single_device_profiles_are_unaffected():
 
 def test_an_even_split_of_a_mean_loss_differentiates_the_single_device_loss():
     case = rows_case(4, kernel_l2=0.5, activity_l1=0.1)
-    single = aggregate.compute(case, "tf_keras-2.21", "train_on_batch").total
+    single = reference.compute(case, "tf_keras-2.21", "train_on_batch").total
     close(distributed.differentiated(case, TFK).total, single)
-    close(aggregate.compute(case, TFK, "train_on_batch").total, single)
+    close(reference.compute(case, TFK, "train_on_batch").total, single)
 
 
 # ---------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_reported_losses_are_the_references(impl, label, worker_results):
         if p.path == "compute_loss":
             assert p.status == "unsupported" and p.reason, (impl, p)
             continue
-        want = aggregate.compute(case, profile, p.path)
+        want = reference.compute(case, profile, p.path)
         where = f"{impl} {p.key} on {label} (case {case.id}): reported {p.total!r}, reference {want.total!r}"
         if want.notes:
             assert p.status == "error" and compare.predicts_error(want, p.error_message), (where, want.notes,

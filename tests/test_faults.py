@@ -990,7 +990,7 @@ def test_report_refuses_a_bad_results_file_and_keeps_the_previous_report(
     page.write_text("the previous report")
     cmd = report_cmd()
     argv = harness_cmd(*cmd, existing_results, "--out", page) if cmd else \
-        [PYTHON, "-m", "harness.report_cli", str(existing_results), "--out", str(page)]
+        [PYTHON, "-m", "harness.commands.report", str(existing_results), "--out", str(page)]
     proc = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
     assert_refused(proc, str(existing_results), *needles)
     assert existing_results.read_bytes() == before

@@ -6,7 +6,7 @@
 - the per-output log entries a path returns ("output/<name>"): exactly those of the reference
   breakdown for two outputs or more, none for one; a missing or an extra one is a finding
   (stage "log_entries"), not a gap;
-- both are verdicts of compare.judge, and the report counts them."""
+- both are verdicts of judging.judge, and the report counts them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import compare, compare_observations, reference, spec
+from harness import compare, compare_observations, judging, reference, spec
 from harness.reference import rules
 from harness.report import loading
 from harness.results import ImplResult, PathResult
@@ -101,7 +101,7 @@ def test_compute_loss_returns_a_number_not_logs_so_it_has_no_log_entries_verdict
 
 def test_compare_judge_returns_the_observation_verdicts_too() -> None:
     result = ImplResult(CASE.id, "tf_keras", paths=[reported("train_on_batch", moved=False)])
-    out = compare.judge(CASE, result, {"tf_keras": "2.21.0", "tensorflow": "2.21.0"})
+    out = judging.judge(CASE, result, {"tf_keras": "2.21.0", "tensorflow": "2.21.0"})
     assert {"train_on_batch/eager", "train_on_batch/eager/weights_moved", "train_on_batch/eager/log_entries"} <= set(out)
 
 

@@ -32,7 +32,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from differential import Workers, all_impls, installed_impls, why_not_installed  # noqa: E402
 
-from harness import compare, spec  # noqa: E402
+from harness import compare, judging, spec  # noqa: E402
 from harness.reference import rules  # noqa: E402
 from harness.same_report import comparable_verdict  # noqa: E402
 from harness.strategies import corpus  # noqa: E402
@@ -45,7 +45,7 @@ Verdicts = dict[str, dict[str, object]]  # case id -> verdict key -> comparable 
 
 def _judged(workers: Workers, impl: str, case: spec.Case) -> dict[str, object]:
     result, versions = workers.run(impl, case)
-    judged = compare.judge(case, result, versions)
+    judged = judging.judge(case, result, versions)
     return {"run": result.status, **{key: comparable_verdict(v.to_json()) for key, v in sorted(judged.items())}}
 
 

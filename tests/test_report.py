@@ -415,7 +415,7 @@ def test_hostile_strings_are_shown_as_text_never_as_markup(synthetic):
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.report_cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "harness.commands.report", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -624,7 +624,7 @@ def test_findings_json_counts_every_verdict_of_every_section(every_section):
 
 
 def test_report_command_summary_counts_every_verdict_of_every_section(tmp_path, capsys):
-    from harness import report_cli
+    from harness.commands import report as report_cli
 
     inputs, expected = every_section_results(tmp_path)
     assert report_cli.main([*map(str, inputs), "--out", str(tmp_path / "site" / "index.html")]) == 0
@@ -744,7 +744,7 @@ BAD_RESULTS = [
 def _refused(tmp_path, capsys, argv, texts) -> None:
     """`report` on a folder that already holds a good report: argv exits 2, its message holds
     every one of `texts`, and nothing under tmp_path changed."""
-    from harness import report_cli
+    from harness.commands import report as report_cli
 
     before = _tree_state(tmp_path)
     assert report_cli.main(argv) == 2
@@ -755,7 +755,7 @@ def _refused(tmp_path, capsys, argv, texts) -> None:
 
 
 def _good_report(tmp_path, capsys):
-    from harness import report_cli
+    from harness.commands import report as report_cli
 
     inputs, _ = every_section_results(tmp_path)
     site = tmp_path / "site"

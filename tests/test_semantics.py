@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import compare, reference, spec
+from harness import compare, judging, reference, spec
 from harness.reference import rules, semantics
 from harness.reference.semantics import Rows
 from harness.results import ImplResult, PathResult
@@ -92,9 +92,9 @@ def test_keras_3_before_3_14_sums_the_activity_penalty_and_3_14_divides_it():
 def test_a_rule_changed_for_a_range_agrees_inside_it_and_is_explained_outside():
     as_3_13 = semantics.at("keras3", "3.13.2", backend="jax").choices
     observed = _observed(as_3_13)
-    inside = compare.judge(CASE, observed, {"keras": "3.13.2", "backend": "jax"})
+    inside = judging.judge(CASE, observed, {"keras": "3.13.2", "backend": "jax"})
     assert inside["test_on_batch/compiled"].verdict == "agree"
-    outside = compare.judge(CASE, observed, {"keras": "3.15.1", "backend": "jax"})["test_on_batch/compiled"]
+    outside = judging.judge(CASE, observed, {"keras": "3.15.1", "backend": "jax"})["test_on_batch/compiled"]
     assert outside.verdict == "explained"
     assert outside.rules == {"activity_regularizer_scaling": "sum"}
     assert outside.precedents == {"activity_regularizer_scaling": "keras3 <3.14 (read in keras==3.13.2, keras-team/keras#22021)"}

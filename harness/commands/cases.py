@@ -26,6 +26,18 @@ HELP = """Draw Cases and look at them.
   --show FILE
       Pretty-print one case file with its id and features, after validating it
       (exit 2 with the CaseError message if it is malformed).
+  --coverage [--profile NAME ...] [--seed S -n N | --corpus ci|dev|deep] [--cases DIR ...] [--json]
+      Rule coverage (harness.coverage), with the reference alone: for each profile, which
+      single rule changes and dependent pairs of changes alter some value (total, per-term /
+      per-output log, predicted error, predictions, gradient) on some loss path beyond the
+      engine's tolerance on some case, naming the first such case, path and value; the others
+      are "not tested by any case here". Cases: the main job's corpus by default (run's `ci`
+      settings profile: its drawn cases plus the stored cases/), --corpus NAME for another
+      settings profile of `run`, -n N drawn cases of seed S (plus --cases DIR if given), or
+      --cases DIR alone for stored cases only. Profiles: the core matrix's by default
+      (tf_keras-2.21, keras-3.15[-jax|-torch|-numpy], keras-2.3.1, tf.keras-2.15); any name
+      rules.profile resolves. --no-pairs skips dependent pairs,
+      --no-gradients the gradient comparison. Progress and wall times go to stderr.
 """
 
 THRESHOLD = 10.0  # percent of cases each feature must reach
@@ -37,10 +49,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--stats", action="store_true", help="feature frequencies over n drawn cases")
     what.add_argument("--write", metavar="DIR", help="write the fixed-seed corpus to DIR/<id>.json")
     what.add_argument("--show", metavar="FILE", help="validate and pretty-print one case file")
-    p.add_argument("-n", type=int, default=1000, help="number of cases (default 1000)")
+    what.add_argument("--coverage", action="store_true",
+                      help="which rule changes the cases distinguish (reference only)")
+    p.add_argument("-n", type=int, default=None,
+                   help="number of cases (default 1000; --coverage: drawn cases instead of --corpus)")
     p.add_argument("--seed", type=int, default=0, help="corpus / Hypothesis seed (default 0)")
     p.add_argument("--hypothesis", action="store_true", help="--stats: draw through Hypothesis, not the corpus")
     p.add_argument("--verbose", action="store_true", help="--stats: also list every loss")
+    p.add_argument("--profile", action="append", metavar="NAME",
+                   help="--coverage: semantics profile (repeatable; default: the core matrix)")
+    p.add_argument("--corpus", metavar="SETTINGS",
+                   help="--coverage: the cases of `run --profile SETTINGS` (ci, dev, deep): drawn plus stored")
+    p.add_argument("--cases", type=Path, action="append", metavar="DIR",
+                   help="--coverage: stored cases (repeatable); alone: only these")
+    p.add_argument("--json", action="store_true", help="--coverage: machine-readable output on stdout")
+    p.add_argument("--no-pairs", action="store_true", help="--coverage: single rule changes only")
+    p.add_argument("--no-gradients", action="store_true", help="--coverage: do not compare gradients")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     file, a bad -n, a --write target that is not a folder)."""
     if args.show:
         return _show(args.show)
+    if args.coverage:
+        return _coverage(args)
+    args.n = 1000 if args.n is None else args.n
     if args.write:
         if args.n < 0:
             return _bad_input(f"-n: expected a number of cases >= 0, got {args.n}")
@@ -57,6 +84,100 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         return _bad_input(f"-n: expected a number of cases >= 1 to count features over, got {args.n}")
     return _stats(args.n, args.seed, args.hypothesis, args.verbose)
+
+
+# The core matrix's profiles (README "Implementations"): the default of --coverage.
+COVERAGE_PROFILES = ("tf_keras-2.21", "keras-3.15", "keras-3.15-jax", "keras-3.15-torch", "keras-3.15-numpy",
+                     "keras-2.3.1", "tf.keras-2.15")
+
+
+def coverage_cases(args: argparse.Namespace) -> tuple[list[spec.Case], str]:
+    """The cases --coverage measures and a description of them (a spec.CaseError or ValueError on bad input)."""
+    from harness import strategies
+    from harness.commands.run import PROFILES, load_stored
+
+    if args.n is not None and args.corpus is not None:
+        raise ValueError("-n and --corpus: expected one of them (--corpus SETTINGS draws run's number of cases)")
+    if args.corpus is not None and args.corpus not in PROFILES:
+        raise ValueError(f"--corpus: unknown settings profile {args.corpus!r}; expected one of {', '.join(PROFILES)}")
+    if args.n is not None and args.n < 0:
+        raise ValueError(f"-n: expected a number of drawn cases >= 0, got {args.n}")
+    if args.n is not None:
+        n, dirs = args.n, list(args.cases or [])
+    elif args.corpus is None and args.cases:
+        n, dirs = 0, list(args.cases)
+    else:
+        n, dirs = PROFILES[args.corpus or "ci"], list(args.cases or [Path("cases")])
+    stored = load_stored(dirs) if dirs else []
+    drawn = strategies.corpus(seed=args.seed, n=n) if n else []
+    seen, cases = set(), []
+    for case in stored + drawn:  # as `run` orders and deduplicates them
+        if case.id not in seen:
+            seen.add(case.id)
+            cases.append(case)
+    parts = ([f"{len(stored)} stored ({', '.join(map(str, dirs))})"] if dirs else []) + (
+        [f"{len(drawn)} drawn (seed {args.seed})"] if n else [])
+    what = f"corpus {args.corpus or 'ci'}: " if args.n is None and (args.corpus or not args.cases) else ""
+    return cases, what + " + ".join(parts)
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    import json
+
+    from harness import coverage as coverage_mod
+    from harness.reference import rules
+
+    names = args.profile or list(COVERAGE_PROFILES)
+    for name in names:
+        try:
+            rules.profile(name)
+        except Exception as exc:  # semantics.SemanticsError, KeyError: an unknown or malformed name
+            return _bad_input(f"--profile: unknown profile {name!r} ({exc}); known: {', '.join(rules.PROFILES)}")
+    try:
+        cases, what = coverage_cases(args)
+    except (spec.CaseError, ValueError) as exc:
+        return _bad_input(str(exc))
+    print(f"rule coverage of {len(cases)} cases ({what}) for {len(names)} profiles", file=sys.stderr, flush=True)
+    results = []
+    start = time.perf_counter()
+    for name in names:
+        def progress(i: int, n: int, seconds: float, name: str = name) -> None:
+            if (i + 1) % 50 == 0 and i + 1 < n:
+                print(f"  {name}: {i + 1}/{n} cases, {seconds:.1f} s", file=sys.stderr, flush=True)
+
+        cov = coverage_mod.coverage(cases, name, gradients=not args.no_gradients, pairs=not args.no_pairs,
+                                    progress=progress)
+        s, m = cov.count("single")
+        ps, pm = cov.count("pair")
+        print(f"  {name}: {s}/{m} single, {ps}/{pm} pairs, {cov.seconds:.1f} s", file=sys.stderr, flush=True)
+        results.append(cov)
+    total = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"cases": len(cases), "case_ids": [c.id for c in cases], "source": what,
+                          "seconds": round(total, 3), "profiles": [c.to_json() for c in results]}, indent=1))
+    else:
+        for cov in results:
+            _print_coverage(cov, pairs=not args.no_pairs)
+    print(f"rule coverage: {len(names)} profiles x {len(cases)} cases in {total:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _print_coverage(cov: Any, pairs: bool) -> None:
+    from harness.coverage import label
+
+    s, m = cov.count("single")
+    print(f"{cov.profile}: {s} of {m} rule changes distinguished by {cov.cases} cases ({cov.seconds:.1f} s)")
+    groups = [("single", [(f,) for f in cov.singles])]
+    if pairs:
+        ps, pm = cov.count("pair")
+        print(f"  and {ps} of {pm} dependent pairs (B matters once A is made) found on these cases")
+        groups.append(("pair", [tuple(p) for p in cov.pairs]))
+    for kind, changes in groups:
+        width = max((len(label(c)) for c in changes), default=0)
+        for change in changes:
+            d = cov.decision(change)
+            verdict = f"distinguished by {d.describe()}" if d else "not tested by any case here"
+            print(f"  {label(change):<{width}}  {verdict}")
 
 
 def _bad_input(message: str) -> int:

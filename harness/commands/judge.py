@@ -42,23 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def results_paths(inputs: list[Path]) -> list[Path]:
-    """Folders expanded to their *.jsonl files (sorted). ValueError for a missing path or an
-    empty folder."""
-    out: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            found = sorted(p.glob("*.jsonl"))
-            if not found:
-                raise ValueError(f"{p}: expected results files (*.jsonl) in this folder, found none")
-            out.extend(found)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise ValueError(f"{p}: no such file or folder")
-    return out
-
-
 def judge_one(path: Path, out_dir: Path | None) -> dict[str, Any]:
     """Judge one file; returns a plain summary (picklable: --jobs runs this in other processes)."""
     from harness import judging
@@ -131,10 +114,11 @@ def _message(exc: BaseException) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from harness.compare import VERDICTS
+    from harness.report import loading
 
     started = time.monotonic()
     try:
-        paths = results_paths(list(args.inputs))
+        paths = loading.results_paths(args.inputs)  # ReportInputError is a ValueError
     except ValueError as exc:
         print(f"harness judge: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -23,7 +23,7 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness import compare, driver, reference
+    from harness import compare, driver, judging, reference
     from harness.reference import rules
 
     check_timeout(args.timeout)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         from harness.results import ImplResult
 
         result = ImplResult.from_json(raw)
-        verdicts = compare.judge(case, result, worker.header.get("versions", {}), cache=cache)
+        verdicts = judging.judge(case, result, worker.header.get("versions", {}), cache=cache)
         path_keys = set()
         for p in result.paths:
             key = p.key if p.key in verdicts else f"distribution/{p.key}"  # a distributed run's keys

@@ -16,9 +16,9 @@ NaN and inf come out as values (a fully masked batch under "valid_entries" gives
 """
 
 from harness.reference import rules
-from harness.reference.aggregate import (Breakdown, OutputRecord, compute, effective_dtype, output_masks,
-                                        predictions)
+from harness.reference.aggregate import Breakdown, OutputRecord, effective_dtype, output_masks, predictions
 from harness.reference.forward import Penalty
+from harness.reference.total import compute
 
 __all__ = ["Breakdown", "OutputRecord", "Penalty", "compute", "effective_dtype", "output_masks", "predictions",
            "rules"]

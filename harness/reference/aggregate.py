@@ -20,7 +20,8 @@ matches that file against the implementation's innermost Keras frame). Some erro
 specific: Keras 3's data adapter runs only under evaluate/fit.
 
 Distribution strategies: a profile whose replica_split is not "single_device" is computed by
-harness.reference.distributed.reported (per replica, then combined as the strategy reports it).
+harness.reference.distributed.reported (per replica, then combined as the strategy reports it);
+harness.reference.total.compute (`reference.compute`) chooses between the two.
 
 Dtype: a float64 case is computed as a float32 case under float64_compute="float32" (Keras 3
 NumPy backend); effective_dtype(case, profile) names the dtype whose rounding the implementation's
@@ -331,13 +332,10 @@ def _terms(outputs: list[OutputRecord], penalties: list[forward.Penalty], rules:
 # ---------------------------------------------------------------------------------------
 
 
-def compute(case: Case, profile: str | Mapping[str, str], path: str = "test_on_batch") -> "Breakdown":
-    """The reference total and breakdown of `case` on `path` under `profile` (a name or a mapping)."""
-    rules = rules_mod.resolve(profile)
-    if not rules_mod.chooses(rules, "replica_split", "single_device"):  # a strategy (reference/distributed.py)
-        from harness.reference import distributed
-
-        return distributed.reported(case, rules, path)
+def single_device(case: Case, rules: Mapping[str, str], path: str = "test_on_batch") -> "Breakdown":
+    """The reference total and breakdown of `case` on `path` on one device, under `rules` (a
+    resolved profile whose replica_split is "single_device"; harness.reference.total.compute
+    takes any profile)."""
     case = _as_computed(case, rules)
     n = case.batch_size
     if path in WHOLE_BATCH_PATHS:

@@ -184,7 +184,7 @@ def differentiated(case: Case, profile: str | Mapping[str, str], replicas: int =
 
 
 # ---------------------------------------------------------------------------------------
-# The reported loss of a path (aggregate.compute calls this for distributed profiles)
+# The reported loss of a path (total.compute calls this for distributed profiles)
 # ---------------------------------------------------------------------------------------
 
 

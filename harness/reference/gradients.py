@@ -1,7 +1,7 @@
 """The reference gradient: d(total loss)/d(weight) in float64, by central differences.
 
 What is differentiated is the loss the train step differentiates: the whole-batch total of
-`aggregate.compute(case, profile, "train_on_batch")` (every output's weighted loss plus
+`total.compute(case, profile, "train_on_batch")` (every output's weighted loss plus
 model.losses), or, for a distributed run (`replicas` > 1), the sum of the losses the replicas
 differentiate (`reference.distributed.differentiated`): the optimizer receives the sum of the
 replicas' gradients, which is the gradient of that sum.
@@ -45,7 +45,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from harness.reference import aggregate, forward
+from harness.reference import distributed, forward, total
 from harness.reference import rules as rules_mod
 from harness.spec import Case
 
@@ -100,7 +100,7 @@ Evaluation = tuple[float, float, dict[str, float], list[str]]
 
 
 def _terms_single(case: Case, profile: Mapping[str, str]) -> Evaluation:
-    b = aggregate.compute(case, profile, "train_on_batch")
+    b = total.compute(case, profile, "train_on_batch")
     terms = {f"output/{o.name}": o.weighted for o in b.outputs}
     terms["regularization"] = float(sum(p.value for p in b.regularization))
     return b.total, b.magnitude, terms, list(b.notes)
@@ -108,8 +108,6 @@ def _terms_single(case: Case, profile: Mapping[str, str]) -> Evaluation:
 
 def _terms_distributed(replicas: int) -> Callable[[Case, Mapping[str, str]], Evaluation]:
     def terms(case: Case, profile: Mapping[str, str]) -> Evaluation:
-        from harness.reference import distributed
-
         d = distributed.differentiated(case, profile, replicas)
         return d.total, d.magnitude, {}, list(d.notes)
     return terms

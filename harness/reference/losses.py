@@ -11,8 +11,8 @@ Sources (site-packages): tf_keras/src/losses.py and tf_keras/src/backend.py (tf-
 keras/src/losses/losses.py and keras/src/backend/{tensorflow,jax,torch,numpy}/nn.py (Keras 3.15.1);
 keras 2.3.1 keras/losses.py. Where they differ, the difference is a rule (rules.py).
 
-This module imports nothing from the harness but the reference's forward and rules
-(harness.vocabulary imports it).
+This module imports nothing from the harness but the reference's forward and rules; every loss
+of harness.vocabulary.LOSSES has its function in PER_ELEMENT (tests/test_reference_losses.py).
 """
 
 from __future__ import annotations
@@ -71,10 +71,7 @@ class LossContext:
 # ---------------------------------------------------------------------------------------
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1.0 + np.exp(-np.abs(z))))
+sigmoid = forward.sigmoid  # the forward pass's sigmoid (defined there: forward comes first)
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:

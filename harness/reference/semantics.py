@@ -41,7 +41,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from harness.reference.rules import RULES, RuleError
+from harness.reference.rulebook import RULES, RuleError
 
 LINEAGES = ("keras", "tf.keras", "tf_keras", "keras3")
 SCOPE_FIELDS = ("backend", "mode", "path", "strategy")

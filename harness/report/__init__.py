@@ -1,4 +1,4 @@
-"""The HTML discrepancy report: `python -m harness report` (harness/report_cli.py).
+"""The HTML discrepancy report: `python -m harness report` (harness/commands/report.py).
 
 - `loading`: read results files from several environments, join by case id, group by cause
 - `repro`:   standalone reproducer scripts (plain Keras + NumPy)

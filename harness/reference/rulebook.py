@@ -1,0 +1,634 @@
+"""The rule table: every semantic rule (RULES) with its named alternatives and their sources.
+
+Data only: harness.reference.rules documents the rules and reads a profile's choices;
+harness.reference.semantics builds the semantics table on RULES. Both import this module, which
+imports nothing of the harness (so the two need not import each other both ways).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class RuleError(KeyError):
+    """An unknown rule, a profile without a choice for a rule, or an alternative a rule does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Alternative:
+    description: str
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    question: str
+    alternatives: dict[str, Alternative]
+
+
+_TFK = "tf_keras/src"
+_K3 = "keras/src"
+_K231 = "keras 2.3.1: keras"
+_K224 = "keras 2.2.4: keras"
+_TF215 = "tf 2.15: keras/src"  # TF 2.15's bundled Keras, in /work/venvs/tf215
+
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in [
+        Rule(
+            "mask_normalisation",
+            "With reduction sum_over_batch_size, what divides the sum of a masked output's weighted losses?",
+            {
+                "valid_entries": Alternative(
+                    "mask * total/valid (plain division): the sum is divided by the number of unmasked "
+                    "entries; a fully masked batch gives 0 * inf = NaN.",
+                    [f"{_TFK}/utils/losses_utils.py:apply_valid_mask",
+                     f"{_TFK}/losses.py:Loss.__call__",
+                     f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss",
+                     f"{_K224}/engine/training_utils.py:weighted_masked_objective"],
+                ),
+                "valid_entries_no_nan": Alternative(
+                    "mask * divide_no_nan(total, valid): divided by the unmasked entries; a fully masked "
+                    "batch gives 0.",
+                    [f"{_K3}/losses/loss.py:apply_mask", f"{_K3}/losses/loss.py:reduce_weighted_values",
+                     f"{_K3}/losses/loss.py:Loss.__call__"],
+                ),
+                "all_entries": Alternative(
+                    "the mask is folded into the sample weights and the sum divided by all entries.",
+                    [f"{_K231}/engine/training.py:Model._prepare_total_loss",
+                     f"{_K231}/utils/losses_utils.py:compute_weighted_loss"],
+                ),
+            },
+        ),
+        Rule(
+            "sample_weight_broadcast",
+            "How does a per-sample weight (batch,) meet a temporal output's per-step losses (batch, time)?",
+            {
+                "per_sample": Alternative(
+                    "the weight is expanded to (batch, 1) and applies to every step of its sample.",
+                    [f"{_TFK}/utils/losses_utils.py:squeeze_or_expand_dimensions",
+                     f"{_TFK}/utils/losses_utils.py:compute_weighted_loss",
+                     f"{_K231}/utils/losses_utils.py:compute_weighted_loss"],
+                ),
+                "trailing_axis": Alternative(
+                    "ranks are only reconciled when the last axis is 1; otherwise (batch,) broadcasts "
+                    "against the trailing time axis: weight[t] scales step t when time == batch, and "
+                    "time != batch is a broadcast error (the reference gives NaN and notes the error).",
+                    [f"{_K3}/losses/loss.py:squeeze_or_expand_to_same_rank",
+                     f"{_K3}/losses/loss.py:reduce_weighted_values", f"{_K3}/losses/loss.py:apply_mask"],
+                ),
+                "trailing_axis_inplace_mask": Alternative(
+                    "as trailing_axis, but when the output has a mask, apply_mask's in-place "
+                    "`sample_weight *= float_mask` cannot grow (batch,) to (batch, time): an error "
+                    "(NumPy arrays and torch tensors are mutated in place; TF and JAX are not).",
+                    [f"{_K3}/losses/loss.py:apply_mask", f"{_K3}/backend/numpy/core.py:convert_to_tensor",
+                     f"{_K3}/backend/torch/core.py:convert_to_tensor"],
+                ),
+            },
+        ),
+        Rule(
+            "single_output_sample_weight_list",
+            "A one-output model given sample_weight=[w] (a list of one array): what reaches the loss?",
+            {
+                "unwrapped": Alternative(
+                    "the array w itself: the list is matched to the outputs, one array per output.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/compile_utils.py:match_dtype_and_rank"],
+                ),
+                "leading_axis": Alternative(
+                    "the whole list: CompileLoss.call's one-output fast path resolves the weights with "
+                    "the output's empty path, so [w] becomes a tensor of shape (1, batch) that "
+                    "broadcasts against the losses: per-sample for (batch,) losses, an outer product "
+                    "batch x batch (divided by batch**2 under sum_over_batch_size) for (batch, 1) "
+                    "losses, weights along time for (batch, time) losses when time == batch, else a "
+                    "broadcast error. Found by the property test (case 3994c1529a586951: 2.529 "
+                    "instead of 2.664 on Keras 3.15 tensorflow and jax).",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_K3}/losses/loss.py:squeeze_or_expand_to_same_rank",
+                     f"{_K3}/losses/loss.py:reduce_weighted_values"],
+                ),
+            },
+        ),
+        Rule(
+            "activity_regularizer_scaling",
+            "Is an activity regularizer's penalty divided by the batch size?",
+            {
+                "batch_mean": Alternative(
+                    "penalty(output) / batch size (divide_no_nan, or plain division in v1 layers).",
+                    [f"{_TFK}/engine/base_layer.py:Layer._handle_activity_regularization",
+                     f"{_TFK}/engine/base_layer_v1.py:Layer._handle_activity_regularization",
+                     f"{_K3}/layers/layer.py:Layer.__call__"],
+                ),
+                "sum": Alternative(
+                    "penalty(output), summed over the batch, not divided.",
+                    [f"{_K231}/engine/base_layer.py:Layer.__call__", f"{_K224}/engine/base_layer.py:Layer.__call__"],
+                ),
+            },
+        ),
+        Rule(
+            "probability_crossentropy",
+            "Crossentropy on an output produced by a sigmoid/softmax activation: use its logits?",
+            {
+                "recover_logits": Alternative(
+                    "the loss uses the activation's input (the tensor's _keras_logits, or the Sigmoid/"
+                    "Softmax op's input in a graph), exactly and without clipping, even when "
+                    "from_logits=True was passed.",
+                    [f"{_TFK}/backend.py:_get_logits", f"{_TFK}/backend.py:sigmoid",
+                     f"{_TFK}/backend.py:softmax",
+                     f"{_K3}/backend/tensorflow/nn.py:_get_logits",
+                     f"{_K3}/backend/tensorflow/nn.py:sigmoid", f"{_K3}/activations/activations.py:sigmoid"],
+                ),
+                "clip_epsilon": Alternative(
+                    "the probabilities are clipped to [epsilon, 1 - epsilon] and logged.",
+                    [f"{_K3}/backend/jax/nn.py:binary_crossentropy", f"{_K3}/backend/jax/nn.py:categorical_crossentropy",
+                     f"{_K3}/backend/torch/nn.py:binary_crossentropy", f"{_K3}/backend/numpy/nn.py:binary_crossentropy",
+                     f"{_K224}/backend/tensorflow_backend.py:binary_crossentropy",
+                     f"{_K231}/backend/tensorflow_backend.py:binary_crossentropy",
+                     f"{_K231}/backend/tensorflow_backend.py:categorical_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "bce_probability_log",
+            "Binary crossentropy on (clipped) probabilities: log(p) or log(p + epsilon)?",
+            {
+                "log_plus_epsilon": Alternative(
+                    "clip to [eps, 1 - eps], then -(t log(p + eps) + (1 - t) log(1 - p + eps)).",
+                    [f"{_TFK}/backend.py:binary_crossentropy"],
+                ),
+                "log": Alternative(
+                    "clip to [eps, 1 - eps], then -(t log p + (1 - t) log(1 - p)).",
+                    [f"{_K3}/backend/tensorflow/nn.py:binary_crossentropy",
+                     f"{_K3}/backend/jax/nn.py:binary_crossentropy",
+                     f"{_K3}/backend/torch/nn.py:binary_crossentropy",
+                     f"{_K3}/backend/numpy/nn.py:binary_crossentropy",
+                     f"{_K224}/backend/tensorflow_backend.py:binary_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "bce_from_logits",
+            "Binary crossentropy with from_logits=True (logits not recovered from an activation):",
+            {
+                "exact": Alternative(
+                    "the numerically exact sigmoid crossentropy with logits.",
+                    [f"{_TFK}/backend.py:binary_crossentropy",
+                     f"{_K3}/backend/tensorflow/nn.py:binary_crossentropy",
+                     f"{_K3}/backend/jax/nn.py:binary_crossentropy",
+                     f"{_K3}/backend/torch/nn.py:binary_crossentropy"],
+                ),
+                "sigmoid_then_clip": Alternative(
+                    "sigmoid(logits), then clipped to [eps, 1 - eps] and logged: bounded for large logits.",
+                    [f"{_K3}/backend/numpy/nn.py:binary_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "sparse_ce_probability",
+            "Sparse categorical crossentropy on probabilities (logits not recovered):",
+            {
+                "log_softmax_of_clipped": Alternative(
+                    "logits = log(clip(p, eps, 1 - eps)), then sparse softmax crossentropy with logits "
+                    "(so the clipped row is renormalised after clipping).",
+                    [f"{_TFK}/backend.py:sparse_categorical_crossentropy",
+                     f"{_K3}/backend/tensorflow/nn.py:sparse_categorical_crossentropy"],
+                ),
+                "renormalise_clip_log": Alternative(
+                    "p / sum(p), clipped to [eps, 1 - eps], -log of the target's entry.",
+                    [f"{_K3}/backend/jax/nn.py:sparse_categorical_crossentropy",
+                     f"{_K3}/backend/torch/nn.py:sparse_categorical_crossentropy",
+                     f"{_K3}/backend/numpy/nn.py:sparse_categorical_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "focal_from_logits",
+            "Binary focal crossentropy with from_logits=True: what is its crossentropy factor computed on?",
+            {
+                "bce_on_given_logits": Alternative(
+                    "backend.binary_crossentropy(target, output, from_logits=True): the given tensor "
+                    "(or its recovered _keras_logits) as logits; the focal factor uses sigmoid(output).",
+                    [f"{_TFK}/backend.py:binary_focal_crossentropy"],
+                ),
+                "bce_on_sigmoid": Alternative(
+                    "y_pred = sigmoid(output) first, then crossentropy on probabilities (whose logits the "
+                    "TensorFlow backend recovers from ops.sigmoid's _keras_logits; other backends clip).",
+                    [f"{_K3}/losses/losses.py:binary_focal_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "cosine_norm_floor",
+            "cosine_similarity: how is a zero or tiny vector normalised?",
+            {
+                "sumsq_1e-12": Alternative(
+                    "x * rsqrt(max(sum(x^2), 1e-12)) (tf.linalg.l2_normalize): norm floored at 1e-6.",
+                    [f"{_TFK}/losses.py:cosine_similarity", f"{_K231}/losses.py:cosine_proximity"],
+                ),
+                "norm_1e-7": Alternative(
+                    "x * min(rsqrt(sum(x^2)), 1/epsilon): norm floored at epsilon = 1e-7.",
+                    [f"{_K3}/losses/losses.py:cosine_similarity", f"{_K3}/ops/nn.py:normalize"],
+                ),
+            },
+        ),
+        Rule(
+            "label_smoothing_classes",
+            "categorical_crossentropy label smoothing: the number of classes is read from which axis?",
+            {
+                "last_axis": Alternative(
+                    "y * (1 - ls) + ls / shape[-1].",
+                    [f"{_TFK}/losses.py:categorical_crossentropy", f"{_K3}/losses/losses.py:categorical_crossentropy"],
+                ),
+                "axis_1": Alternative(
+                    "y * (1 - ls) + ls / shape[1] (the time axis for temporal outputs).",
+                    [f"{_K231}/losses.py:categorical_crossentropy"],
+                ),
+            },
+        ),
+        Rule(
+            "merge_mask",
+            "How do Add and Concatenate combine their inputs' masks?",
+            {
+                "and": Alternative(
+                    "AND of the masks present (Add ignores unmasked inputs; Concatenate counts them as "
+                    "all-true); no mask on any input gives no mask.",
+                    [f"{_TFK}/layers/merging/base_merge.py:_Merge.compute_mask",
+                     f"{_TFK}/layers/merging/concatenate.py:Concatenate.compute_mask",
+                     f"{_K231}/layers/merge.py:_Merge.compute_mask",
+                     f"{_K231}/layers/merge.py:Concatenate.compute_mask"],
+                ),
+                "or": Alternative(
+                    "OR: Add gives no mask as soon as one input is unmasked, else the OR of the masks; "
+                    "Concatenate counts an unmasked input as all-true, so the result is all-true.",
+                    [f"{_K3}/layers/merging/base_merge.py:Merge.compute_mask",
+                     f"{_K3}/layers/merging/concatenate.py:Concatenate.compute_mask"],
+                ),
+            },
+        ),
+        Rule(
+            "loss_weights_dict_with_list_loss",
+            "loss given as a list and loss_weights as a dict: which weight goes to which output?",
+            {
+                "by_name": Alternative(
+                    "each output gets the weight under its name.",
+                    [f"{_TFK}/engine/compile_utils.py:Container._maybe_broadcast_to_outputs",
+                     f"{_TFK}/engine/compile_utils.py:map_to_output_names"],
+                ),
+                "sorted_names": Alternative(
+                    "the dict is flattened in sorted-key order and paired with the losses by position: "
+                    "output i (model order) gets the weight of the i-th name in sorted order.",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.build"],
+                ),
+            },
+        ),
+        Rule(
+            "single_loss_with_loss_weights",
+            "One loss for several outputs, with loss_weights given per output:",
+            {
+                "broadcast": Alternative(
+                    "the loss is used for every output, each with its weight.",
+                    [f"{_TFK}/engine/compile_utils.py:Container._maybe_broadcast_to_outputs"],
+                ),
+                "error": Alternative(
+                    "weights are packed against the single (unbroadcast) loss: ValueError '`loss_weights` "
+                    "must match the number of losses' (the reference gives NaN and a note).",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.build"],
+                ),
+            },
+        ),
+        Rule(
+            "rnn_activity_regularizer",
+            "SimpleRNN(activity_regularizer=...): is the penalty added?",
+            {
+                "applied": Alternative(
+                    "yes, on the (sequence) output, as for any layer.",
+                    [f"{_TFK}/layers/rnn/simple_rnn.py:SimpleRNN.__init__",
+                     f"{_TFK}/engine/base_layer.py:Layer._handle_activity_regularization",
+                     f"{_K231}/layers/recurrent.py:SimpleRNN.__init__"],
+                ),
+                "ignored": Alternative(
+                    "no: the argument is accepted and never passed to the base layer, so "
+                    "layer.activity_regularizer stays None.",
+                    [f"{_K3}/layers/rnn/simple_rnn.py:SimpleRNN.__init__"],
+                ),
+            },
+        ),
+        Rule(
+            "zero_loss_weight",
+            "An output's loss is NaN (e.g. a fully masked batch) and its loss weight is 0.0:",
+            {
+                "nan_propagates": Alternative(
+                    "NaN * 0 = NaN: the total is NaN (IEEE arithmetic; eager, TF 2.21 tf.function, Keras 3).",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_K3}/trainers/compile_utils.py:CompileLoss.call"],
+                ),
+                "folded_to_zero": Alternative(
+                    "the product with the constant 0.0 is folded to 0 by TensorFlow 2.15's graph "
+                    "optimizer inside tf.function (observed: TF 2.15.1 run_eagerly=False gives 0, "
+                    "run_eagerly=True gives NaN), so the output contributes 0.",
+                    [f"{_TF215}/engine/compile_utils.py:LossesContainer.__call__"],
+                ),
+            },
+        ),
+        Rule(
+            "huber_last_axis",
+            "Huber: is the per-element loss averaged over the last axis before weighting and reduction?",
+            {
+                "mean": Alternative(
+                    "yes: one loss per sample (per step), mean over the last axis.",
+                    [f"{_TFK}/losses.py:huber", f"{_K3}/losses/losses.py:huber"],
+                ),
+                "none": Alternative(
+                    "no: the element-wise loss keeps the last axis (d entries); sample weights and masks "
+                    "are expanded over it, `sum` adds all d entries (d times the mean), "
+                    "`sum_over_batch_size` divides by every entry (the same as the mean).",
+                    [f"{_K231}/losses.py:huber_loss", f"{_K231}/utils/losses_utils.py:compute_weighted_loss",
+                     f"{_K231}/utils/losses_utils.py:broadcast_weights"],
+                ),
+            },
+        ),
+        Rule(
+            "log_cosh_float64",
+            "log_cosh with floatx float64:",
+            {
+                "computed": Alternative(
+                    "computed in float64 (log(2) converted to the input dtype).",
+                    [f"{_TFK}/losses.py:log_cosh", f"{_K3}/losses/losses.py:log_cosh"],
+                ),
+                "error": Alternative(
+                    "`x + K.softplus(-2. * x) - K.log(2.)`: K.log(2.) is a float32 constant, and "
+                    "float64 - float32 raises a TypeError/ValueError when the model is compiled "
+                    "(the reference gives NaN and notes the error).",
+                    [f"{_K231}/losses.py:logcosh", f"{_K224}/losses.py:logcosh"],
+                ),
+            },
+        ),
+        Rule(
+            "sample_weight_normalisation",
+            "Is an output's weighted loss divided by the fraction of non-zero sample weights?",
+            {
+                "none": Alternative(
+                    "no: sum(losses * weights) / entries (sum_over_batch_size).",
+                    [f"{_TFK}/utils/losses_utils.py:compute_weighted_loss",
+                     f"{_K3}/losses/loss.py:reduce_weighted_values",
+                     f"{_K231}/utils/losses_utils.py:compute_weighted_loss"],
+                ),
+                "nonzero_fraction": Alternative(
+                    "yes: score *= weights; score /= mean(weights != 0) (over the weight array as given, "
+                    "(batch,) or (batch, time)); all-zero weights give 0/0 = NaN. Without user weights the "
+                    "weights are ones (a placeholder fed with ones), so the factor is 1.",
+                    [f"{_K224}/engine/training_utils.py:weighted_masked_objective",
+                     f"{_K224}/engine/training_utils.py:standardize_weights"],
+                ),
+            },
+        ),
+        Rule(
+            "dict_sample_weight",
+            "sample_weight given as a dict keyed by output name (y given as a list, or one array):",
+            {
+                "by_name": Alternative(
+                    "each output gets the weights under its name.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/data_adapter.py:unpack_x_y_sample_weight",
+                     f"{_K231}/engine/training_utils.py:standardize_sample_weights"],
+                ),
+                "error": Alternative(
+                    "an error (the reference gives NaN and notes it, per path). Several outputs: "
+                    "compute_loss/test_on_batch look the weights up by the list index of the output "
+                    "(`KeyError: 0` in CompileLoss.call's resolve_path); evaluate/fit refuse a dict "
+                    "against a list y ('You should provide one `sample_weight` array per output in `y`', "
+                    "ArrayDataAdapter.__init__). One output: the whole dict reaches the loss as its "
+                    "sample weight and the backend cannot convert it (convert_to_tensor).",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_K3}/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__",
+                     f"{_K3}/backend/numpy/core.py:convert_to_tensor",
+                     f"{_K3}/backend/common/variables.py:standardize_dtype"],
+                ),
+            },
+        ),
+        Rule(
+            "single_sample_weight_not_per_sample",
+            "One sample_weight array for several outputs that is not one score per sample (e.g. "
+            "(batch, time)), in evaluate/fit:",
+            {
+                "shared": Alternative(
+                    "the array is used for every output.",
+                    [f"{_TFK}/engine/compile_utils.py:Container._conform_to_outputs"],
+                ),
+                "error_in_data_adapter": Alternative(
+                    "evaluate/fit raise ValueError 'For a model with multiple outputs, when providing a "
+                    "single `sample_weight` array, it should only have one scalar score per sample' (the "
+                    "reference gives NaN and notes it); compute_loss/test_on_batch/train_on_batch use no "
+                    "data adapter and share the array like 'shared'.",
+                    [f"{_K3}/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__"],
+                ),
+            },
+        ),
+        Rule(
+            "additional_losses_sum",
+            "Trainer.compute_loss with the compiled loss and >= 1 entry of model.losses: how is the list summed?",
+            {
+                "ops_sum": Alternative(
+                    "ops.sum(losses) stacks the list of scalars (TensorFlow, JAX, torch backends; Keras 2 "
+                    "adds the tensors).",
+                    [f"{_K3}/trainers/trainer.py:Trainer.compute_loss", f"{_K3}/backend/jax/numpy.py:sum",
+                     f"{_K3}/backend/tensorflow/numpy.py:sum"],
+                ),
+                "list_error": Alternative(
+                    "the numpy backend's sum reads `x.dtype` of the Python list first: AttributeError "
+                    "\"'list' object has no attribute 'dtype'\" (the reference gives NaN and notes it).",
+                    [f"{_K3}/trainers/trainer.py:Trainer.compute_loss", f"{_K3}/backend/numpy/numpy.py:sum"],
+                ),
+            },
+        ),
+        Rule(
+            "float64_compute",
+            "A float64 case (floatx float64, float64 arrays, layers with dtype float64): in which dtype "
+            "does the implementation compute?",
+            {
+                "float64": Alternative(
+                    "float64 throughout (Keras 2; Keras 3 on TensorFlow, where result_type keeps float64).",
+                    [f"{_TFK}/backend_config.py:floatx", f"{_K3}/backend/tensorflow/core.py:convert_to_tensor"],
+                ),
+                "float32_reduction": Alternative(
+                    "mixed: arrays, variables and most ops are float64, but ops that promote with Keras's "
+                    "result_type, which maps float64 to float32 off TensorFlow (BIT64_TO_BIT32_DTYPE), "
+                    "pass through float32: the reduction's divide_no_nan (torch: MeanSquaredError()(y, p) "
+                    "is torch.float32 under floatx float64) and, on JAX with JAX_ENABLE_X64=1 (as "
+                    "harness.impls runs it), matmul and others (predictions carry float32 rounding). The "
+                    "reference computes float64 (a saturated sigmoid is not rounded to 1.0 as a float32 "
+                    "forward pass would: case 6ddeda77757a354f tells them apart); the tolerance is "
+                    "float32's (harness.reference.effective_dtype).",
+                    [f"{_K3}/backend/torch/numpy.py:divide_no_nan", f"{_K3}/backend/jax/numpy.py:divide_no_nan",
+                     f"{_K3}/backend/jax/numpy.py:matmul", f"{_K3}/backend/common/dtypes.py:_lattice_result_type",
+                     f"{_K3}/losses/loss.py:reduce_values"],
+                ),
+                "float32": Alternative(
+                    "float32 throughout: the NumPy backend's convert_to_tensor and variables take Keras's "
+                    "result_type, which maps float64 to float32 off TensorFlow (observed: Dense(dtype="
+                    "'float64') has kernel.value.dtype float32). The reference computes the case as a "
+                    "float32 case.",
+                    [f"{_K3}/backend/common/dtypes.py:_lattice_result_type", f"{_K3}/backend/common/dtypes.py:result_type",
+                     f"{_K3}/backend/numpy/core.py:convert_to_tensor"],
+                ),
+            },
+        ),
+        Rule(
+            "output_log",
+            "What does the per-output loss in the logs show?",
+            {
+                "unweighted": Alternative(
+                    "the output's loss before its loss weight.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss",
+                     f"{_K3}/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_K231}/engine/training.py:Model._prepare_total_loss"],
+                ),
+                "weighted": Alternative("the output's loss times its loss weight.", []),
+            },
+        ),
+        Rule(
+            "evaluate_total",
+            "evaluate/fit over several batches: how are the per-batch totals averaged?",
+            {
+                "batch_size_weighted": Alternative(
+                    "mean of the batch totals weighted by batch size (a Mean metric with "
+                    "sample_weight=batch size, or the v1 aggregator's sum of value * batch size / samples).",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/training_utils_v1.py:MetricsAggregator.aggregate",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.test_step",
+                     f"{_K3}/backend/jax/trainer.py:JAXTrainer._update_metrics_variables",
+                     f"{_K224}/engine/training_arrays.py:test_loop"],
+                ),
+                "batch_mean": Alternative("plain mean of the batch totals.", []),
+            },
+        ),
+        Rule(
+            "evaluate_output_log",
+            "evaluate/fit over several batches: how are the per-output logged losses averaged?",
+            {
+                "batch_size_weighted": Alternative(
+                    "Mean metric updated with sample_weight = batch size.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_K3}/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_K224}/engine/training_arrays.py:test_loop"],
+                ),
+                "batch_mean": Alternative(
+                    "Mean metric updated once per batch without weights (a stateful metric the v1 "
+                    "loop reads as is; in Keras 3 on TensorFlow, compiled, `sample_weight="
+                    "y_p.shape[0]` is the static batch size, None inside tf.function).",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss",
+                     f"{_TFK}/engine/training_utils_v1.py:MetricsAggregator.aggregate",
+                     f"{_K231}/engine/training.py:Model._prepare_total_loss"],
+                ),
+            },
+        ),
+        # ---- Distribution strategies (issue 10; harness/reference/distributed.py) ----
+        Rule(
+            "replica_split",
+            "Under a distribution strategy, which rows of a batch does each replica compute on?",
+            {
+                "single_device": Alternative(
+                    "no strategy: one replica computes every batch whole.",
+                    [f"{_TFK}/engine/training.py:Model.train_step", f"{_K3}/trainers/trainer.py:Trainer.compute_loss"],
+                ),
+                "rebatch": Alternative(
+                    "every batch (train_on_batch's one batch, each evaluate/fit batch) goes through "
+                    "strategy.experimental_distribute_dataset, which splits its m rows among the R replicas, "
+                    "sizes differing by at most one, the larger first (observed, 2 replicas: 5 -> 3+2, "
+                    "3 -> 2+1, 1 -> 1+0: a replica may get no rows).",
+                    [f"{_TFK}/engine/data_adapter.py:single_batch_iterator",
+                     f"{_TFK}/engine/data_adapter.py:DataHandler._configure_dataset_and_inferred_steps",
+                     "tensorflow/python/data/experimental/ops/distribute.py:batch_sizes_for_worker"],
+                ),
+                "whole_batch_on_batch": Alternative(
+                    "train_on_batch/test_on_batch hand the arrays to strategy.run as they are: EVERY replica "
+                    "computes on the WHOLE batch (R copies; with sum reduction the summed gradient is R times "
+                    "the single-device one). evaluate/fit distribute the dataset (split as 'rebatch') and "
+                    "raise when the first batch splits unevenly: _maybe_symbolic_build reduces it with "
+                    "strategy.reduce('MEAN'), which needs equal shapes (the reference gives NaN and notes it).",
+                    [f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.train_on_batch",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.test_on_batch",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer._make_function",
+                     f"{_K3}/backend/tensorflow/trainer.py:TFEpochIterator.__init__",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer._maybe_symbolic_build"],
+                ),
+                "sharded_even": Alternative(
+                    "one global program: the batch is laid out sharded along its first axis over the R "
+                    "devices (equal shards); a batch whose rows do not divide by R raises IndivisibleError "
+                    "(the reference gives NaN and notes it).",
+                    [f"{_K3}/backend/jax/trainer.py:_distribute_data",
+                     f"{_K3}/backend/jax/distribution_lib.py:distribute_data_input",
+                     f"{_K3}/distribution/distribution_lib.py:DataParallel.get_data_layout"],
+                ),
+            },
+        ),
+        Rule(
+            "replica_loss_scaling",
+            "Under a distribution strategy, is each replica's output loss divided by the number of replicas?",
+            {
+                "none": Alternative(
+                    "no: the loss is what one device computes (scale_loss_for_distribution acts on the "
+                    "tensorflow backend only; JAX differentiates one global loss).",
+                    [f"{_K3}/losses/loss.py:scale_loss_for_distribution",
+                     f"{_K3}/backend/jax/trainer.py:JAXTrainer.compute_loss_and_updates"],
+                ),
+                "mean_reductions_divided": Alternative(
+                    "an output with reduction sum_over_batch_size (tf_keras: also AUTO; Keras 3: also mean, "
+                    "mean_with_sample_weight) is multiplied by 1/num_replicas_in_sync in each replica "
+                    "(scale_loss_for_distribution); reduction sum is not: the summed gradient of a mean loss "
+                    "is the mean over replicas of the replicas' means (not the global mean when the split is "
+                    "uneven), that of a sum loss is the sum over replicas.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/utils/losses_utils.py:scale_loss_for_distribution",
+                     f"{_K3}/losses/loss.py:reduce_values", f"{_K3}/losses/loss.py:scale_loss_for_distribution"],
+                ),
+            },
+        ),
+        Rule(
+            "replica_regularization_scaling",
+            "Under a distribution strategy, is sum(model.losses) (regularizers, add_loss) divided by the "
+            "number of replicas in each replica?",
+            {
+                "none": Alternative(
+                    "no (one global program, or no strategy).",
+                    [f"{_K3}/trainers/trainer.py:Trainer._aggregate_additional_loss"],
+                ),
+                "divided": Alternative(
+                    "yes: each replica adds sum(model.losses)/R, computed on its own rows (activity "
+                    "regularizers divided by the replica's rows, add_loss summed over them); weight "
+                    "regularizers add up to one copy.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer._aggregate_additional_loss"],
+                ),
+            },
+        ),
+        Rule(
+            "replica_loss_metric",
+            "Under a distribution strategy, how does the reported loss (the loss Mean metric) combine the replicas?",
+            {
+                "single_device": Alternative(
+                    "one program reports the loss of the whole batch.",
+                    [f"{_K3}/backend/jax/trainer.py:JAXTrainer._update_metrics_variables"],
+                ),
+                "row_weighted_sum_times_replicas": Alternative(
+                    "each replica updates the Mean metric (on-read variables summed across replicas) with "
+                    "its unscaled loss, weighted by its rows; an output with reduction sum enters R times "
+                    "(tf_keras: 'Correct for the Mean loss metrics counting each replica as a batch'; Keras 3: "
+                    "unscale_loss_for_distribution multiplies every loss by R, and a sum loss was never "
+                    "scaled). reported = sum_r n_r V_r / sum_r n_r.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_K3}/losses/loss.py:unscale_loss_for_distribution",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.train_step",
+                     f"{_K3}/metrics/metric.py:Metric.add_variable"],
+                ),
+            },
+        ),
+    ]
+}
