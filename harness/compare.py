@@ -428,6 +428,7 @@ def predicts_error(breakdown: Any, error_message: str | None = None, error_type:
         return False
     if error_message is None:
         return True
+    error_type = raised_type(error_type, error_message)
     frame = innermost_frame(error_message)
     if frame is not None and not frame.startswith(FRAMEWORK_ROOTS):
         return False  # raised by the harness or by code Keras does not call
@@ -452,6 +453,21 @@ def predicts_error(breakdown: Any, error_message: str | None = None, error_type:
 
 
 GRADIENT_NODE = "Detected at node gradient_tape/"
+# TensorFlow's autograph re-raises an exception from traced code as a StagingError whose message
+# ends with the original "\n\n    KeyError: 0" (observed: keras 3.15.1 under MirroredStrategy,
+# a dict sample weight's KeyError in compile_utils.resolve_path, inside STRATEGY.run).
+WRAPPING_TYPES = ("StagingError",)
+_WRAPPED = re.compile(r"\n\s*([A-Za-z_][A-Za-z0-9_]*(?:Error|Exception)): ")
+
+
+def raised_type(error_type: str | None, error_message: str) -> str | None:
+    """The type of the exception Keras raised: `error_type`, or for a wrapper (WRAPPING_TYPES)
+    the type its message ends with."""
+    if error_type in WRAPPING_TYPES:
+        found = _WRAPPED.findall(error_message)
+        if found:
+            return found[-1]
+    return error_type
 KERAS_ROOTS = ("keras/", "tf_keras/")
 # Keras and the code it calls, as harness/impls/paths.py writes a frame's file (relative to
 # site-packages): an exception raised anywhere else is not the implementation's.

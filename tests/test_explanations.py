@@ -98,6 +98,16 @@ def test_a_same_file_exception_of_another_type_is_refused():
     assert not compare.predicts_error(b, "0" + AT_BUILD, "KeyError")
 
 
+def test_an_autograph_staging_error_is_judged_by_the_exception_it_wraps():
+    """TensorFlow re-raises an exception of traced code as StagingError, its message ending with
+    the original ("KeyError: 0" under MirroredStrategy, keras 3.15.1 on case 08cfdb2b63a38a3f)."""
+    _, b = _breakdown()
+    frame = " [at tensorflow/python/eager/polymorphic_function/autograph_util.py:52 in autograph_handler]"
+    traced = "in user code:\n\n    File \"compile_utils.py\", line 300, in build\n\n    {}: `loss_weights` must match"
+    assert compare.predicts_error(b, traced.format("ValueError") + frame, "StagingError")
+    assert not compare.predicts_error(b, traced.format("KeyError") + frame, "StagingError")
+
+
 def test_another_keras_file_is_refused_a_framework_frame_is_not_told():
     _, b = _breakdown()
     other = " [at keras/src/trainers/data_adapters/array_data_adapter.py:42 in __init__]"
