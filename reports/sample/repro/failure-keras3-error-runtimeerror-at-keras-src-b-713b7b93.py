@@ -10,7 +10,7 @@ import numpy as np
 import keras
 
 # The implementation recorded:            n/a
-# The reference (float64) computes:       n/a   (profile keras-3.15-numpy, what this version documents)
+# The reference (float64) computes:       n/a   (profile keras3 3.15.1 backend=numpy, what this version documents)
 RECORDED = None
 REFERENCE = None
 
