@@ -148,3 +148,26 @@ def test_the_reference_cache_returns_what_a_fresh_computation_gives(case, data):
     assert list(got.notes) == list(want.notes)
     preds, fresh = cache.predictions(flipped), reference.predictions(case, flipped)
     assert all(np.array_equal(preds[k], fresh[k], equal_nan=True) for k in fresh)
+
+
+def test_reads_are_traced_per_thread():
+    """Two threads judging at once (tests/test_order_independence.py does) each see their own reads."""
+    import threading
+
+    profile = rules.profile("tf_keras-2.21")
+    inside, release = threading.Barrier(2), threading.Barrier(2)
+    seen: dict[str, set[str]] = {}
+
+    def trace(name: str, rule: str) -> None:
+        with rules.tracing_reads() as reads:
+            inside.wait()  # both blocks open at once
+            rules.choice(profile, rule)
+            release.wait()
+        seen[name] = set(reads)
+
+    threads = [threading.Thread(target=trace, args=(n, r)) for n, r in (("a", "merge_mask"), ("b", "output_log"))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert seen == {"a": {"merge_mask"}, "b": {"output_log"}}

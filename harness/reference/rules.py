@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import threading
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -134,24 +135,30 @@ def choice(profile: Mapping[str, str], rule: str) -> str:
         raise RuleError(f"the profile has no choice for rule {rule!r} "
                         "(a profile is complete: start from PROFILES[name] and override)")
     _alternative(rule, profile[rule])
-    for reads in _TRACES:
+    for reads in _open_traces():
         reads.add(rule)
     return profile[rule]
 
 
-_TRACES: list[set[str]] = []  # the open tracing_reads() sets
+_THREAD = threading.local()  # each thread's stack of open tracing_reads() sets
+
+
+def _open_traces() -> list[set[str]]:
+    return _THREAD.__dict__.setdefault("traces", [])
 
 
 @contextlib.contextmanager
 def tracing_reads() -> Iterator[set[str]]:
-    """The rules whose choice is read (choice / chooses) while the block runs: what a
-    reference result depends on (compare.ReferenceCache memoises by it)."""
+    """The rules whose choice is read (choice / chooses) in this thread while the block runs:
+    what a reference result depends on (compare.ReferenceCache memoises by it). Per thread:
+    judging in two threads at once (tests/test_order_independence.py) keeps the reads apart."""
     reads: set[str] = set()
-    _TRACES.append(reads)
+    stack = _open_traces()
+    stack.append(reads)
     try:
         yield reads
     finally:
-        _TRACES.remove(reads)
+        stack.pop()  # blocks nest within a thread: the last opened is this one
 
 
 def chooses(profile: Mapping[str, str], rule: str, alternative: str) -> bool:
