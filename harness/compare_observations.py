@@ -36,6 +36,7 @@ import math
 from typing import Any, Mapping
 
 from harness.compare import ReferenceCache, Verdict
+from harness.reference import rules as rules_mod
 from harness.results import ImplResult, PathResult
 from harness.spec import Case
 
@@ -70,18 +71,12 @@ def judge(case: Case, result: ImplResult, profile_name: str, cache: ReferenceCac
         if p.status != "ok":
             continue
         name = getattr((path_verdicts or {}).get(prefix + p.key), "profile", "") or profile_name
-        expected = cache.compute(_profile(name), p.path)
+        expected = cache.compute(rules_mod.profile(name), p.path)
         if p.weights_moved is not None and p.path in TRAINING_PATHS:
             out[f"{prefix}{p.key}/weights_moved"] = judge_weights_moved(p, name, expected)
         if p.path in LOG_PATHS:
             out[f"{prefix}{p.key}/log_entries"] = judge_log_entries(p, name, expected)
     return out
-
-
-def _profile(name: str) -> dict[str, str]:
-    from harness.reference import rules as rules_mod
-
-    return rules_mod.profile(name)
 
 
 def _finite(x: float | None) -> bool:

@@ -246,12 +246,8 @@ def defines(source: Source | str, cache: Path | None = None) -> str | None:
 def installed_version(distribution: str) -> str | None:
     """The installed version of the distribution (or of a name with the same files, e.g.
     tensorflow-cpu for tensorflow), None if none is installed."""
-    for name in _ALIASES.get(_norm(distribution), (distribution,)):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
+    dist = _installed_dist(distribution)
+    return None if dist is None else dist.version
 
 
 def _installed_dist(distribution: str) -> metadata.Distribution | None:
