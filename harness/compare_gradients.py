@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from harness import reference
-from harness.compare import (TOLERANCES, ReferenceCache, Verdict, _relative, explanations, judge_path,
+from harness.compare import (TOLERANCES, ReferenceCache, Verdict, _relative, explanations,
                              predicts_error, values_agree)
 from harness.reference import rules as rules_mod
 from harness.results import DistributionResult, GradientResult, ImplResult
@@ -266,9 +266,3 @@ def judge_extra(case: Case, result: ImplResult, profile_name: str, cache: Refere
         out.update(judge_gradients(case, result.gradients, profile_name, cache, 1, "gradient", first_try))
     return out
 
-
-def judge_distributed_paths(case: Case, result: ImplResult, profile_name: str,
-                            cache: ReferenceCache) -> dict[str, Verdict]:
-    """The reported losses of a distributed run, keyed "distribution/<path>/<mode>"."""
-    return {f"distribution/{p.key}": judge_path(case, p, profile_name, cache, result.predictions)
-            for p in result.paths}
