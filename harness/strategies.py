@@ -203,7 +203,10 @@ class Constraints:
     max_time: int = 5
     max_features: int = 4
     dtypes: tuple[str, ...] = spec.DTYPES
-    losses: tuple[str, ...] = tuple(vocabulary.LOSSES)
+    # The vocabulary version drawn from (harness.vocabulary.VERSION: the latest); a version's
+    # cases, and their ids, stay the same when entries are appended.
+    vocabulary_version: int = vocabulary.VERSION
+    losses: tuple[str, ...] | None = None  # None: every loss of the version
     loss_forms: tuple[str, ...] = spec.LOSS_FORMS
     loss_weights_forms: tuple[str, ...] = spec.LOSS_WEIGHTS_FORMS
     sample_weight_forms: tuple[str, ...] = spec.SAMPLE_WEIGHT_FORMS
@@ -212,13 +215,21 @@ class Constraints:
     fully_masked: bool = True  # fully masked samples and batches
     regularizers: tuple[str, ...] = spec.REGULARIZER_KINDS  # () for none
     add_loss: bool = True
-    simple_rnn: bool = True
+    # Body layers (harness.vocabulary.LayerEntry.draw) drawn; None: every one of the version.
+    layers: tuple[str, ...] | None = None
     edge_values: bool = True  # saturated heads, large logits
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_outputs <= self.max_outputs:
             raise ValueError("need 1 <= min_outputs <= max_outputs")
-        for name, allowed in (("dtypes", spec.DTYPES), ("losses", tuple(vocabulary.LOSSES)),
+        if not 1 <= self.vocabulary_version <= vocabulary.VERSION:
+            raise ValueError(f"constraint vocabulary_version: expected 1..{vocabulary.VERSION}, "
+                             f"got {self.vocabulary_version!r}")
+        losses = tuple(vocabulary.losses_of(self.vocabulary_version))
+        body = tuple(t for t, e in vocabulary.layers_of(self.vocabulary_version).items() if e.draw is not None)
+        object.__setattr__(self, "losses", losses if self.losses is None else self.losses)
+        object.__setattr__(self, "layers", body if self.layers is None else self.layers)
+        for name, allowed in (("dtypes", spec.DTYPES), ("losses", losses), ("layers", body),
                               ("loss_forms", spec.LOSS_FORMS), ("loss_weights_forms", spec.LOSS_WEIGHTS_FORMS),
                               ("sample_weight_forms", spec.SAMPLE_WEIGHT_FORMS),
                               ("regularizers", spec.REGULARIZER_KINDS)):
@@ -312,34 +323,32 @@ def _identifier(src: Source, used: set[str]) -> str:
     return f"{name}{n}"
 
 
+class _Draws:
+    """vocabulary.Draws over a Source: what the entries' `draw`s call."""
+
+    def __init__(self, src: Source, c: Constraints):
+        self.src, self.max_features = src, c.max_features
+
+    def boolean(self, p: float) -> bool:
+        return boolean(self.src, p)
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.src.integer(lo, hi)
+
+    def choice(self, options: Sequence[Any], weights: Sequence[float] | None = None) -> Any:
+        return choice(self.src, options, weights)
+
+
 def _loss_options(src: Source, entry: vocabulary.LossEntry, c: Constraints) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     reduction = choice(src, ("default", "sum_over_batch_size", "sum"))
     if reduction != "default":
         opts["reduction"] = reduction
-    for key in entry.options:  # registry order: stable
-        if key == "from_logits":
-            if boolean(src, 0.4):
-                opts[key] = True
-            elif boolean(src, 0.25):
-                opts[key] = False  # the default, spelled out
-        elif key == "label_smoothing":
-            if boolean(src, 0.45):
-                opts[key] = src.integer(1, 32) / 64  # (0, 0.5]
-        elif key == "delta":
-            if boolean(src, 0.7):
-                opts[key] = src.integer(1, 48) / 16  # (0, 3]
-        elif key == "gamma":
-            if boolean(src, 0.6):
-                opts[key] = src.integer(0, 20) / 4  # [0, 5]
-        elif key == "alpha":
-            if boolean(src, 0.6):
-                opts[key] = src.integer(0, 16) / 16  # [0, 1]
-        elif key == "apply_class_balancing":
-            if boolean(src, 0.6):
-                opts[key] = True
-        else:  # a new option in the registry: leave it at its default
-            pass
+    draws = _Draws(src, c)
+    for key, option in entry.options.items():  # the entry's order: stable
+        value = option.draw(draws)
+        if value is not None:
+            opts[key] = value
     return opts
 
 
@@ -353,7 +362,7 @@ def _head_activation(src: Source, entry: vocabulary.LossEntry, options: dict[str
         return "softmax"
     if entry.pred_kind == "positive":
         return choice(src, ("softplus", "relu"), (0.8, 0.2))
-    return choice(src, vocabulary.ACTIVATIONS if units > 1 else _BRANCH_ACTIVATIONS)
+    return choice(src, vocabulary.ACTIVATIONS if units > 1 else vocabulary.BRANCH_ACTIVATIONS)
 
 
 def _output_plan(src: Source, c: Constraints, loss: str, options: dict[str, Any]) -> _OutputPlan:
@@ -393,16 +402,6 @@ def _can_pool(t: _Tensor) -> bool:
     return len(t.shape) == 2 and (t.mask is None or bool(np.all(t.mask.any(axis=1))))
 
 
-def _and_masks(tensors: Sequence[_Tensor]) -> np.ndarray | None:
-    masks = [t.mask for t in tensors if t.mask is not None]
-    if not masks:
-        return None
-    out = masks[0].copy()
-    for m in masks[1:]:
-        out &= m
-    return out
-
-
 def _regularizer(src: Source, c: Constraints) -> Regularizer:
     kind = choice(src, c.regularizers)
     factor = lambda: src.integer(1, 256) / 512  # noqa: E731  [1/512, 1/2]: non-negligible
@@ -424,9 +423,6 @@ def _regularizers(src: Source, c: Constraints, weights: Sequence[str], activity:
     if activity and boolean(src, 0.1):
         regs["activity"] = _regularizer(src, c)
     return regs
-
-
-_BRANCH_ACTIVATIONS = tuple(a for a in vocabulary.ACTIVATIONS if a != "softmax")  # units may be 1
 
 
 class _Builder:
@@ -476,57 +472,41 @@ class _Builder:
         return options[self.src.integer(0, len(options) - 1)]
 
     def body_op(self) -> None:
-        src, c = self.src, self.c
-        ops = ["Dense", "Activation", "Concatenate", "Add", "GlobalAveragePooling1D", "SimpleRNN"]
-        op = choice(src, ops, (0.18, 0.1, 0.22, 0.2, 0.14, 0.2 if c.simple_rnn else 0.0))
-        if op == "GlobalAveragePooling1D":
-            base = self.pick(pred=_can_pool)
-            if base is None:
-                op = "Dense"
-            else:
-                self.add(_LayerPlan(op, [base.name], {}, {}, {}), base.shape[1:], None)
-                return
-        if op == "SimpleRNN":
-            base = self.pick(rank=2)
-            if base is None:
-                op = "Dense"
-            else:
-                units = src.integer(1, self.c.max_features)
-                shapes = {"kernel": (base.shape[-1], units), "recurrent_kernel": (units, units), "bias": (units,)}
-                regs = _regularizers(src, c, tuple(shapes))
-                cfg = {"units": units, "activation": choice(src, ("tanh", "relu", "linear")), "return_sequences": True}
-                self.add(_LayerPlan(op, [base.name], cfg, shapes, regs), base.shape[:-1] + (units,), base.mask)
-                return
-        base = self.pick()
-        assert base is not None
-        if op == "Dense":
-            act = choice(src, vocabulary.ACTIVATIONS)
-            units = src.integer(2 if act == "softmax" else 1, c.max_features)  # softmax over one unit is constant
-            self.dense(base, units, act)
-        elif op == "Activation":
-            act = choice(src, vocabulary.ACTIVATIONS)
-            if act == "softmax" and base.shape[-1] == 1:
-                act = "sigmoid"
-            self.add(_LayerPlan(op, [base.name], {"activation": act}, {}, {}), base.shape, base.mask)
-        elif op == "Concatenate":
-            others = [t for t in self.plan.pool if len(t.shape) == len(base.shape) and t is not base]
-            if not others or boolean(src, 0.3):
-                other = self.dense(self.pick(rank=len(base.shape)) or base, src.integer(1, c.max_features),
-                                   choice(src, _BRANCH_ACTIVATIONS))
-            else:
-                other = others[src.integer(0, len(others) - 1)]
-            parts = [base, other] if boolean(src, 0.5) else [other, base]
-            self.add(_LayerPlan(op, [t.name for t in parts], {}, {}, {}),
-                     base.shape[:-1] + (sum(t.shape[-1] for t in parts),), _and_masks(parts))
-        elif op == "Add":
-            same = [t for t in self.plan.pool if t.shape == base.shape and t is not base]
-            if not same or boolean(src, 0.5):
-                source = self.pick(rank=len(base.shape)) or base
-                other = self.dense(source, base.shape[-1], choice(src, _BRANCH_ACTIVATIONS))
-            else:
-                other = same[src.integer(0, len(same) - 1)]
-            parts = [base, other] if boolean(src, 0.5) else [other, base]
-            self.add(_LayerPlan(op, [t.name for t in parts], {}, {}, {}), base.shape, _and_masks(parts))
+        """One body layer: drawn by its vocabulary entry (`LayerEntry.draw`), weighted by its
+        `draw_weight` (0 for a layer the constraints leave out, which keeps the other draws)."""
+        entries = [e for e in vocabulary.layers_of(self.c.vocabulary_version).values() if e.draw is not None]
+        weights = [e.draw_weight if e.type in self.c.layers else 0.0 for e in entries]
+        entry = choice(self.src, entries, weights)
+        if entry.draw(self) is None:
+            vocabulary.LAYERS[vocabulary.FALLBACK_BODY_LAYER].draw(self)
+
+    # vocabulary.LayerDraws: what the entries' `draw`s call
+    @property
+    def max_features(self) -> int:
+        return self.c.max_features
+
+    def boolean(self, p: float) -> bool:
+        return boolean(self.src, p)
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.src.integer(lo, hi)
+
+    def choice(self, options: Sequence[Any], weights: Sequence[float] | None = None) -> Any:
+        return choice(self.src, options, weights)
+
+    def pool(self) -> list[_Tensor]:
+        return self.plan.pool
+
+    def poolable(self, tensor: _Tensor) -> bool:
+        return _can_pool(tensor)
+
+    def regularizers(self, weights: Sequence[str]) -> dict[str, Regularizer]:
+        return _regularizers(self.src, self.c, tuple(weights))
+
+    def append(self, type: str, inbound: Sequence[_Tensor], config: dict[str, Any],
+               weight_shapes: dict[str, tuple[int, ...]], regularizers: dict[str, Regularizer],
+               shape: tuple[int, ...], mask: np.ndarray | None) -> _Tensor:
+        return self.add(_LayerPlan(type, [t.name for t in inbound], config, weight_shapes, regularizers), shape, mask)
 
     def head(self, out: _OutputPlan) -> None:
         src, c = self.src, self.c

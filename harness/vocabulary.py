@@ -13,7 +13,7 @@ Nothing here imports a framework, nor the reference: data comes before the refer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -28,6 +28,17 @@ class SpecProblem(Exception):
         self.got = got
 
 
+class Draws(Protocol):
+    """What an entry's `draw` may ask of the case generator (harness.strategies gives it one
+    block of Hypothesis or fixed-seed draws; each call is one draw, in the order made)."""
+
+    max_features: int
+
+    def boolean(self, p: float) -> bool: ...
+    def integer(self, lo: int, hi: int) -> int: ...
+    def choice(self, options: Sequence[Any], weights: Sequence[float] | None = None) -> Any: ...
+
+
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "elu", "softplus")
 REDUCTIONS = ("sum_over_batch_size", "sum")
 
@@ -39,14 +50,52 @@ REDUCTIONS = ("sum_over_batch_size", "sum")
 
 @dataclass(frozen=True)
 class LayerEntry:
+    """Everything of one layer type but its NumPy forward pass, which is
+    `harness.reference.forward.FORWARD[type]` (the reference comes after the data)."""
+
     type: str
-    keras_class: str  # class name in keras / tf_keras / keras 2.3.1 (custom layers are built by adapters)
+    keras_class: str  # class name in keras.layers of keras 3, tf_keras and keras 2.x; custom: the adapters' class
     config_keys: tuple[str, ...]
     regularizable: tuple[str, ...]  # weight names that can carry a regularizer
     # What the layer does to a Keras mask: "create" | "pass" | "consume" | "combine" | "none".
     mask: str
     check: Callable[[Any, Sequence[tuple[int, ...]], Sequence[str]], tuple[int, ...]]
+    # The positional and keyword arguments of `keras.layers.<keras_class>` for a config: the
+    # adapters build with them (harness.impls.build) and the reproducers print them
+    # (harness.report.repro); regularizers, name and dtype are added to them.
+    keras_args: Callable[[Mapping[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
+    # Feature labels (harness.features) of one layer of this type: (layer, its inbound tensors as
+    # (value, Keras mask) pairs, whether an output is this layer) -> labels, and what each means.
+    features: Callable[[Any, Sequence[tuple[np.ndarray, np.ndarray | None]], bool], set[str]] = \
+        lambda layer, inbound, is_output: set()
+    feature_docs: Mapping[str, str] = field(default_factory=dict)
+    # A body layer: how the case generator appends one (None when no tensor of the model fits it;
+    # the generator then appends a Dense), and its share among the body layers.
+    draw: Callable[[Any], Any] | None = None
+    draw_weight: float = 0.0
+    custom: bool = False  # a class of the harness (harness.impls.build, the reproducer's preamble)
+    since: int = 1  # the vocabulary version that added it (harness.strategies draws by version)
     doc: str = ""
+
+
+# The keyword that gives a weight its regularizer, in the order the reproducers write them.
+REGULARIZER_KEYWORDS: dict[str, str] = {"kernel": "kernel_regularizer", "bias": "bias_regularizer",
+                                        "embeddings": "embeddings_regularizer",
+                                        "recurrent_kernel": "recurrent_regularizer"}
+
+
+class LayerDraws(Draws, Protocol):
+    """What a body layer's `draw` may ask of the case generator: tensors of the model being
+    drawn (`name`, `shape` without the batch axis, `mask` (batch, time) or None)."""
+
+    def pick(self, rank: int | None = None, pred: Callable[[Any], bool] | None = None) -> Any: ...
+    def pool(self) -> list[Any]: ...
+    def poolable(self, tensor: Any) -> bool: ...
+    def regularizers(self, weights: Sequence[str]) -> dict[str, Any]: ...
+    def dense(self, base: Any, units: int, activation: str) -> Any: ...
+    def append(self, type: str, inbound: Sequence[Any], config: dict[str, Any],
+            weight_shapes: dict[str, tuple[int, ...]], regularizers: dict[str, Any],
+            shape: tuple[int, ...], mask: np.ndarray | None) -> Any: ...
 
 
 def _need(cfg: Mapping[str, Any], key: str, kind: type | tuple[type, ...], choices: Sequence[Any] | None = None) -> Any:
@@ -160,30 +209,125 @@ def _check_simple_rnn(layer, shapes, kinds):
     return shape[:-1] + (units,)
 
 
+BRANCH_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")  # units may be 1
+
+
+def _and_masks(tensors: Sequence[Any]) -> np.ndarray | None:
+    masks = [t.mask for t in tensors if t.mask is not None]
+    return np.logical_and.reduce(masks) if masks else None
+
+
+def _draw_dense(d: LayerDraws) -> Any:
+    base = d.pick()
+    act = d.choice(ACTIVATIONS)
+    units = d.integer(2 if act == "softmax" else 1, d.max_features)  # softmax over one unit is constant
+    return d.dense(base, units, act)
+
+
+def _draw_activation(d: LayerDraws) -> Any:
+    base = d.pick()
+    act = d.choice(ACTIVATIONS)
+    if act == "softmax" and base.shape[-1] == 1:
+        act = "sigmoid"
+    return d.append("Activation", [base], {"activation": act}, {}, {}, base.shape, base.mask)
+
+
+def _draw_merge(d: LayerDraws, kind: str) -> Any:
+    """Concatenate (a tensor of the same rank) or Add (one of the same shape), with a new Dense
+    branch when none exists or by chance."""
+    base = d.pick()
+    if kind == "Concatenate":
+        fits = [t for t in d.pool() if len(t.shape) == len(base.shape) and t is not base]
+        if not fits or d.boolean(0.3):
+            other = d.dense(d.pick(rank=len(base.shape)) or base, d.integer(1, d.max_features),
+                            d.choice(BRANCH_ACTIVATIONS))
+        else:
+            other = fits[d.integer(0, len(fits) - 1)]
+    else:
+        fits = [t for t in d.pool() if t.shape == base.shape and t is not base]
+        if not fits or d.boolean(0.5):
+            other = d.dense(d.pick(rank=len(base.shape)) or base, base.shape[-1], d.choice(BRANCH_ACTIVATIONS))
+        else:
+            other = fits[d.integer(0, len(fits) - 1)]
+    parts = [base, other] if d.boolean(0.5) else [other, base]
+    shape = base.shape[:-1] + (sum(t.shape[-1] for t in parts),) if kind == "Concatenate" else base.shape
+    return d.append(kind, parts, {}, {}, {}, shape, _and_masks(parts))
+
+
+def _draw_pooling(d: LayerDraws) -> Any:
+    base = d.pick(pred=d.poolable)
+    if base is None:
+        return None
+    return d.append("GlobalAveragePooling1D", [base], {}, {}, {}, base.shape[1:], None)
+
+
+def _draw_simple_rnn(d: LayerDraws) -> Any:
+    base = d.pick(rank=2)
+    if base is None:
+        return None
+    units = d.integer(1, d.max_features)
+    shapes = {"kernel": (base.shape[-1], units), "recurrent_kernel": (units, units), "bias": (units,)}
+    regs = d.regularizers(tuple(shapes))
+    cfg = {"units": units, "activation": d.choice(("tanh", "relu", "linear")), "return_sequences": True}
+    return d.append("SimpleRNN", [base], cfg, shapes, regs, base.shape[:-1] + (units,), base.mask)
+
+
+def _on_temporal(label: str) -> Callable[[Any, Sequence[tuple[np.ndarray, Any]], bool], set[str]]:
+    return lambda layer, inbound, is_output: {label} if inbound[0][0].ndim == 3 else set()
+
+
+def _on_mask(label: str) -> Callable[[Any, Sequence[tuple[np.ndarray, Any]], bool], set[str]]:
+    return lambda layer, inbound, is_output: {label} if any(m is not None for _, m in inbound) else set()
+
+
 LAYERS: dict[str, LayerEntry] = {
     e.type: e
     for e in [
         LayerEntry("Dense", "Dense", ("units", "activation", "use_bias"), ("kernel", "bias"), "pass", _check_dense,
-                   "Dense on rank-2 or rank-3 (temporal) inputs; passes a mask on."),
+                   lambda c: ((c["units"],), {"activation": c["activation"], "use_bias": c["use_bias"]}),
+                   _on_temporal("dense_on_temporal"), {"dense_on_temporal": "a Dense layer on a rank-3 tensor"},
+                   _draw_dense, 0.18, doc="Dense on rank-2 or rank-3 (temporal) inputs; passes a mask on."),
         LayerEntry("Embedding", "Embedding", ("input_dim", "output_dim", "mask_zero"), ("embeddings",), "create",
-                   _check_embedding, "Token ids -> vectors; mask_zero=True makes a mask of ids != 0."),
+                   _check_embedding,
+                   lambda c: ((c["input_dim"], c["output_dim"]), {"mask_zero": c["mask_zero"]}),
+                   lambda layer, inbound, is_output: {"embedding_mask"} if layer.config.get("mask_zero") else set(),
+                   {"embedding_mask": "an Embedding with mask_zero=True"},
+                   doc="Token ids -> vectors; mask_zero=True makes a mask of ids != 0."),
         LayerEntry("Masking", "Masking", ("mask_value",), (), "create", _check_masking,
-                   "Masks timesteps whose features all equal mask_value and zeroes them."),
-        LayerEntry("Activation", "Activation", ("activation",), (), "pass", _check_activation),
+                   lambda c: ((), {"mask_value": float(c["mask_value"])}),
+                   lambda layer, inbound, is_output: {"masking"}, {"masking": "a Masking layer"},
+                   doc="Masks timesteps whose features all equal mask_value and zeroes them."),
+        LayerEntry("Activation", "Activation", ("activation",), (), "pass", _check_activation,
+                   lambda c: ((c["activation"],), {}),
+                   lambda layer, inbound, is_output: {"activation_output"} if is_output else set(),
+                   {"activation_output": "an output produced by an Activation layer (Dense(linear) -> Activation)"},
+                   _draw_activation, 0.1),
         LayerEntry("Concatenate", "Concatenate", (), (), "combine",
-                   lambda l, s, k: _check_merge(l, s, k, concat=True), "Along the last axis; masks AND-ed."),
+                   lambda l, s, k: _check_merge(l, s, k, concat=True), lambda c: ((), {"axis": -1}),
+                   _on_mask("mask_merge"), {"mask_merge": "Concatenate or Add with at least one masked inbound tensor"},
+                   lambda d: _draw_merge(d, "Concatenate"), 0.22, doc="Along the last axis; masks AND-ed."),
         LayerEntry("Add", "Add", (), (), "combine", lambda l, s, k: _check_merge(l, s, k, concat=False),
-                   "Element-wise sum; masks AND-ed."),
+                   lambda c: ((), {}), _on_mask("mask_merge"), {}, lambda d: _draw_merge(d, "Add"), 0.2,
+                   doc="Element-wise sum; masks AND-ed."),
         LayerEntry("GlobalAveragePooling1D", "GlobalAveragePooling1D", (), (), "consume", _check_gap1d,
-                   "Mean over time of the unmasked steps; drops the mask."),
-        LayerEntry("AddLossL2", "(custom)", ("factor",), (), "pass", _check_add_loss,
-                   "Identity that calls add_loss(factor * sum(square(inputs)))."),
+                   lambda c: ((), {}), _on_mask("masked_pooling"),
+                   {"masked_pooling": "GlobalAveragePooling1D over a masked tensor"}, _draw_pooling, 0.14,
+                   doc="Mean over time of the unmasked steps; drops the mask."),
+        LayerEntry("AddLossL2", "AddLossL2", ("factor",), (), "pass", _check_add_loss,
+                   lambda c: ((), {"factor": float(c["factor"])}),
+                   lambda layer, inbound, is_output: {"add_loss"},
+                   {"add_loss": "a layer that calls add_loss (AddLossL2)"}, custom=True,
+                   doc="Identity that calls add_loss(factor * sum(square(inputs)))."),
         LayerEntry("SimpleRNN", "SimpleRNN", ("units", "activation", "return_sequences"),
                    ("kernel", "recurrent_kernel", "bias"), "pass", _check_simple_rnn,
-                   "return_sequences=True; a masked step keeps the previous state and output."),
+                   lambda c: ((c["units"],), {"activation": c["activation"], "return_sequences": c["return_sequences"]}),
+                   draw=_draw_simple_rnn, draw_weight=0.2,
+                   doc="return_sequences=True; a masked step keeps the previous state and output."),
     ]
 }
 
+# The body layer the generator appends when the one it drew fits no tensor of the model.
+FALLBACK_BODY_LAYER = "Dense"
 
 # --------------------------------------------------------------------------------------
 # Losses
@@ -206,28 +350,75 @@ PRED_KINDS = ("any", "probability", "distribution", "positive")
 
 
 @dataclass(frozen=True)
+class Option:
+    """One keyword argument of a loss: its Keras default, how cases draw it, what it admits."""
+
+    default: Any
+    # A value to pass, or None to leave the option out (Keras's default applies).
+    draw: Callable[[Draws], Any]
+    # What a value must be, as text, or "" when `valid` accepts every number.
+    expected: str = ""
+    valid: Callable[[Any], bool] = lambda value: True
+
+
+def _given(p: float, value: Callable[[Draws], Any]) -> Callable[[Draws], Any]:
+    return lambda d: value(d) if d.boolean(p) else None
+
+
+def _from_logits(d: Draws) -> bool | None:
+    if d.boolean(0.4):
+        return True
+    return False if d.boolean(0.25) else None  # False: the default, spelled out
+
+
+FROM_LOGITS = Option(False, _from_logits)
+LABEL_SMOOTHING = Option(0.0, _given(0.45, lambda d: d.integer(1, 32) / 64),  # (0, 0.5]
+                         "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+DELTA = Option(1.0, _given(0.7, lambda d: d.integer(1, 48) / 16), "a number > 0", lambda v: v > 0)  # (0, 3]
+GAMMA = Option(2.0, _given(0.6, lambda d: d.integer(0, 20) / 4), "a number >= 0", lambda v: v >= 0)  # [0, 5]
+ALPHA = Option(0.25, _given(0.6, lambda d: d.integer(0, 16) / 16), "a number in [0, 1]",  # [0, 1]
+               lambda v: 0.0 <= v <= 1.0)
+APPLY_CLASS_BALANCING = Option(False, _given(0.6, lambda d: True))
+
+
+@dataclass(frozen=True)
 class LossEntry:
+    """Everything of one loss but its NumPy reference, which is
+    `harness.reference.losses.PER_ELEMENT[name]` (the reference comes after the data)."""
+
     name: str  # canonical name (the Keras function name)
-    keras_class: str  # class name in keras 3, tf_keras / tf.keras and keras 2.3.1
+    keras_class: str  # class name in keras 3, tf_keras / tf.keras and keras 2.3.1 (a lineage without it: unsupported)
     target_kind: str
     pred_kind: str  # for from_logits=False; with from_logits=True the prediction is any real
-    options: Mapping[str, Any] = field(default_factory=dict)  # option -> default value
+    options: Mapping[str, Option] = field(default_factory=dict)  # keyword -> Option, in drawing order
+    # Option -> the feature label (harness.features) of a case that gives it (and not as False).
+    option_features: Mapping[str, str] = field(default_factory=dict)
+    # The function in keras 2.2.4's keras/losses.py (no loss classes there); None: 2.2.4 has none.
+    keras224_function: str | None = None
+    since: int = 1  # the vocabulary version that added it (harness.strategies draws by version)
     doc: str = ""
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {key: option.default for key, option in self.options.items()}
 
     def check(self, target: np.ndarray, pred_shape: tuple[int, ...], options: dict[str, Any]) -> None:
         for key, value in options.items():
             if key == "reduction":
                 if value not in REDUCTIONS:
                     raise SpecProblem("loss_options.reduction", "one of " + ", ".join(REDUCTIONS), value)
-            elif key not in self.options:
-                allowed = ", ".join(("reduction",) + tuple(self.options)) or "reduction"
+                continue
+            option = self.options.get(key)
+            if option is None:
+                allowed = ", ".join(("reduction",) + tuple(self.options))
                 raise SpecProblem(f"loss_options.{key}", f"an option of {self.name}: {allowed}", key)
-            elif isinstance(self.options[key], bool):
+            if isinstance(option.default, bool):
                 if not isinstance(value, bool):
                     raise SpecProblem(f"loss_options.{key}", "true or false", value)
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise SpecProblem(f"loss_options.{key}", "a number", value)
-        _check_option_ranges(self.name, options)
+            elif not option.valid(value):
+                raise SpecProblem(f"loss_options.{key}", option.expected, value)
         if self.target_kind == "sparse":
             if tuple(target.shape) != tuple(pred_shape[:-1]):
                 raise SpecProblem("target", f"integer class ids of shape {tuple(pred_shape[:-1])}", target.shape)
@@ -237,17 +428,6 @@ class LossEntry:
         if tuple(target.shape) != tuple(pred_shape):
             raise SpecProblem("target", f"shape {tuple(pred_shape)} (the output's shape)", target.shape)
         _check_target_domain(self.target_kind, target, pred_shape)
-
-
-def _check_option_ranges(name: str, options: Mapping[str, Any]) -> None:
-    if "label_smoothing" in options and not 0.0 <= options["label_smoothing"] <= 1.0:
-        raise SpecProblem("loss_options.label_smoothing", "a number in [0, 1]", options["label_smoothing"])
-    if "delta" in options and not options["delta"] > 0:
-        raise SpecProblem("loss_options.delta", "a number > 0", options["delta"])
-    if "gamma" in options and not options["gamma"] >= 0:
-        raise SpecProblem("loss_options.gamma", "a number >= 0", options["gamma"])
-    if "alpha" in options and not 0.0 <= options["alpha"] <= 1.0:
-        raise SpecProblem("loss_options.alpha", "a number in [0, 1]", options["alpha"])
 
 
 def _check_target_domain(kind: str, y: np.ndarray, pred_shape: tuple[int, ...]) -> None:
@@ -267,32 +447,52 @@ def _check_target_domain(kind: str, y: np.ndarray, pred_shape: tuple[int, ...]) 
         raise SpecProblem("target", "values in {-1, 1}", y.tolist())
 
 
-_CE = {"from_logits": False, "label_smoothing": 0.0}
+def _ce() -> dict[str, Option]:
+    return {"from_logits": FROM_LOGITS, "label_smoothing": LABEL_SMOOTHING}
+
 
 LOSSES: dict[str, LossEntry] = {
     e.name: e
     for e in [
-        LossEntry("mean_squared_error", "MeanSquaredError", "real", "any"),
-        LossEntry("mean_absolute_error", "MeanAbsoluteError", "real", "any"),
-        LossEntry("mean_absolute_percentage_error", "MeanAbsolutePercentageError", "nonzero_real", "any"),
-        LossEntry("mean_squared_logarithmic_error", "MeanSquaredLogarithmicError", "nonnegative", "positive"),
-        LossEntry("huber", "Huber", "real", "any", {"delta": 1.0}),
-        LossEntry("log_cosh", "LogCosh", "real", "any"),
-        LossEntry("binary_crossentropy", "BinaryCrossentropy", "probability", "probability", dict(_CE)),
-        LossEntry("categorical_crossentropy", "CategoricalCrossentropy", "distribution", "distribution", dict(_CE)),
+        LossEntry("mean_squared_error", "MeanSquaredError", "real", "any", keras224_function="mean_squared_error"),
+        LossEntry("mean_absolute_error", "MeanAbsoluteError", "real", "any", keras224_function="mean_absolute_error"),
+        LossEntry("mean_absolute_percentage_error", "MeanAbsolutePercentageError", "nonzero_real", "any",
+                  keras224_function="mean_absolute_percentage_error"),
+        LossEntry("mean_squared_logarithmic_error", "MeanSquaredLogarithmicError", "nonnegative", "positive",
+                  keras224_function="mean_squared_logarithmic_error"),
+        LossEntry("huber", "Huber", "real", "any", {"delta": DELTA}, {"delta": "huber_delta"}),
+        LossEntry("log_cosh", "LogCosh", "real", "any", keras224_function="logcosh"),
+        LossEntry("binary_crossentropy", "BinaryCrossentropy", "probability", "probability", _ce(),
+                  keras224_function="binary_crossentropy"),
+        LossEntry("categorical_crossentropy", "CategoricalCrossentropy", "distribution", "distribution", _ce(),
+                  keras224_function="categorical_crossentropy"),
         LossEntry("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy", "sparse", "distribution",
-                  {"from_logits": False}),
+                  {"from_logits": FROM_LOGITS}, keras224_function="sparse_categorical_crossentropy"),
         LossEntry("binary_focal_crossentropy", "BinaryFocalCrossentropy", "probability", "probability",
-                  {"from_logits": False, "label_smoothing": 0.0, "gamma": 2.0, "alpha": 0.25,
-                   "apply_class_balancing": False}),
-        LossEntry("kl_divergence", "KLDivergence", "distribution", "distribution"),
-        LossEntry("poisson", "Poisson", "nonnegative", "positive"),
-        LossEntry("cosine_similarity", "CosineSimilarity", "real", "any"),
-        LossEntry("hinge", "Hinge", "plus_minus_one", "any"),
-        LossEntry("squared_hinge", "SquaredHinge", "plus_minus_one", "any"),
-        LossEntry("categorical_hinge", "CategoricalHinge", "distribution", "any"),
+                  {**_ce(), "gamma": GAMMA, "alpha": ALPHA, "apply_class_balancing": APPLY_CLASS_BALANCING},
+                  {"gamma": "focal_gamma", "alpha": "focal_alpha", "apply_class_balancing": "focal_class_balancing"}),
+        LossEntry("kl_divergence", "KLDivergence", "distribution", "distribution",
+                  keras224_function="kullback_leibler_divergence"),
+        LossEntry("poisson", "Poisson", "nonnegative", "positive", keras224_function="poisson"),
+        # keras 2.2.4 cosine_proximity: -sum(l2_normalize(y) * l2_normalize(p)), as the class
+        LossEntry("cosine_similarity", "CosineSimilarity", "real", "any", keras224_function="cosine_proximity"),
+        LossEntry("hinge", "Hinge", "plus_minus_one", "any", keras224_function="hinge"),
+        LossEntry("squared_hinge", "SquaredHinge", "plus_minus_one", "any", keras224_function="squared_hinge"),
+        LossEntry("categorical_hinge", "CategoricalHinge", "distribution", "any", keras224_function="categorical_hinge"),
     ]
 }
 
 REGULARIZERS = ("l1", "l2", "l1_l2")
 
+# The latest vocabulary version: the highest `since` of any entry. The case generator draws from
+# the entries of one version, so appending an entry (a new version) leaves the cases, and the
+# ids, of every earlier version as they were (tests/test_strategies.py pins them).
+VERSION = max(e.since for e in [*LAYERS.values(), *LOSSES.values()])
+
+
+def layers_of(version: int) -> dict[str, LayerEntry]:
+    return {k: e for k, e in LAYERS.items() if e.since <= version}
+
+
+def losses_of(version: int) -> dict[str, LossEntry]:
+    return {k: e for k, e in LOSSES.items() if e.since <= version}

@@ -22,8 +22,9 @@ PACKAGE = ROOT / "harness"
 # specific entry places a module (harness.impls is the registry, data; harness.impls.* adapters).
 LAYERS: list[tuple[str, list[str]]] = [
     ("data", ["harness", "harness.spec", "harness.vocabulary", "harness.results", "harness.impls"]),
-    ("cases", ["harness.strategies", "harness.features"]),
+    ("cases", ["harness.strategies"]),
     ("reference", ["harness.reference", "harness.reference.*"]),
+    ("labels", ["harness.features"]),  # the reference's forward pass labels what a case exercises
     ("adapters", ["harness.impls.*"]),
     ("worker", ["harness.worker"]),
     ("engine", ["harness.compare", "harness.compare_gradients", "harness.compare_observations"]),

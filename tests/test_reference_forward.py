@@ -188,3 +188,10 @@ def test_predictions_depend_on_the_merge_mask_rule_through_pooling():
     spec.validate(case)
     np.testing.assert_array_equal(reference.predictions(case, "tf_keras-2.21")["g"], [[1.0, 5.0]])  # step 0 only
     np.testing.assert_array_equal(reference.predictions(case, "keras-3.15")["g"], [[1.5, 2.5]])  # both steps
+
+
+def test_every_layer_of_the_vocabulary_has_a_forward_pass() -> None:
+    from harness import vocabulary
+    from harness.reference import forward as forward_mod
+
+    assert set(forward_mod.FORWARD) == set(vocabulary.LAYERS)

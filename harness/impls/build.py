@@ -23,12 +23,12 @@ Each takes an optional `rows` slice so that a path can hand over part of the bat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from harness.spec import Case, Layer, Regularizer
-from harness.vocabulary import LOSSES
+from harness.vocabulary import LAYERS, LOSSES, REGULARIZER_KEYWORDS
 
 # --------------------------------------------------------------------------------------
 # Version hooks (one small function each)
@@ -113,53 +113,20 @@ def add_loss_layer_class(keras: Any) -> type:
 # --------------------------------------------------------------------------------------
 
 
+# The harness's own layer classes (vocabulary entries with custom=True), per keras module.
+CUSTOM_LAYERS: dict[str, Callable[[Any], type]] = {"AddLossL2": add_loss_layer_class}
+
+
 def _make_layer(keras: Any, layer: Layer, dtype: str) -> Any:
-    L = keras.layers
-    cfg = dict(layer.config)
-    regs = layer.regularizers
-    common: dict[str, Any] = {"name": layer.name, "dtype": dtype}
-    if "activity" in regs:
-        common["activity_regularizer"] = _regularizer(keras, regs["activity"])
-    if layer.type == "Dense":
-        return L.Dense(
-            cfg["units"],
-            activation=cfg["activation"],
-            use_bias=cfg["use_bias"],
-            kernel_regularizer=_regularizer(keras, regs.get("kernel")),
-            bias_regularizer=_regularizer(keras, regs.get("bias")),
-            **common,
-        )
-    if layer.type == "Embedding":
-        return L.Embedding(
-            cfg["input_dim"],
-            cfg["output_dim"],
-            mask_zero=cfg["mask_zero"],
-            embeddings_regularizer=_regularizer(keras, regs.get("embeddings")),
-            **common,
-        )
-    if layer.type == "Masking":
-        return L.Masking(mask_value=float(cfg["mask_value"]), **common)
-    if layer.type == "Activation":
-        return L.Activation(cfg["activation"], **common)
-    if layer.type == "Concatenate":
-        return L.Concatenate(axis=-1, **common)
-    if layer.type == "Add":
-        return L.Add(**common)
-    if layer.type == "GlobalAveragePooling1D":
-        return L.GlobalAveragePooling1D(**common)
-    if layer.type == "AddLossL2":
-        return add_loss_layer_class(keras)(factor=cfg["factor"], **common)
-    if layer.type == "SimpleRNN":
-        return L.SimpleRNN(
-            cfg["units"],
-            activation=cfg["activation"],
-            return_sequences=cfg["return_sequences"],
-            kernel_regularizer=_regularizer(keras, regs.get("kernel")),
-            recurrent_regularizer=_regularizer(keras, regs.get("recurrent_kernel")),
-            bias_regularizer=_regularizer(keras, regs.get("bias")),
-            **common,
-        )
-    raise ValueError(f"layer {layer.name!r}: type {layer.type!r} has no builder")
+    """`keras.layers.<keras_class>(*args, **kwargs)` with the entry's arguments for the config,
+    the layer's regularizers, its name and the case dtype."""
+    entry = LAYERS[layer.type]
+    args, kwargs = entry.keras_args(layer.config)
+    for weight, reg in layer.regularizers.items():
+        keyword = "activity_regularizer" if weight == "activity" else REGULARIZER_KEYWORDS[weight]
+        kwargs[keyword] = _regularizer(keras, reg)
+    cls = CUSTOM_LAYERS[layer.type](keras) if entry.custom else getattr(keras.layers, entry.keras_class)
+    return cls(*args, name=layer.name, dtype=dtype, **kwargs)
 
 
 def build_model(keras: Any, case: Case) -> Any:

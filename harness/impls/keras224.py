@@ -43,30 +43,11 @@ IMPL = os.environ.get("HARNESS_IMPL") or "keras2.2.4"
 if keras.__version__ != "2.2.4":
     raise ImportError(f"harness.impls.keras224 needs keras==2.2.4; `import keras` gave {keras.__version__}")
 
-# Case loss name -> keras 2.2.4 keras/losses.py function name.
-LOSS_FUNCTIONS = {
-    "mean_squared_error": "mean_squared_error",
-    "mean_absolute_error": "mean_absolute_error",
-    "mean_absolute_percentage_error": "mean_absolute_percentage_error",
-    "mean_squared_logarithmic_error": "mean_squared_logarithmic_error",
-    "log_cosh": "logcosh",
-    "binary_crossentropy": "binary_crossentropy",
-    "categorical_crossentropy": "categorical_crossentropy",
-    "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
-    "kl_divergence": "kullback_leibler_divergence",
-    "poisson": "poisson",
-    "cosine_similarity": "cosine_proximity",  # -sum(l2_normalize(y) * l2_normalize(p)), as the class
-    "hinge": "hinge",
-    "squared_hinge": "squared_hinge",
-    "categorical_hinge": "categorical_hinge",
-}
-
-
 def _unsupported(keras_module: Any, case: Case) -> str | None:
     for out in case.outputs:
-        if out.loss not in LOSS_FUNCTIONS:
+        if LOSSES[out.loss].keras224_function is None:
             return f"keras 2.2.4 keras/losses.py has no {out.loss} loss"
-        defaults = {"reduction": "sum_over_batch_size", **LOSSES[out.loss].options}
+        defaults = {"reduction": "sum_over_batch_size", **LOSSES[out.loss].defaults}
         changed = sorted(k for k, v in out.loss_options.items() if defaults.get(k) != v)
         if changed:
             return (f"keras 2.2.4 loss functions take no options; output {out.name!r} sets "
@@ -75,7 +56,7 @@ def _unsupported(keras_module: Any, case: Case) -> str | None:
 
 
 def _loss_argument(keras_module: Any, case: Case) -> Any:
-    fns = [getattr(keras_module.losses, LOSS_FUNCTIONS[o.loss]) for o in case.outputs]
+    fns = [getattr(keras_module.losses, LOSSES[o.loss].keras224_function) for o in case.outputs]
     if case.loss_form == "single":
         return fns[0]
     if case.loss_form == "list":

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -160,7 +160,17 @@ def penalty_value(reg: Regularizer, x: np.ndarray, dtype: str) -> float:
 # ---------------------------------------------------------------------------------------
 
 
-def _dense(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray]) -> Tensor:
+@dataclass
+class Step:
+    """What a layer's forward function may use besides its layer, inputs and (rounded) weights."""
+
+    dtype: str
+    rules: Mapping[str, str]
+    round: Callable[[Any], np.ndarray]  # to the case dtype (not under exact_values())
+    penalties: list[Penalty]  # an add_loss appends its value here
+
+
+def _dense(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
     x = ins[0]
     pre = np.tensordot(x.value, w["kernel"], axes=([-1], [0]))
     if layer.config["use_bias"]:
@@ -170,16 +180,22 @@ def _dense(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray]) -> Tens
     return Tensor(out, x.mask, _with_logits(act, pre, out))
 
 
-def _embedding(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray]) -> Tensor:
+def _embedding(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
     ids = ins[0].value.astype(np.int64)
     mask = ids != 0 if layer.config["mask_zero"] else None
     return Tensor(w["embeddings"][ids], mask)
 
 
-def _masking(layer: Layer, ins: list[Tensor], mask_value: float) -> Tensor:
+def _masking(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
     x = ins[0].value
-    keep = np.any(x != mask_value, axis=-1)
+    keep = np.any(x != round_scalar(step.dtype, layer.config["mask_value"]), axis=-1)
     return Tensor(x * keep[..., None], keep)
+
+
+def _activation(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    act = layer.config["activation"]
+    value = activation(act, ins[0].value)
+    return Tensor(value, ins[0].mask, _with_logits(act, ins[0].value, value))
 
 
 def _combine_masks(ins: list[Tensor], layer_type: str, rules: Mapping[str, str]) -> np.ndarray | None:
@@ -195,7 +211,15 @@ def _combine_masks(ins: list[Tensor], layer_type: str, rules: Mapping[str, str])
     return np.logical_or.reduce([np.ones(shape, bool) if m is None else m for m in masks])
 
 
-def _gap1d(ins: list[Tensor]) -> Tensor:
+def _concatenate(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    return Tensor(np.concatenate([t.value for t in ins], axis=-1), _combine_masks(ins, "Concatenate", step.rules))
+
+
+def _add(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    return Tensor(np.sum([t.value for t in ins], axis=0), _combine_masks(ins, "Add", step.rules))
+
+
+def _gap1d(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
     x = ins[0]
     if x.mask is None:
         return Tensor(np.mean(x.value, axis=1))
@@ -204,15 +228,24 @@ def _gap1d(ins: list[Tensor]) -> Tensor:
         return Tensor(np.sum(np.where(m > 0, x.value, 0.0), axis=1) / np.sum(m, axis=1))
 
 
-def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], r) -> Tensor:
+def _add_loss_l2(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
     x = ins[0]
+    value = round_scalar(step.dtype, layer.config["factor"]) * float(np.sum(np.square(x.value)))
+    step.penalties.append(Penalty(layer.name, "add_loss", "add_loss", value, abs(value)))
+    return Tensor(x.value, x.mask, x.keras_logits)
+
+
+def _recurrent(x: Tensor, units: int, cell: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Tensor:
+    """return_sequences=True over the time axis; `cell(x_t, state) -> new state` (= output). A
+    masked step keeps the state and repeats the previous output (zeros before the first unmasked
+    step): zero_output_for_mask defaults to False (tf_keras/src/layers/rnn/base_rnn.py:RNN,
+    keras/src/layers/rnn/rnn.py:RNN), and the backends' rnn keep prev_output."""
     batch, steps = x.value.shape[:2]
-    units = w["recurrent_kernel"].shape[0]
     state = np.zeros((batch, units))
     prev_out = np.zeros((batch, units))
     outs = []
     for t in range(steps):
-        h = r(activation(layer.config["activation"], x.value[:, t] @ w["kernel"] + state @ w["recurrent_kernel"] + w["bias"]))
+        h = cell(x.value[:, t], state)
         if x.mask is not None:
             keep = x.mask[:, t][:, None]
             h_out = np.where(keep, h, prev_out)
@@ -223,6 +256,29 @@ def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], r)
         prev_out = h_out
         outs.append(h_out)
     return Tensor(np.stack(outs, axis=1), x.mask)
+
+
+def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    act = layer.config["activation"]
+    return _recurrent(ins[0], w["recurrent_kernel"].shape[0], lambda x_t, h: step.round(
+        activation(act, x_t @ w["kernel"] + h @ w["recurrent_kernel"] + w["bias"])))
+
+
+# Layer type -> its forward pass (every type of harness.vocabulary.LAYERS: tests/test_reference_forward.py).
+FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step], Tensor]] = {
+    "Dense": _dense,
+    "Embedding": _embedding,
+    "Masking": _masking,
+    "Activation": _activation,
+    "Concatenate": _concatenate,
+    "Add": _add,
+    "GlobalAveragePooling1D": _gap1d,
+    "AddLossL2": _add_loss_l2,
+    "SimpleRNN": _simple_rnn,
+}
+
+# Layer type -> (rule, alternative) under which its activity regularizer is never applied.
+ACTIVITY_IGNORED: dict[str, tuple[str, str]] = {"SimpleRNN": ("rnn_activity_regularizer", "ignored")}
 
 
 def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_mod.DEFAULT_PROFILE) -> ForwardResult:
@@ -238,43 +294,21 @@ def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_m
         data = inp.data[rows]
         tensors[inp.name] = Tensor(data.astype(np.int64) if inp.kind == "int" else r(data))
     penalties: list[Penalty] = []
+    step = Step(case.dtype, rules, r, penalties)
     n = len(rows)
     for layer in case.layers:
-        ins = [tensors[name] for name in layer.inbound]
-        w = {k: r(v) for k, v in layer.weights.items()}
-        kind = layer.type
-        if kind == "Dense":
-            out = _dense(layer, ins, w)
-        elif kind == "Embedding":
-            out = _embedding(layer, ins, w)
-        elif kind == "Masking":
-            out = _masking(layer, ins, round_scalar(case.dtype, layer.config["mask_value"]))
-        elif kind == "Activation":
-            act = layer.config["activation"]
-            value = activation(act, ins[0].value)
-            out = Tensor(value, ins[0].mask, _with_logits(act, ins[0].value, value))
-        elif kind == "Concatenate":
-            out = Tensor(np.concatenate([t.value for t in ins], axis=-1), _combine_masks(ins, kind, rules))
-        elif kind == "Add":
-            out = Tensor(np.sum([t.value for t in ins], axis=0), _combine_masks(ins, kind, rules))
-        elif kind == "GlobalAveragePooling1D":
-            out = _gap1d(ins)
-        elif kind == "AddLossL2":
-            x = ins[0]
-            value = round_scalar(case.dtype, layer.config["factor"]) * float(np.sum(np.square(x.value)))
-            penalties.append(Penalty(layer.name, "add_loss", "add_loss", value, abs(value)))
-            out = Tensor(x.value, x.mask, x.keras_logits)
-        elif kind == "SimpleRNN":
-            out = _simple_rnn(layer, ins, w, r)
-        else:
-            raise ValueError(f"layer {layer.name!r}: the reference has no forward pass for type {kind!r}")
+        forward = FORWARD.get(layer.type)
+        if forward is None:
+            raise ValueError(f"layer {layer.name!r}: the reference has no forward pass for type {layer.type!r}")
+        out = forward(layer, [tensors[name] for name in layer.inbound], {k: r(v) for k, v in layer.weights.items()},
+                      step)
         # Each layer's output (and the logits it keeps) is stored in the case dtype, as in the
         # implementations: near-saturated sigmoids then lose the same digits (1 - p in float32).
         out = Tensor(r(out.value), out.mask,
                      None if out.keras_logits is None else (out.keras_logits[0], r(out.keras_logits[1])))
         activity = layer.regularizers.get("activity")
-        if activity is not None and kind == "SimpleRNN" and rules_mod.chooses(rules, "rnn_activity_regularizer",
-                                                                              "ignored"):
+        ignored = ACTIVITY_IGNORED.get(layer.type)
+        if activity is not None and ignored is not None and rules_mod.chooses(rules, *ignored):
             activity = None
         if activity is not None:
             value = penalty_value(activity, out.value, case.dtype)

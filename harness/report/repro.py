@@ -16,6 +16,8 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
+from harness.vocabulary import LAYERS, LOSSES, REGULARIZER_KEYWORDS
+
 # How each implementation is imported (the only lines that differ between families).
 PREAMBLES: dict[str, str] = {
     "keras3": """\
@@ -166,46 +168,28 @@ class AddLossL2(keras.layers.Layer):
 
 '''
 
+# The source of each custom layer class (vocabulary entries with custom=True; harness.impls.build).
+CUSTOM_LAYER_SOURCES = {"AddLossL2": ADD_LOSS_CLASS}
+
 
 def _layer_call(layer: dict[str, Any], dtype: str, keras2_3: bool) -> str:
-    cfg, regs, t = layer.get("config", {}), layer.get("regularizers", {}), layer["type"]
+    """`keras.layers.<class>(...)` with the arguments harness.impls.build passes (the entry's)."""
+    entry = LAYERS.get(layer["type"])
+    if entry is None:
+        raise ValueError(f"layer {layer['name']!r}: no reproducer for layer type {layer['type']!r}")
+    args, kwargs = entry.keras_args(layer.get("config", {}))
+    regs = layer.get("regularizers", {})
     kw = [f"name={layer['name']!r}", f"dtype={dtype!r}"]
-    act = _regularizer(regs.get("activity"), keras2_3)
-    if act:
-        kw.append(f"activity_regularizer={act}")
-    for weight, arg in (("kernel", "kernel_regularizer"), ("bias", "bias_regularizer"),
-                        ("embeddings", "embeddings_regularizer"), ("recurrent_kernel", "recurrent_regularizer")):
+    for weight, arg in (("activity", "activity_regularizer"), *REGULARIZER_KEYWORDS.items()):
         r = _regularizer(regs.get(weight), keras2_3)
         if r:
             kw.append(f"{arg}={r}")
-    if t == "Dense":
-        head = f"keras.layers.Dense({cfg['units']!r}, activation={cfg['activation']!r}, use_bias={cfg['use_bias']!r}"
-    elif t == "Embedding":
-        head = f"keras.layers.Embedding({cfg['input_dim']!r}, {cfg['output_dim']!r}, mask_zero={cfg['mask_zero']!r}"
-    elif t == "Masking":
-        head = f"keras.layers.Masking(mask_value={float(cfg['mask_value'])!r}"
-    elif t == "Activation":
-        head = f"keras.layers.Activation({cfg['activation']!r}"
-    elif t == "Concatenate":
-        head = "keras.layers.Concatenate(axis=-1"
-    elif t == "Add":
-        head = "keras.layers.Add("
-    elif t == "GlobalAveragePooling1D":
-        head = "keras.layers.GlobalAveragePooling1D("
-    elif t == "AddLossL2":
-        head = f"AddLossL2(factor={float(cfg['factor'])!r}"
-    elif t == "SimpleRNN":
-        head = (f"keras.layers.SimpleRNN({cfg['units']!r}, activation={cfg['activation']!r}, "
-                f"return_sequences={cfg['return_sequences']!r}")
-    else:
-        raise ValueError(f"layer {layer['name']!r}: no reproducer for layer type {t!r}")
-    sep = "" if head.endswith("(") else ", "
-    return head + sep + ", ".join(kw) + ")"
+    cls = entry.keras_class if entry.custom else f"keras.layers.{entry.keras_class}"
+    given = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{cls}(" + ", ".join(given + kw) + ")"
 
 
 def _loss_expr(out: dict[str, Any]) -> str:
-    from harness.vocabulary import LOSSES
-
     cls = LOSSES[out["loss"]].keras_class
     opts = ", ".join(f"{k}={v!r}" for k, v in sorted(out.get("loss_options", {}).items()))
     return f"keras.losses.{cls}({opts})"
@@ -264,8 +248,8 @@ def reproducer(case: dict[str, Any], case_id: str, impl: str, key: str, *,
     w(f"DTYPE = {dtype!r}")
     w("keras.backend.set_floatx(DTYPE)")
     w("")
-    if any(layer["type"] == "AddLossL2" for layer in case["layers"]):
-        w(ADD_LOSS_CLASS)
+    for custom in sorted({layer["type"] for layer in case["layers"] if LAYERS[layer["type"]].custom}):
+        w(CUSTOM_LAYER_SOURCES[custom])
     w("# ---- the model (functional API; tensors by layer name) ----")
     w("t = {}")
     for inp in case["inputs"]:
@@ -371,8 +355,6 @@ def _path_code(path: str, case: dict[str, Any], flavor: str) -> str:
 
 
 def _is_sparse(loss: str) -> bool:
-    from harness.vocabulary import LOSSES
-
     return LOSSES[loss].target_kind == "sparse"
 
 
