@@ -210,6 +210,14 @@ def make_loss(keras: Any, loss_name: str, options: dict[str, Any]) -> Any:
     return cls(**options)
 
 
+def missing_loss_classes(keras: Any, case: Case) -> str | None:
+    """The Case's loss classes that `keras.losses` lacks, as a reason (every path of the case is
+    then unsupported: that release has no such loss), or None."""
+    missing = sorted({LOSSES[o.loss].keras_class for o in case.outputs
+                      if getattr(keras.losses, LOSSES[o.loss].keras_class, None) is None})
+    return f"{keras.__name__}.losses has no class " + ", ".join(missing) if missing else None
+
+
 def loss_argument(keras: Any, case: Case) -> Any:
     outs = case.outputs
     if case.loss_form == "single":

@@ -141,13 +141,6 @@ def keras2_targets(case: Case) -> Any:
     return adapted if len(case.outputs) > 1 else adapted[0]
 
 
-def missing_loss_classes(keras: Any, case: Case) -> str | None:
-    """The Case's loss classes that `keras.losses` lacks, as a reason, or None."""
-    missing = sorted({LOSSES[o.loss].keras_class for o in case.outputs
-                      if getattr(keras.losses, LOSSES[o.loss].keras_class, None) is None})
-    return f"{keras.__name__}.losses has no class " + ", ".join(missing) if missing else None
-
-
 def _per_output_terms(names: list[str], values: Any, case: Case) -> dict[str, float]:
     """'output/<name>' from `<name>_loss` entries (metrics_names + returned list, or history)."""
     if len(case.outputs) < 2:
@@ -203,7 +196,7 @@ def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
     started = time.perf_counter()
     result = ImplResult(case_id=case.id, impl=flavor.impl)
 
-    reason = (flavor.unsupported_reason or missing_loss_classes)(flavor.keras, case)
+    reason = (flavor.unsupported_reason or build.missing_loss_classes)(flavor.keras, case)
     if reason is not None:
         result.paths = [PathResult(p, MODE, "unsupported", reason=reason) for p in PATHS]
         result.gradients = GradientResult("unsupported", how=_gradient_how(flavor), reason=reason)

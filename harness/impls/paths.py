@@ -336,6 +336,15 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
     notes: list[str] = []
     holder = _MODELS.setdefault(flavor.impl, _Models(flavor))
     first_mode = next((m for m in flavor.modes if m.unsupported is None), None)
+    missing = build.missing_loss_classes(flavor.keras, case)
+    if missing is not None:  # a loss this release lacks: nothing of the case can run
+        result.paths = [PathResult("compute_loss", variant, "unsupported", reason=missing)
+                        for variant, _ in flavor.compute_loss]
+        result.paths += [PathResult(path, mode.name, "unsupported", reason=missing)
+                         for mode in flavor.modes for path in MODE_PATHS]
+        result.gradients = GradientResult("unsupported", how=flavor.gradient_how, reason=missing)
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
     try:
         holder.begin(case)
         model = holder.get()
