@@ -806,7 +806,14 @@ def cases(**constraints: Any) -> st.SearchStrategy[Case]:
 def corpus_case(seed: int, index: int, **constraints: Any) -> Case:
     """Case `index` of the fixed-seed corpus `seed` (independent of the other indices)."""
     c = _constraints(**constraints)
-    return draw_case(RandomSource(f"harness-corpus:{seed}:{index}"), c, note=f"corpus seed={seed} index={index}")
+    return draw_case(RandomSource(f"harness-corpus:{seed}:{index}"), c, note=f"corpus seed={seed} index={index}"
+                     + _version_note(c))
+
+
+def _version_note(c: Constraints) -> str:
+    """The vocabulary version in a corpus case's note, so that the case says how to draw it
+    again; version 1's notes (and ids) predate versions and stay as they were."""
+    return "" if c.vocabulary_version == 1 else f" vocabulary={c.vocabulary_version}"
 
 
 def value_variant(case: Case, seed: int, structure: int, variant: int, **constraints: Any) -> Case:
@@ -817,7 +824,7 @@ def value_variant(case: Case, seed: int, structure: int, variant: int, **constra
     # the same plan, names and order as `case` (same seed, same draws)
     plan, names, order = _draw_structure(RandomSource(f"harness-corpus:{seed}:{structure}"), c)
     values = RandomSource(f"harness-corpus:{seed}:{structure}:values:{variant}")
-    out = _fill(values, plan, names, order, f"corpus seed={seed} structure={structure} variant={variant}", like=case)
+    out = _fill(values, plan, names, order, f"corpus seed={seed} structure={structure} variant={variant}" + _version_note(c), like=case)
     spec.validate(out, "<drawn case>")
     if spec.structure_key(out) != spec.structure_key(case):
         raise AssertionError(f"value variant {variant} of corpus case {structure} changed the structure")
