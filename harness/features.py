@@ -76,14 +76,22 @@ FEATURES: dict[str, str] = {
 
 def _weight_regularizer_features() -> tuple[dict[str, str], dict[str, str]]:
     """`<keyword>` (kernel_regularizer, recurrent_regularizer, ...) for each regularizable weight
-    of the vocabulary's layers, and the layer it needs when only one layer type has that weight."""
+    of the vocabulary's layers, conditional on the layer that has that weight, or, when several
+    layer types have it, on `weight:<name>` (a layer with that weight)."""
     docs, conditions = {}, {}
     for weight, keyword in vocabulary.REGULARIZER_KEYWORDS.items():
-        layers = [t for t, e in vocabulary.LAYERS.items() if weight in e.regularizable]
+        layers = _layers_with(weight)
         docs[keyword] = f"a {weight} regularizer ({', '.join(layers)})"
         if len(layers) == 1:
             conditions[keyword] = f"layer:{layers[0]}"
+        else:
+            docs[f"weight:{weight}"] = f"a layer with a {weight} weight ({', '.join(layers)})"
+            conditions[keyword] = f"weight:{weight}"
     return docs, conditions
+
+
+def _layers_with(weight: str) -> list[str]:
+    return [t for t, e in vocabulary.LAYERS.items() if weight in e.regularizable]
 
 
 def _entry_features() -> tuple[dict[str, str], dict[str, str]]:
@@ -165,6 +173,7 @@ def features(case: Case) -> set[str]:
             f.add(f"activation:{layer.config['activation']}")
         inbound = [tensors[n] for n in layer.inbound]
         f |= vocabulary.LAYERS[layer.type].features(layer, inbound, layer.name in output_layers)
+        f |= {f"weight:{w}" for w in layer.weights if f"weight:{w}" in FEATURES}
         for key, reg in layer.regularizers.items():
             f.add(regs_kinds.get(key, f"{key}_regularizer"))
             f.add(reg.kind)
