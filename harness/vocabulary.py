@@ -479,6 +479,10 @@ LOSSES: dict[str, LossEntry] = {
         LossEntry("hinge", "Hinge", "plus_minus_one", "any", keras224_function="hinge"),
         LossEntry("squared_hinge", "SquaredHinge", "plus_minus_one", "any", keras224_function="squared_hinge"),
         LossEntry("categorical_hinge", "CategoricalHinge", "distribution", "any", keras224_function="categorical_hinge"),
+        # Keras 3.0+, tf_keras, tf.keras 2.13+ (keras 2.12 and 2.3.1 have no class: unsupported there)
+        LossEntry("categorical_focal_crossentropy", "CategoricalFocalCrossentropy", "distribution", "distribution",
+                  {**_ce(), "gamma": GAMMA, "alpha": ALPHA},
+                  {"gamma": "categorical_focal_gamma", "alpha": "categorical_focal_alpha"}, since=2),
     ]
 }
 

@@ -266,6 +266,18 @@ def test_focal_from_logits_rule(focal, prob):
     close(got, -math.log(EPS) if (focal, prob) == ("bce_on_sigmoid", "clip_epsilon") else exact, tol=1e-9)
 
 
+def test_categorical_focal_weights_each_class_by_alpha_and_its_focal_factor():
+    # one-hot on class 1, q = 0.75: 0.25 * (1 - 0.75)**2 * -log(0.75); class 0 has t = 0
+    close(one("categorical_focal_crossentropy", [[0.0, 1.0]], [[0.25, 0.75]]), 0.25 * 0.0625 * -math.log(0.75))
+    # label smoothing 0.5 over 2 classes: t = [0.25, 0.75]; gamma 0 and alpha 1: plain crossentropy
+    got = one("categorical_focal_crossentropy", [[0.0, 1.0]], [[0.25, 0.75]],
+              {"label_smoothing": 0.5, "gamma": 0.0, "alpha": 1.0})
+    close(got, -(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
+    # from logits: the softmax of [0, log 3] is [0.25, 0.75]
+    close(one("categorical_focal_crossentropy", [[0.0, 1.0]], [[0.0, math.log(3.0)]], {"from_logits": True}),
+          0.25 * 0.0625 * -math.log(0.75))
+
+
 def test_every_vocabulary_loss_has_its_reference():
     for name, entry in vocabulary.LOSSES.items():
         assert name in PER_ELEMENT, name

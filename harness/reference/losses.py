@@ -275,6 +275,22 @@ def categorical_hinge(y, p, options, ctx):
     return np.maximum(neg - pos + 1.0, 0.0)
 
 
+def categorical_focal_crossentropy(y, p, options, ctx):
+    """sum over the last axis of alpha * (1 - q)**gamma * -t * log(q), q = the prediction (its
+    softmax from logits) divided by its sum and clipped to [eps, 1 - eps]; label smoothing over
+    the last axis. keras/src/losses/losses.py:categorical_focal_crossentropy (Keras 3.15);
+    tf_keras/src/losses.py:categorical_focal_crossentropy -> tf_keras/src/backend.py:
+    categorical_focal_crossentropy (tf-keras 2.21; a softmax output's logits are recovered and
+    softmax-ed again, the same values)."""
+    ls = float(options.get("label_smoothing", 0.0))
+    t = y * (1.0 - ls) + ls / y.shape[-1] if ls else y
+    q = ctx.round_array(forward.activation("softmax", p)) if options.get("from_logits", False) else p
+    gamma, alpha = float(options.get("gamma", 2.0)), float(options.get("alpha", 0.25))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = ctx.clip(q / np.sum(q, axis=-1, keepdims=True), ctx.eps, ctx.one_minus_eps)
+        return np.sum(alpha * np.power(1.0 - q, gamma) * (-t * np.log(q)), axis=-1)
+
+
 PER_ELEMENT: dict[str, Callable[[np.ndarray, np.ndarray, Mapping[str, Any], LossContext], np.ndarray]] = {
     f.__name__: f
     for f in [
@@ -282,6 +298,7 @@ PER_ELEMENT: dict[str, Callable[[np.ndarray, np.ndarray, Mapping[str, Any], Loss
         mean_squared_logarithmic_error, huber, log_cosh, binary_crossentropy,
         categorical_crossentropy, sparse_categorical_crossentropy, binary_focal_crossentropy,
         kl_divergence, poisson, cosine_similarity, hinge, squared_hinge, categorical_hinge,
+        categorical_focal_crossentropy,
     ]
 }
 
