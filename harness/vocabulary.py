@@ -209,6 +209,18 @@ def _check_simple_rnn(layer, shapes, kinds):
     return shape[:-1] + (units,)
 
 
+def _check_gru(layer, shapes, kinds):
+    shape = _one_float_input(shapes, kinds, min_rank=2, max_rank=2)
+    units = _need(layer.config, "units", int)
+    _need(layer.config, "activation", str, ("tanh", "relu", "linear"))
+    reset_after = _need(layer.config, "reset_after", bool)
+    if _need(layer.config, "return_sequences", bool) is not True:
+        raise SpecProblem("config.return_sequences", "true (the harness only uses sequence outputs)", False)
+    _weights(layer, {"kernel": (shape[-1], 3 * units), "recurrent_kernel": (units, 3 * units),
+                     "bias": (2, 3 * units) if reset_after else (3 * units,)})
+    return shape[:-1] + (units,)
+
+
 BRANCH_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")  # units may be 1
 
 
@@ -272,6 +284,20 @@ def _draw_simple_rnn(d: LayerDraws) -> Any:
     return d.append("SimpleRNN", [base], cfg, shapes, regs, base.shape[:-1] + (units,), base.mask)
 
 
+def _draw_gru(d: LayerDraws) -> Any:
+    base = d.pick(rank=2)
+    if base is None:
+        return None
+    units = d.integer(1, d.max_features)
+    reset_after = d.boolean(0.7)  # True: the default of Keras 3 and tf_keras (keras 2.3.1's is False)
+    shapes = {"kernel": (base.shape[-1], 3 * units), "recurrent_kernel": (units, 3 * units),
+              "bias": (2, 3 * units) if reset_after else (3 * units,)}
+    regs = d.regularizers(tuple(shapes))
+    cfg = {"units": units, "activation": d.choice(("tanh", "relu", "linear")), "reset_after": reset_after,
+           "return_sequences": True}
+    return d.append("GRU", [base], cfg, shapes, regs, base.shape[:-1] + (units,), base.mask)
+
+
 def _on_temporal(label: str) -> Callable[[Any, Sequence[tuple[np.ndarray, Any]], bool], set[str]]:
     return lambda layer, inbound, is_output: {label} if inbound[0][0].ndim == 3 else set()
 
@@ -323,6 +349,15 @@ LAYERS: dict[str, LayerEntry] = {
                    lambda c: ((c["units"],), {"activation": c["activation"], "return_sequences": c["return_sequences"]}),
                    draw=_draw_simple_rnn, draw_weight=0.2,
                    doc="return_sequences=True; a masked step keeps the previous state and output."),
+        # recurrent_activation is passed as "sigmoid", the default everywhere but keras 2.2.4 (hard_sigmoid)
+        LayerEntry("GRU", "GRU", ("units", "activation", "reset_after", "return_sequences"),
+                   ("kernel", "recurrent_kernel", "bias"), "pass", _check_gru,
+                   lambda c: ((c["units"],), {"activation": c["activation"], "recurrent_activation": "sigmoid",
+                                              "reset_after": c["reset_after"],
+                                              "return_sequences": c["return_sequences"]}),
+                   draw=_draw_gru, draw_weight=0.2, since=3,
+                   doc="Gates z, r and candidate h in kernel order; return_sequences=True; a masked step "
+                       "keeps the previous state and output."),
     ]
 }
 

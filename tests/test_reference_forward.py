@@ -120,6 +120,39 @@ def test_simple_rnn_masked_step_carries_state_and_repeats_output():
     np.testing.assert_allclose(t.value[0, :, 0], [0.0, 2.0])
 
 
+def _sig(v: float) -> float:
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_gates_by_hand_and_a_masked_step_carries_state(reset_after):
+    # one unit, one feature; kernel [W_z, W_r, W_h] = [1, 2, 3], recurrent [U_z, U_r, U_h] = [0.5, -1, 2],
+    # bias 0.25 on the input side only. Steps: x = [1, masked, -1]; linear candidate activation.
+    bias = np.array([[0.25, 0.25, 0.25], [0.0, 0.0, 0.0]]) if reset_after else np.array([0.25, 0.25, 0.25])
+    gru = Layer("g", "GRU", ("m",), {"units": 1, "activation": "linear", "reset_after": reset_after,
+                                     "return_sequences": True},
+                {"kernel": np.array([[1.0, 2.0, 3.0]]), "recurrent_kernel": np.array([[0.5, -1.0, 2.0]]), "bias": bias})
+    t = run([("x", [[[1.0], [0.0], [-1.0]]])], [Layer("m", "Masking", ("x",), {"mask_value": 0.0}), gru])["g"]
+    # step 1 from h = 0: z = sig(1.25), candidate 3.25 (the recurrent part is 0 either way)
+    h1 = (1 - _sig(1.25)) * 3.25
+    # step 3 from h1: z = sig(-0.75 + 0.5 h1), r = sig(-1.75 - h1), candidate -2.75 + r * 2 h1 (both
+    # variants: with no recurrent bias, r * (h U_h) = (r * h) U_h for one unit)
+    z, r = _sig(-0.75 + 0.5 * h1), _sig(-1.75 - h1)
+    h3 = z * h1 + (1 - z) * (-2.75 + r * 2.0 * h1)
+    np.testing.assert_allclose(t.value[0, :, 0], [h1, h1, h3], rtol=1e-12)
+    np.testing.assert_array_equal(t.mask, [[True, False, True]])
+
+
+def test_gru_resets_after_the_recurrent_bias_only_under_reset_after():
+    # A recurrent bias of 1 on the candidate: reset_after=True gives candidate x W_h + r * (h U_h + 1).
+    bias = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    gru = Layer("g", "GRU", ("x",), {"units": 1, "activation": "linear", "reset_after": True, "return_sequences": True},
+                {"kernel": np.array([[0.0, 0.0, 1.0]]), "recurrent_kernel": np.array([[0.0, 0.0, 0.0]]), "bias": bias})
+    t = run([("x", [[[2.0]]])], [gru])["g"]
+    # h = 0: z = r = sig(0) = 0.5; candidate 2 + 0.5 * 1; h = 0.5 * 2.5
+    close(float(t.value[0, 0, 0]), 1.25)
+
+
 def test_add_loss_layer_is_identity_and_records_its_penalty():
     case = Case("float64", (Input("x", "float", np.array([[1.0, -2.0]])),),
                 (Layer("a", "AddLossL2", ("x",), {"factor": 0.5}), dense("d", "a", [[1.0], [1.0]], None, "sigmoid")),

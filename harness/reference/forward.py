@@ -264,6 +264,28 @@ def _simple_rnn(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], st
         activation(act, x_t @ w["kernel"] + h @ w["recurrent_kernel"] + w["bias"])))
 
 
+def _gru(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    """keras/src/layers/rnn/gru.py:GRUCell.call (Keras 3.15), tf_keras/src/layers/rnn/gru.py:
+    GRUCell.call: z, r = sigmoid(x W_z,r + b + h U_z,r (+ recurrent bias)); reset_after=True
+    resets after the recurrent product (r * (h U_h + b_rec)), False before it ((r * h) U_h);
+    h' = z * h + (1 - z) * activation(x W_h + b_h + that). Bias: (2, 3 units) input and recurrent
+    rows under reset_after, else (3 units,)."""
+    u = w["recurrent_kernel"].shape[0]
+    act, reset_after = layer.config["activation"], layer.config["reset_after"]
+    kernel, recurrent = w["kernel"], w["recurrent_kernel"]
+    bias_in, bias_rec = (w["bias"][0], w["bias"][1]) if reset_after else (w["bias"], None)
+
+    def cell(x_t: np.ndarray, h: np.ndarray) -> np.ndarray:
+        x = x_t @ kernel + bias_in
+        inner = h @ recurrent + bias_rec if reset_after else h @ recurrent[:, :2 * u]
+        z = sigmoid(x[:, :u] + inner[:, :u])
+        r = sigmoid(x[:, u:2 * u] + inner[:, u:2 * u])
+        recurrent_h = r * inner[:, 2 * u:] if reset_after else (r * h) @ recurrent[:, 2 * u:]
+        return step.round(z * h + (1.0 - z) * activation(act, x[:, 2 * u:] + recurrent_h))
+
+    return _recurrent(ins[0], u, cell)
+
+
 # Layer type -> its forward pass (every type of harness.vocabulary.LAYERS: tests/test_reference_forward.py).
 FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step], Tensor]] = {
     "Dense": _dense,
@@ -275,6 +297,7 @@ FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step
     "GlobalAveragePooling1D": _gap1d,
     "AddLossL2": _add_loss_l2,
     "SimpleRNN": _simple_rnn,
+    "GRU": _gru,
 }
 
 # Layer type -> (rule, alternative) under which its activity regularizer is never applied.
