@@ -28,7 +28,6 @@ from harness import spec
 from harness.compare import TOLERANCES, values_agree
 from harness.results import ImplResult, PathResult
 
-BENCH_IMPLS = ("tf_keras", "keras3-tensorflow", "keras3-jax", "keras3-torch")  # --impl all
 HARNESS_WORKER = "harness.worker"
 NAIVE_WORKER = "harness.bench_naive"
 START_TIMEOUT = 300.0

@@ -18,13 +18,16 @@ import argparse
 import sys
 import time
 
+from harness.impls import IMPLEMENTATIONS
+
 HELP = __doc__
+
+BENCH_IMPLS = [name for name, impl in IMPLEMENTATIONS.items() if impl.bench]  # --impl all
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--impl", default="keras3-tensorflow",
-                   help="implementation, or 'all' for tf_keras, keras3-tensorflow, keras3-jax, keras3-torch "
-                        "(default keras3-tensorflow)")
+                   help=f"implementation, or 'all' for {', '.join(BENCH_IMPLS)} (default keras3-tensorflow)")
     p.add_argument("-n", type=int, default=100, help="number of corpus cases (default 100)")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     p.add_argument("--values-per-structure", type=int, default=1, metavar="K",
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1 or args.workers < 1 or args.long < 0 or args.values_per_structure < 1:
         return _usage_error("-n, --workers and --values-per-structure must be >= 1, --long >= 0")
-    impls = list(bench.BENCH_IMPLS) if args.impl == "all" else _available_impls([args.impl])
+    impls = BENCH_IMPLS if args.impl == "all" else _available_impls([args.impl])
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

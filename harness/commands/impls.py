@@ -9,10 +9,13 @@ probes run one at a time (each imports a framework: seconds, and memory) with a 
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from harness.impls import IMPLEMENTATIONS, unmet_requirements
@@ -20,12 +23,51 @@ from harness.impls import IMPLEMENTATIONS, unmet_requirements
 HELP = """List the implementations (harness.impls) and whether each is importable here.
 
   python -m harness impls [--python PATH] [--timeout S] [--json] [NAME ...]
+  python -m harness impls --github-matrix
 
 Each is probed in a subprocess worker with a timeout; the table shows its exact versions or
-why it cannot run. --json writes one JSON object per implementation instead.
+why it cannot run. --json writes one JSON object per implementation instead. --github-matrix
+prints the `toxenv:` list of .github/workflows/matrix.yml: the environments of tox.ini's label
+"github" (tests/test_implementation_record.py checks the workflow holds it).
 """
 
 DEFAULT_TIMEOUT = 180.0  # seconds: importing TensorFlow + Keras cold can take a while
+TOX_INI = Path(__file__).resolve().parents[2] / "tox.ini"
+GITHUB_LABEL = "github"
+
+
+def expand(text: str) -> list[str]:
+    """tox's environment lists: "a{1,2}-{x,y}, b" -> a1-x, a1-y, a2-x, a2-y, b (commas inside braces
+    are choices, commas outside separate names)."""
+    names: list[str] = []
+    for item in re.split(r",(?![^{]*\})", text):
+        parts = re.split(r"\{([^}]*)\}", item.strip())  # literal, choices, literal, choices, ...
+        combos = [""]
+        for i, part in enumerate(parts):
+            choices = part.split(",") if i % 2 else [part]
+            combos = [combo + choice.strip() for combo in combos for choice in choices]
+        names += [combo for combo in combos if combo]
+    return names
+
+
+def read_tox_ini(path: Path = TOX_INI) -> configparser.ConfigParser:
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(path, encoding="utf-8")
+    return config
+
+
+def tox_label(label: str, path: Path = TOX_INI) -> list[str]:
+    """The environments of one of tox.ini's labels, in its order (as `tox -l -m LABEL` lists them)."""
+    for line in read_tox_ini(path)["tox"]["labels"].splitlines():
+        name, _, envs = line.partition("=")
+        if name.strip() == label:
+            return expand(envs)
+    raise KeyError(f"tox.ini has no label {label!r}")
+
+
+def github_matrix(path: Path = TOX_INI) -> str:
+    """The `toxenv:` list of .github/workflows/matrix.yml, indented as it stands there."""
+    return "        toxenv:\n" + "".join(f"          - {env}\n" for env in tox_label(GITHUB_LABEL, path))
 
 
 def probe(name: str, python: str = sys.executable, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
@@ -74,9 +116,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--python", default=sys.executable, help="the interpreter to probe (default: this one)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per probe")
     p.add_argument("--json", action="store_true", help="one JSON object per implementation")
+    p.add_argument("--github-matrix", action="store_true",
+                   help="print the toxenv list of .github/workflows/matrix.yml (tox.ini's label 'github')")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.github_matrix:
+        print(github_matrix(), end="")
+        return 0
     names = args.names or list(IMPLEMENTATIONS)
     unknown = [n for n in names if n not in IMPLEMENTATIONS]
     if unknown:

@@ -17,6 +17,11 @@ Selection is by environment variable only, set before the adapter is imported: `
 entry, plus `HARNESS_IMPL=<name>` which the worker sets for every implementation. A module
 serving several implementations (harness.impls.tf_keras serves "tf_keras" and "tf.keras")
 reads HARNESS_IMPL at import time, as Keras 3 reads KERAS_BACKEND.
+
+This table is the one record of each implementation: every other per-implementation list reads
+it (the reproducer's preamble and install line in harness/report/repro.py, `bench --impl all`)
+or is checked against it by tests/test_implementation_record.py (tox.ini's HARNESS_IMPLS of
+every environment, the semantics query of harness/reference/semantics.py, the modes recorded).
 """
 
 from __future__ import annotations
@@ -46,6 +51,28 @@ class Implementation:
     requires: Mapping[str, str] = field(default_factory=dict)
     probe_import: str = ""
     description: str = ""
+    # The modes its paths run in (results' `mode`), unsupported ones included; the adapter's
+    # Flavor holds what each mode passes to compile().
+    modes: tuple[str, ...] = ()
+    # How its semantics are selected (harness/reference/semantics.py IMPLEMENTATION_QUERIES):
+    # the rows of `lineage` narrowed by `scope` (backend / mode / strategy), at the release its
+    # header's versions[version_key] names, or at `read` (the release read) when it names none.
+    lineage: str = ""  # "keras3" | "tf_keras" | "tf.keras" | "keras" (semantics.LINEAGES)
+    scope: Mapping[str, str] = field(default_factory=dict)
+    version_key: str = ""
+    read: str = ""
+    # The tox environments that run it, in tox's brace syntax (tox.ini sets HARNESS_IMPLS of each).
+    tox_envs: str = ""
+    # The standalone reproducer (harness/report/repro.py): the lines that import Keras as this
+    # implementation does ("{shims}" stands for harness/impls/keras231_shims.py's source), and
+    # what to install, after "Needs only:". "" = no reproducer: replay the case instead.
+    repro_preamble: str = ""
+    repro_install: str = ""
+    bench: bool = False  # one of `python -m harness bench --impl all`
+
+    def semantics_query(self) -> dict[str, str]:
+        """The query of harness/reference/semantics.py that gives this implementation's semantics."""
+        return {"lineage": self.lineage, **self.scope, "version_key": self.version_key, "read": self.read}
 
     def environment(self) -> dict[str, str]:
         """All variables to set before importing the adapter."""
@@ -58,7 +85,25 @@ class Implementation:
 _BACKEND_ENV = {"jax": {"JAX_ENABLE_X64": "1"}}
 
 
-def _keras3(backend: str, extra: str, requires: Mapping[str, str]) -> Implementation:
+_TF_KERAS_INSTALL = "tensorflow and tf-keras (same minor version)"
+_TF_KERAS_PREAMBLE = """\
+import os
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np
+import tf_keras as keras
+"""
+_TF_KERAS_GRAPH_PREAMBLE = """\
+import os
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np
+import tensorflow as tf
+tf.compat.v1.disable_eager_execution()  # Keras 2 graph mode: training_v1._prepare_total_loss
+import tf_keras as keras
+"""
+
+
+def _keras3(backend: str, extra: str, requires: Mapping[str, str], modes: tuple[str, ...], tox_envs: str,
+            bench: bool) -> Implementation:
     return Implementation(
         name=f"keras3-{backend}",
         module="harness.impls.keras3",
@@ -68,16 +113,31 @@ def _keras3(backend: str, extra: str, requires: Mapping[str, str]) -> Implementa
         probe_import="keras",
         description=f"Keras 3 on the {backend} backend: Trainer.compute_loss -> CompileLoss "
         f"+ _aggregate_additional_loss(self.losses). {extra}",
+        modes=modes,
+        lineage="keras3", scope={"backend": backend}, version_key="keras", read="3.15.1",
+        tox_envs=tox_envs,
+        repro_preamble=f"""\
+import os
+os.environ["KERAS_BACKEND"] = {backend!r}  # must be set before keras is imported
+import numpy as np
+import keras
+""",
+        repro_install=f"keras>=3 with the {backend} backend installed",
+        bench=bench,
     )
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
     impl.name: impl
     for impl in [
-        _keras3("tensorflow", "Modes: eager, compiled (tf.function), jit (XLA).", {"tensorflow": ""}),
-        _keras3("jax", "Modes: eager, compiled (always jax.jit).", {"jax": ""}),
-        _keras3("torch", "Modes: eager, compiled (no torch.compile; jit unsupported).", {"torch": ""}),
-        _keras3("numpy", "Evaluation paths only; the numpy backend cannot train.", {}),
+        _keras3("tensorflow", "Modes: eager, compiled (tf.function), jit (XLA).", {"tensorflow": ""},
+                ("eager", "compiled", "jit"), "keras3{0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15}-tensorflow", bench=True),
+        _keras3("jax", "Modes: eager, compiled (always jax.jit).", {"jax": ""},
+                ("eager", "compiled"), "keras3{0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15}-jax", bench=True),
+        _keras3("torch", "Modes: eager, compiled (no torch.compile; jit unsupported).", {"torch": ""},
+                ("eager", "compiled", "jit"), "keras315-torch", bench=True),
+        _keras3("numpy", "Evaluation paths only; the numpy backend cannot train.", {},
+                ("eager", "compiled"), "keras315-numpy", bench=False),
         Implementation(
             name="tf_keras",
             module="harness.impls.tf_keras",
@@ -87,6 +147,11 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             probe_import="tf_keras",
             description="The tf-keras package (Keras 2): train_step/test_step -> "
             "compile_utils.LossesContainer; modes eager, function (tf.function), jit (XLA).",
+            modes=("eager", "function", "jit"),
+            lineage="tf_keras", version_key="tf_keras", read="2.21.0",
+            tox_envs="tfkeras2{14,15,16,17,18,19,20,21}",
+            repro_preamble=_TF_KERAS_PREAMBLE, repro_install=_TF_KERAS_INSTALL,
+            bench=True,
         ),
         Implementation(
             name="tf.keras",
@@ -97,6 +162,15 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             probe_import="tensorflow.keras",
             description="tf.keras bundled with TensorFlow 2.12-2.15 (Keras 2.12-2.15); same adapter as "
             "tf_keras.",
+            modes=("eager", "function", "jit"),
+            lineage="tf.keras", version_key="keras", read="2.15.0",
+            tox_envs="tf21{2,3,4,5}",
+            repro_preamble="""\
+import numpy as np
+import tensorflow as tf
+keras = tf.keras  # TensorFlow 2.12-2.15: the bundled Keras 2
+""",
+            repro_install="tensorflow>=2.12,<2.16",
         ),
         Implementation(
             name="tf_keras-graph",
@@ -107,6 +181,10 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             probe_import="tf_keras",
             description="tf-keras in TF1 graph mode (disable_eager_execution): "
             "training_v1._prepare_total_loss.",
+            modes=("graph",),
+            lineage="tf_keras", scope={"mode": "graph"}, version_key="tf_keras", read="2.21.0",
+            tox_envs="tfkeras2{14,15,16,17,18,19,20,21}",
+            repro_preamble=_TF_KERAS_GRAPH_PREAMBLE, repro_install=_TF_KERAS_INSTALL,
         ),
         Implementation(
             name="tf.keras-graph",
@@ -117,6 +195,16 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             probe_import="tensorflow.keras",
             description="tf.keras of TensorFlow 2.12-2.15 in TF1 graph mode: "
             "keras/engine/training_v1._prepare_total_loss.",
+            modes=("graph",),
+            lineage="tf.keras", scope={"mode": "graph"}, version_key="keras", read="2.15.0",
+            tox_envs="tf21{2,3,4,5}",
+            repro_preamble="""\
+import numpy as np
+import tensorflow as tf
+tf.compat.v1.disable_eager_execution()  # Keras 2 graph mode: training_v1._prepare_total_loss
+keras = tf.keras
+""",
+            repro_install="tensorflow>=2.12,<2.16",
         ),
         Implementation(
             name="keras2.3.1",
@@ -127,6 +215,18 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             probe_import="harness.impls.keras231",
             description="Standalone keras 2.3.1 on TensorFlow in graph mode: "
             "keras/engine/training.py _prepare_total_loss.",
+            modes=("graph",),
+            lineage="keras", version_key="keras", read="2.3.1",
+            tox_envs="keras231",
+            repro_preamble="""\
+import numpy as np
+{shims}
+apply()  # sets TF_USE_LEGACY_KERAS=1 and disables eager execution (keras 2.3.1 builds TF1 graphs)
+import keras  # standalone keras==2.3.1
+apply_after_import(keras)
+""",
+            repro_install="keras==2.3.1 and tensorflow (+ tf-keras on TF >= 2.16; the shims below restore "
+            "removed names)",
         ),
         Implementation(
             name="keras2.2.4",
@@ -138,6 +238,9 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             description="Standalone keras 2.2.4 on TensorFlow in graph mode (tensorflow aliased to "
             "tf.compat.v1 while keras imports): the total is assembled inline in Model.compile with "
             "keras/engine/training_utils.py weighted_masked_objective.",
+            modes=("graph",),
+            lineage="keras", version_key="keras", read="2.2.4",
+            tox_envs="keras224",
         ),
     ]
 }
@@ -145,7 +248,8 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 
 # Distributed implementations (issue 10; harness/impls/distributed.py): the same Keras under a
 # distribution strategy over 2 replicas on this one CPU (TensorFlow: 2 logical CPUs made by the
-# adapter at import; JAX: 2 host devices forced by XLA_FLAGS before jax is imported).
+# adapter at import; JAX: 2 host devices forced by XLA_FLAGS before jax is imported). No
+# reproducer: a run needs the strategy set-up of harness/impls/distributed.py.
 _DISTRIBUTED_DESCRIPTION = ("Runs under {strategy} over 2 replicas: paths report the loss as the strategy "
                             "reports it (mode {mode} only); distribution: each replica's rows and the loss it "
                             "differentiates; gradients: what the optimizer receives.")
@@ -154,19 +258,28 @@ for _impl in (
         name="tf_keras-mirrored", module="harness.impls.distributed", family="distributed",
         env={"TF_USE_LEGACY_KERAS": "1"}, requires={"tf_keras": "", "tensorflow": ""}, probe_import="tf_keras",
         description="tf_keras (Keras 2) " + _DISTRIBUTED_DESCRIPTION.format(
-            strategy="tf.distribute.MirroredStrategy", mode="function")),
+            strategy="tf.distribute.MirroredStrategy", mode="function"),
+        modes=("function",),
+        lineage="tf_keras", scope={"strategy": "mirrored"}, version_key="tf_keras", read="2.21.0",
+        tox_envs="tfkeras221"),
     Implementation(
         name="keras3-tensorflow-mirrored", module="harness.impls.distributed", family="distributed",
         env={"KERAS_BACKEND": "tensorflow"}, requires={"keras": ">=3", "tensorflow": ""}, probe_import="keras",
         description="Keras 3 on tensorflow " + _DISTRIBUTED_DESCRIPTION.format(
-            strategy="tf.distribute.MirroredStrategy", mode="compiled")),
+            strategy="tf.distribute.MirroredStrategy", mode="compiled"),
+        modes=("compiled",),
+        lineage="keras3", scope={"backend": "tensorflow", "strategy": "mirrored"}, version_key="keras",
+        read="3.15.1", tox_envs="keras315-tensorflow"),
     Implementation(
         name="keras3-jax-dataparallel", module="harness.impls.distributed", family="distributed",
         env={"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1",
              "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
         requires={"keras": ">=3", "jax": ""}, probe_import="keras",
         description="Keras 3 on jax " + _DISTRIBUTED_DESCRIPTION.format(
-            strategy="keras.distribution.DataParallel", mode="compiled")),
+            strategy="keras.distribution.DataParallel", mode="compiled"),
+        modes=("compiled",),
+        lineage="keras3", scope={"backend": "jax", "strategy": "dataparallel"}, version_key="keras",
+        read="3.15.1", tox_envs="keras315-jax"),
 ):
     IMPLEMENTATIONS[_impl.name] = _impl
 

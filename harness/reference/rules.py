@@ -62,11 +62,7 @@ from harness.reference.rulebook import RULES, Alternative, Rule, RuleError  # no
 
 # Which implementation takes which alternative, by lineage, release and scope, is the semantics
 # table (harness/reference/semantics.py); PROFILES are its named points, `expected` its query.
-IMPLEMENTATIONS = (
-    "keras3-tensorflow", "keras3-jax", "keras3-torch", "keras3-numpy",
-    "tf_keras", "tf_keras-graph", "tf.keras", "tf.keras-graph", "keras2.3.1", "keras2.2.4",
-    "tf_keras-mirrored", "keras3-tensorflow-mirrored", "keras3-jax-dataparallel",
-)
+IMPLEMENTATIONS = tuple(semantics.IMPLEMENTATION_QUERIES)  # every implementation with semantics (harness.impls)
 
 
 PROFILES = semantics.PROFILES  # the named points of the semantics table

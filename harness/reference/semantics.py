@@ -41,6 +41,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from harness.impls import IMPLEMENTATIONS
 from harness.reference.rulebook import RULES, RuleError
 
 LINEAGES = ("keras", "tf.keras", "tf_keras", "keras3")
@@ -224,22 +225,9 @@ TABLE: list[Rows] = [
 
 # Which query each implementation of harness.impls answers: lineage, scope, and the version key
 # of its header (the release whose rows apply), with the release read when a header has none.
+# Each implementation's query (lineage, scope, version key, release read): from its record.
 IMPLEMENTATION_QUERIES: dict[str, dict[str, str]] = {
-    "keras3-tensorflow": {"lineage": "keras3", "backend": "tensorflow", "version_key": "keras", "read": "3.15.1"},
-    "keras3-jax": {"lineage": "keras3", "backend": "jax", "version_key": "keras", "read": "3.15.1"},
-    "keras3-torch": {"lineage": "keras3", "backend": "torch", "version_key": "keras", "read": "3.15.1"},
-    "keras3-numpy": {"lineage": "keras3", "backend": "numpy", "version_key": "keras", "read": "3.15.1"},
-    "keras3-tensorflow-mirrored": {"lineage": "keras3", "backend": "tensorflow", "strategy": "mirrored",
-                                   "version_key": "keras", "read": "3.15.1"},
-    "keras3-jax-dataparallel": {"lineage": "keras3", "backend": "jax", "strategy": "dataparallel",
-                                "version_key": "keras", "read": "3.15.1"},
-    "tf_keras": {"lineage": "tf_keras", "version_key": "tf_keras", "read": "2.21.0"},
-    "tf_keras-graph": {"lineage": "tf_keras", "mode": "graph", "version_key": "tf_keras", "read": "2.21.0"},
-    "tf_keras-mirrored": {"lineage": "tf_keras", "strategy": "mirrored", "version_key": "tf_keras", "read": "2.21.0"},
-    "tf.keras": {"lineage": "tf.keras", "version_key": "keras", "read": "2.15.0"},
-    "tf.keras-graph": {"lineage": "tf.keras", "mode": "graph", "version_key": "keras", "read": "2.15.0"},
-    "keras2.3.1": {"lineage": "keras", "version_key": "keras", "read": "2.3.1"},
-    "keras2.2.4": {"lineage": "keras", "version_key": "keras", "read": "2.2.4"},
+    name: impl.semantics_query() for name, impl in IMPLEMENTATIONS.items() if impl.lineage
 }
 
 # The fixed profile names (strict mode, hand-worked tests): points of the table.
