@@ -18,7 +18,8 @@ flips that change this case's reference numbers (`relevant_flips`) and the flips
 only once one of those is made (`dependent_flips`), e.g. bce_probability_log once
 probability_crossentropy no longer recovers logits. An error is explained only by a set whose
 predicted error site (harness.reference.errors.ErrorSite) has the exception's type and its
-innermost Keras frame (`predicts_error`).
+innermost Keras frame (`predicts_error`). An exception whose innermost frame is the harness's own
+code is a `harness-error` (`raised_by_harness`), never explained and never an `error` of Keras.
 
 Tolerances live here and nowhere else (TOLERANCES below, each justified). They scale with the
 *magnitude* of what was summed (the sum of absolute values of the summands, reported by the
@@ -45,9 +46,13 @@ from harness.spec import Case
 
 rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
-VERDICTS = ("agree", "explained", "unexplained", "error", "unsupported", "crashed", "timeout", "import-error")
+# An exception the harness's own code raised (an adapter calling Keras with a signature the
+# release does not have, a bug of the engine): a failure of ours, not something Keras did.
+HARNESS_ERROR = "harness-error"
+VERDICTS = ("agree", "explained", "unexplained", "error", HARNESS_ERROR, "unsupported", "crashed", "timeout",
+            "import-error")
 # The verdict kinds that are failures (run exits 4; the report's headline counts them) rather than findings.
-FAILURE_VERDICTS = ("error", "crashed", "timeout", "import-error")
+FAILURE_VERDICTS = ("error", HARNESS_ERROR, "crashed", "timeout", "import-error")
 
 MAX_RULES_IN_EXPLANATION = 3
 # Dependent flips are searched one level deep: B is a candidate when it changes the numbers under
@@ -482,11 +487,42 @@ def innermost_frame(error_message: str) -> str | None:
     return m.group(1) if m else None
 
 
+# The harness's own files as harness/impls/paths.py error_message writes a frame: relative to
+# site-packages ("harness/impls/keras3.py") or, installed editable, absolute
+# ("/work/main/harness/impls/keras3.py").
+_HARNESS_FILE = re.compile(r"(?:^|/)harness/(?:[\w.-]+/)*[\w.-]+\.py$")
+
+
+def raised_by_harness(error_message: str | None) -> bool:
+    """The innermost frame of the exception is the harness's own code (harness/...): e.g. the
+    TypeError of an adapter calling a Keras function with arguments the release does not take
+    (the callee never ran, so the caller's line is the innermost frame). The one test of whether
+    an exception is a `harness-error`; predicts_error refuses such frames as well."""
+    frame = innermost_frame(error_message or "")
+    return frame is not None and _HARNESS_FILE.search(frame) is not None
+
+
+def blame_harness(verdicts: Mapping[str, Verdict]) -> dict[str, Verdict]:
+    """The verdicts with every `error` whose exception the harness raised (`raised_by_harness` on
+    its reason, which ends with the error message and so with its innermost frame) made a
+    `harness-error`: the verdicts built outside `_judge_error` (gradients, SGD updates,
+    distribution: harness.compare_gradients) are judged by the same test as the loss paths."""
+    out = {}
+    for key, v in verdicts.items():
+        if v.verdict == "error" and raised_by_harness(v.reason):
+            v = dataclasses.replace(v, verdict=HARNESS_ERROR)
+        out[key] = v
+    return out
+
+
 def _judge_error(result: PathResult, profile_name: str, profile: Mapping[str, str], expected: Any,
                  cache: ReferenceCache) -> Verdict:
-    """An exception is `agree` when the expected profile predicts it, `explained` when a set of
-    rule flips does, and stays `error` (shown as a finding) when nothing does."""
+    """An exception the harness raised is a `harness-error` (no profile can explain it). Else it
+    is `agree` when the expected profile predicts it, `explained` when a set of rule flips does,
+    and stays `error` (shown as a finding) when nothing does."""
     reason = f"{result.error_type}: {result.error_message}"
+    if raised_by_harness(result.error_message):
+        return Verdict(HARNESS_ERROR, profile_name, reason=reason)
     if predicts_error(expected, result.error_message, result.error_type):
         return Verdict("agree", profile_name, reason=f"expected error: {reason}")
     found = explanations(cache, profile_name, profile, result.path,

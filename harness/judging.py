@@ -65,6 +65,7 @@ def judge(case: spec.Case, result: ImplResult, versions: Mapping[str, str], prof
         verdicts = {p.key: compare.judge_path(case, p, expected_on(p), cache, result.predictions) for p in result.paths}
     verdicts.update(compare_gradients.judge_extra(case, result, profile_name, cache, verdicts))
     verdicts.update(compare_observations.judge(case, result, profile_name, cache, verdicts))
+    verdicts = compare.blame_harness(verdicts)  # an exception of the harness's own code: harness-error
     for v in verdicts.values():
         if v.rules and v.profile:
             v.precedents = {rule: found for rule, alt in v.rules.items()
@@ -74,11 +75,12 @@ def judge(case: spec.Case, result: ImplResult, versions: Mapping[str, str], prof
 
 def judge_safely(case: spec.Case, result: ImplResult, versions: Mapping[str, str],
                  strict_profile: str | None, cache: compare.ReferenceCache | None = None) -> dict[str, compare.Verdict]:
-    """The engine's verdicts; a failure of the reference itself is recorded, never fatal."""
+    """The engine's verdicts; a failure of the reference itself is recorded (a harness-error: a
+    bug of ours, not something Keras did), never fatal."""
     try:
         return judge(case, result, versions, strict_profile, cache=cache)
     except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the implementation's result
-        return {"*": compare.Verdict("error", strict_profile or "", stage="reference",
+        return {"*": compare.Verdict(compare.HARNESS_ERROR, strict_profile or "", stage="reference",
                                      reason=f"the reference or the engine failed: {type(exc).__name__}: {exc}")}
 
 

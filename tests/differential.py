@@ -100,7 +100,7 @@ def check_case(workers: Workers, case: spec.Case, impl: str, *, strict_profile: 
     result, versions = workers.run(impl, case)
     profile = strict_profile or rules.expected(impl, versions)  # each path: its own (judging.judge)
     verdicts = judging.judge(case, result, versions, strict_profile)
-    bad_verdicts = {"unexplained", "crashed", "timeout", "import-error"}
+    bad_verdicts = {"unexplained", "harness-error", "crashed", "timeout", "import-error"}
     if strict_profile:
         bad_verdicts |= {"explained", "error"}
     failures = [k for k, v in verdicts.items() if v.verdict in bad_verdicts]

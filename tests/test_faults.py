@@ -888,7 +888,7 @@ def _without_line(number: int) -> Any:
     return lambda data: b"\n".join(line for n, line in enumerate(data.split(b"\n"), start=1) if n != number)
 
 
-VERDICT_KINDS = "expected one of agree, explained, unexplained, error, unsupported, crashed, timeout, import-error"
+VERDICT_KINDS = "expected one of agree, explained, unexplained, error, harness-error, unsupported, crashed, timeout, import-error"
 
 # Refused by every reader (resultsfile.check_record): `run --resume` and `report`.
 BAD_RESULTS = {

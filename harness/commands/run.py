@@ -16,8 +16,9 @@ gradient/..., .../sgd_update, distribution/...):
        the file, the line and the field; the results file is left byte for byte as it was)
   3    stopped by an error while running (the results file cannot be written: the complete
        records before it are kept; fix the cause, then --resume)
-  4    failures: an error (an exception no profile predicts, or a failure of the engine),
-       crashed, timeout or import-error verdict. 4 wins over 1 when both occur: a run with
+  4    failures: an error (an exception raised in Keras that no profile predicts), harness-error
+       (an exception of the harness's own code: an adapter, the engine), crashed, timeout or
+       import-error verdict (harness.compare.FAILURE_VERDICTS). 4 wins over 1 when both occur: a run with
        failures is incomplete (its unexplained count is a lower bound), fix the run first;
        the findings are listed all the same
   130  interrupted (Ctrl-C, SIGTERM or SIGHUP: the finished cases are in the results file, the
@@ -54,10 +55,18 @@ EXIT_INTERRUPTED = 130
 HELP = __doc__
 
 
+def _impl_names(text: str) -> list[str]:
+    """--impl a,b: one or more names (tox passes an environment's HARNESS_IMPLS as one argument)."""
+    names = text.split(",")
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"an empty implementation name in {text!r}")
+    return names
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--impl", action="append", metavar="NAME",
-                   help="implementation to run (repeatable); default: every one importable here "
-                        "(see `python -m harness impls`)")
+    p.add_argument("--impl", action="extend", type=_impl_names, metavar="NAME[,NAME...]",
+                   help="implementations to run (repeatable, or comma-separated); default: every one "
+                        "importable here (see `python -m harness impls`)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="ci",
                    help="how many cases to draw: " + ", ".join(f"{k}={v}" for k, v in PROFILES.items()))
     p.add_argument("-n", type=int, help="number of drawn cases (overrides --profile)")

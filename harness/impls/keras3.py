@@ -7,7 +7,8 @@ plus `_aggregate_additional_loss(loss)` for each of `self.losses`.
 
 Paths and modes (harness.impls.paths does the running):
 - compute_loss/eager: `model.compute_loss(x, y, y_pred, sample_weight, training=True)`, the
-  3.15 signature (`training` is ignored by the default implementation: "del training").
+  3.15 signature (`training` is ignored by the default implementation: "del training"); without
+  `training` before 3.4 (API_SINCE).
 - test_on_batch, train_on_batch, evaluate, fit in modes
   "eager" (run_eagerly=True), "compiled" (run_eagerly=False, jit_compile=False) and
   "jit" (run_eagerly=False, jit_compile=True) where the backend has it:
@@ -66,14 +67,51 @@ TRAIN_UNSUPPORTED = {
 }
 
 
+# --------------------------------------------------------------------------------------
+# The API this adapter calls, where it changed between Keras 3 releases: the first release with
+# the form of 3.15 (the adapter's default), read in the released wheels (keras-3.X.Y-py3-none-
+# any.whl: the latest patch of every minor 3.0-3.15, and 3.2.0 and 3.4.0 where a change fell).
+# --------------------------------------------------------------------------------------
+
+API_SINCE: dict[str, tuple[tuple[int, int], str]] = {
+    "compute_loss_training": ((3, 4), (
+        "keras/src/trainers/trainer.py Trainer.compute_loss: `training=True` from 3.4.0 (3.0.5, 3.1.1: "
+        "`(x, y, y_pred, sample_weight, allow_empty=False)`; 3.2.1, 3.3.3: `(x, y, y_pred, sample_weight)`); "
+        "from 3.4.0 every train_step calls it through `Trainer._compute_loss(..., training=True)`, before "
+        "as `self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)` "
+        "(keras/src/backend/tensorflow/trainer.py TensorFlowTrainer.train_step)")),
+    "jax_metrics_variables": ((3, 2), (
+        "keras/src/backend/jax/trainer.py JAXTrainer.compute_loss_and_updates: the positional "
+        "`metrics_variables` after `non_trainable_variables` from 3.2.0 (3.0.5, 3.1.1: `(trainable_variables, "
+        "non_trainable_variables, x, y, sample_weight, training=False, optimizer_variables=None)`)")),
+}
+
+
+def release(version: str) -> tuple[int, int]:
+    """(major, minor) of a version string: "3.0.5" -> (3, 0), "3.16.0.dev2026" -> (3, 16)."""
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def api(installed: str) -> dict[str, bool]:
+    """Which API_SINCE entries the installed Keras has."""
+    return {name: release(installed) >= since for name, (since, _source) in API_SINCE.items()}
+
+
+API = api(keras.__version__)
+
+
 def _compute_loss(model: Any, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
-    return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+    """`model.compute_loss`, as the installed release's train_step calls it (API_SINCE)."""
+    training = {"training": True} if API["compute_loss_training"] else {}
+    return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, **training)
 
 
 # --------------------------------------------------------------------------------------
 # Gradients: each backend's Trainer.train_step, up to the gradients it hands the optimizer.
 # `model.compute_loss(..., training=True)` is what `Trainer._compute_loss` (the wrapper every
-# train_step calls, keras/src/trainers/trainer.py) calls when compute_loss takes `training`.
+# train_step calls, keras/src/trainers/trainer.py) calls when compute_loss takes `training`;
+# `_compute_loss` above calls it as the installed release does (API_SINCE).
 # --------------------------------------------------------------------------------------
 
 
@@ -92,7 +130,7 @@ def _gradient_tensorflow(model: Any, x: Any, y: Any, sample_weight: Any) -> tupl
                            for s in (x, y, sample_weight))
     with tf.GradientTape() as tape:
         y_pred = model(x, training=True)
-        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        loss = _compute_loss(model, x, y, y_pred, sample_weight)
         loss = _scale_loss(model, loss)
     grads = tape.gradient(loss, model.trainable_weights)
     # An Embedding's gradient is a tf.IndexedSlices (the optimizer applies it sparsely): dense here.
@@ -102,24 +140,19 @@ def _gradient_tensorflow(model: Any, x: Any, y: Any, sample_weight: Any) -> tupl
 def _gradient_jax(model: Any, x: Any, y: Any, sample_weight: Any) -> tuple[Any, list[Any]]:
     """keras/src/backend/jax/trainer.py JAXTrainer.train_step (stateless): value_and_grad of
     compute_loss_and_updates; the state as JAXTrainer.train_on_batch gathers it after
-    `_symbolic_build` (which builds the loss container and the optimizer)."""
-    import inspect
-
+    `_symbolic_build` (which builds the loss container and the optimizer). Its positional
+    arguments as the installed release takes them (API_SINCE); `optimizer_variables` (for
+    scale_loss) is a keyword of every release 3.0.5-3.15.1."""
     import jax
 
     data = jax.tree_util.tree_map(jax.device_put, (x, y, sample_weight))  # _distribute_data, no distribution
     model._symbolic_build(data_batch=data)
-    kwargs: dict[str, Any] = {"training": True}
-    if "optimizer_variables" in inspect.signature(model.compute_loss_and_updates).parameters:
-        kwargs["optimizer_variables"] = [v.value for v in model.optimizer.variables]  # for scale_loss
+    state = [[v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]]
+    if API["jax_metrics_variables"]:
+        state.append([v.value for v in model.metrics_variables])
     grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
-    (loss, _aux), grads = grad_fn(
-        [v.value for v in model.trainable_variables],
-        [v.value for v in model.non_trainable_variables],
-        [v.value for v in model.metrics_variables],
-        *data,
-        **kwargs,
-    )
+    (loss, _aux), grads = grad_fn(*state, *data, training=True,
+                                  optimizer_variables=[v.value for v in model.optimizer.variables])
     return loss, list(grads)
 
 
@@ -127,7 +160,7 @@ def _gradient_torch(model: Any, x: Any, y: Any, sample_weight: Any) -> tuple[Any
     """keras/src/backend/torch/trainer.py TorchTrainer.train_step."""
     y_pred = model(x, training=True)
     model.zero_grad()  # torch.nn.Module.zero_grad: no leftover .grad from an earlier step
-    loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+    loss = _compute_loss(model, x, y, y_pred, sample_weight)
     loss = _scale_loss(model, loss)
     loss.backward()
     grads = [v.value.grad for v in model.trainable_weights]

@@ -24,7 +24,7 @@ Grouping (one group = one cause, shown by its smallest case):
                *shared features* (the features present in every member case, from
                harness.features) are shown as its description: a deterministic summary of what
                its members have in common, computed after grouping, not part of the key.
-- error / crashed / timeout / import-error: key = (implementation family, verdict, error
+- error / harness-error / crashed / timeout / import-error: key = (implementation family, verdict, error
                signature): the exception type and the innermost frame the adapter recorded
                ("KeyError [at keras/src/trainers/compile_utils.py:712 in resolve_path]"), so one
                exception raised on every path, mode and backend (the same Keras line under jax
@@ -65,7 +65,8 @@ EXTRA_KINDS = ("gradient", "distribution")  # verdict-key paths that a later iss
 SECTIONS = {"loss": "loss paths", "run": "whole runs", "gradient": "gradient", "sgd_update": "SGD update",
             "distribution": "distribution"}
 # The order in which the headline names verdicts: findings first.
-HEADLINE_ORDER = ("unexplained", "error", "crashed", "timeout", "import-error", "explained", "unsupported", "agree")
+HEADLINE_ORDER = ("unexplained", "error", "harness-error", "crashed", "timeout", "import-error", "explained",
+                  "unsupported", "agree")
 
 
 OBSERVATION_SUFFIXES = ("/weights_moved", "/log_entries")  # harness.compare_observations

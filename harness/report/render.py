@@ -524,7 +524,7 @@ def extra_view(report: Report) -> list[dict[str, Any]]:
     non-agreeing verdict as a row (unexplained first; the page shows the first MAX_EXTRA_ROWS)."""
     out = []
     titles = {"gradient": "Gradient findings", "distribution": "Distribution findings"}
-    order = {v: i for i, v in enumerate(("unexplained", "error", "crashed", "timeout", "import-error"))}
+    order = {v: i for i, v in enumerate(("unexplained", "error", "harness-error", "crashed", "timeout", "import-error"))}
     for kind in load_mod.EXTRA_KINDS:
         ms = report.extra_members.get(kind, [])
         counts: dict[str, Counter] = {}
