@@ -425,11 +425,13 @@ def _regularizers(src: Source, c: Constraints, weights: Sequence[str], activity:
     return regs
 
 
-class _Builder:
-    """Appends layers to a plan, tracking each tensor's shape and Keras mask."""
+class _Builder(_Draws):
+    """Appends layers to a plan, tracking each tensor's shape and Keras mask; the
+    vocabulary.LayerDraws of the entries' `draw`s."""
 
     def __init__(self, plan: _Plan, src: Source, c: Constraints):
-        self.plan, self.src, self.c = plan, src, c
+        super().__init__(src, c)
+        self.plan, self.c = plan, c
         self.consumed: set[str] = set()  # tensors already used by a layer or as an output
 
     def group(self, method: Callable[..., Any], *args: Any) -> Any:
@@ -479,20 +481,6 @@ class _Builder:
         entry = choice(self.src, entries, weights)
         if entry.draw(self) is None:
             vocabulary.LAYERS[vocabulary.FALLBACK_BODY_LAYER].draw(self)
-
-    # vocabulary.LayerDraws: what the entries' `draw`s call
-    @property
-    def max_features(self) -> int:
-        return self.c.max_features
-
-    def boolean(self, p: float) -> bool:
-        return boolean(self.src, p)
-
-    def integer(self, lo: int, hi: int) -> int:
-        return self.src.integer(lo, hi)
-
-    def choice(self, options: Sequence[Any], weights: Sequence[float] | None = None) -> Any:
-        return choice(self.src, options, weights)
 
     def pool(self) -> list[_Tensor]:
         return self.plan.pool
