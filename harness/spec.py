@@ -329,9 +329,14 @@ class _Reader:
     def fail(self, path: str, expected: str, got: Any = None) -> CaseError:
         return CaseError(self.source, path, expected, got)
 
-    def obj(self, value: Any, path: str) -> dict[str, Any]:
+    def obj(self, value: Any, path: str, known: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """An object; with `known`, one whose every field is a known name (a misspelt field is
+        refused, not dropped: `sampel_weight` would otherwise run the case unweighted)."""
         if not isinstance(value, dict):
             raise self.fail(path, "an object", value)
+        for key in value:
+            if known is not None and key not in known:
+                raise self.fail(f"{path}.{key}", "a known field: " + ", ".join(known), key)
         return value
 
     def get(self, obj: dict[str, Any], key: str, path: str, default: Any = ..., ) -> Any:
@@ -388,7 +393,8 @@ class _Reader:
 def from_json(raw: Any, source: str = "<json>") -> Case:
     """Build and validate a Case from parsed JSON. Raises CaseError naming source and field."""
     r = _Reader(source)
-    top = r.obj(raw, "$")
+    top = r.obj(raw, "$", ("schema", "dtype", "evaluate_batch_size", "note", "inputs", "layers", "outputs",
+                           "loss_form", "loss_weights_form", "sample_weight_form"))
     schema = r.get(top, "schema", "$")
     if schema != SCHEMA_VERSION:
         raise r.fail("$.schema", f"schema version {SCHEMA_VERSION}", schema)
@@ -400,7 +406,7 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
         raise r.fail("$.inputs", "a non-empty list of inputs", raw_inputs)
     for i, item in enumerate(raw_inputs):
         p = f"$.inputs[{i}]"
-        item = r.obj(item, p)
+        item = r.obj(item, p, ("name", "kind", "data"))
         kind = r.string(r.get(item, "kind", p), f"{p}.kind", INPUT_KINDS)
         inputs.append(
             Input(
@@ -416,7 +422,7 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
         raise r.fail("$.layers", "a list of layers", raw_layers)
     for i, item in enumerate(raw_layers):
         p = f"$.layers[{i}]"
-        item = r.obj(item, p)
+        item = r.obj(item, p, ("name", "type", "inbound", "config", "weights", "regularizers"))
         inbound = r.get(item, "inbound", p)
         if not isinstance(inbound, list) or not inbound or not all(isinstance(s, str) for s in inbound):
             raise r.fail(f"{p}.inbound", "a non-empty list of input or layer names", inbound)
@@ -427,7 +433,7 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
         regs = {}
         for key, reg in regs_raw.items():
             rp = f"{p}.regularizers.{key}"
-            reg = r.obj(reg, rp)
+            reg = r.obj(reg, rp, ("kind", "l1", "l2"))
             regs[key] = Regularizer(
                 kind=r.string(r.get(reg, "kind", rp), f"{rp}.kind", REGULARIZER_KINDS),
                 l1=r.number(r.get(reg, "l1", rp, 0.0), f"{rp}.l1", minimum=0.0),
@@ -450,7 +456,7 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
         raise r.fail("$.outputs", "a non-empty list of outputs", raw_outputs)
     for i, item in enumerate(raw_outputs):
         p = f"$.outputs[{i}]"
-        item = r.obj(item, p)
+        item = r.obj(item, p, ("layer", "target", "loss", "loss_options", "loss_weight", "sample_weight"))
         lw = r.get(item, "loss_weight", p, None)
         sw = r.get(item, "sample_weight", p, None)
         target_raw = r.get(item, "target", p)
@@ -532,6 +538,10 @@ def validate(case: Case, source: str = "<case>") -> None:
         for j, name in enumerate(layer.inbound):
             if name not in shapes:
                 raise fail(f"{p}.inbound[{j}]", "the name of an earlier input or layer", name)
+        for key in layer.config:
+            if key not in entry.config_keys:
+                raise fail(f"{p}.config.{key}", f"a config key of {layer.type}: " + (", ".join(entry.config_keys)
+                                                                               or "none"), key)
         in_shapes = [shapes[n] for n in layer.inbound]
         in_kinds = [kinds[n] for n in layer.inbound]
         try:

@@ -1033,14 +1033,17 @@ def test_code_in_a_free_text_field_stays_data(tmp_path: Path) -> None:
     mark = tmp_path / "MARK"
     raw = case_json()
     raw["note"] = CODE.format(mark=mark)
-    raw["__reduce__"] = ["os.system", [f"touch {mark}"]]  # an unknown key: not a field of a Case
     folder = tmp_path / "cases"
     folder.mkdir()
+    # an unknown key is refused by name (not dropped), and nothing in it runs
+    (folder / "code.json").write_text(json.dumps({**raw, "__reduce__": ["os.system", [f"touch {mark}"]]}))
+    with pytest.raises(spec.CaseError, match=r"field \$\.__reduce__: expected a known field"):
+        spec.load(folder / "code.json")
+    assert not mark.exists()
     (folder / "code.json").write_text(json.dumps(raw))
 
     case = spec.load(folder / "code.json")
     assert case.note == CODE.format(mark=mark)
-    assert "__reduce__" not in case.to_json()  # unknown keys do not travel into the canonical case
     out = tmp_path / "r.jsonl"
     proc = run_cli(tmp_path, *run_args(folder, out, "test-steady"))
     assert proc.returncode == 0, proc.stderr

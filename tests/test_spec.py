@@ -175,7 +175,26 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
         {"name": "spare", "type": "Activation", "inbound": ["hidden"], "config": {"activation": "relu"}}),
      "$.layers[5].name"),
     ("float token ids for Embedding", _set(["inputs", 0, "kind"], "int"), "$.inputs[0].data"),
+    # A misspelt field is refused, never dropped (dropped, `sampel_weight` would run unweighted).
+    ("misspelt output field", _set(["outputs", 0, "sampel_weight"], [1.0, 2.0, 0.5, 1.0]),
+     "$.outputs[0].sampel_weight"),
+    ("unknown top-level field", _set(["class_weight"], {"0": 1.0}), "$.class_weight"),
+    ("unknown input field", _set(["inputs", 0, "dtype"], "float32"), "$.inputs[0].dtype"),
+    ("unknown layer field", _set(["layers", 1, "kernel_regularizer"], "l2"), "$.layers[1].kernel_regularizer"),
+    ("unknown config key", _set(["layers", 1, "config", "unit"], 3), "$.layers[1].config.unit"),
+    ("unknown regularizer field", _set(["layers", 1, "regularizers", "kernel", "l3"], 0.1),
+     "$.layers[1].regularizers.kernel.l3"),
 ]
+
+
+def test_an_unknown_field_names_the_known_ones(tmp_path: Path) -> None:
+    raw = json.loads(MOTIVATING.read_text())
+    raw["outputs"][0]["sampel_weight"] = raw["outputs"][0]["sample_weight"]
+    path = tmp_path / "misspelt.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(spec.CaseError, match="expected a known field: layer, target, loss, loss_options, "
+                                             "loss_weight, sample_weight; got 'sampel_weight'"):
+        spec.load(path)
 
 
 @pytest.mark.parametrize("what,mutate,field", MALFORMED, ids=[m[0] for m in MALFORMED])
