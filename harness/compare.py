@@ -412,8 +412,8 @@ def predicts_error(breakdown: Any, error_message: str | None = None, error_type:
     - `error_type` is one of the site's types (a KeyError in loss.py is not the broadcast
       ValueError predicted in loss.py);
     - the innermost frame is Keras code (keras/, tf_keras/) in one of the site's files, or code
-      Keras calls (TensorFlow, JAX, torch, NumPy: FRAMEWORK_ROOTS), which cannot tell the Keras
-      line: then the Keras files the message names (a TensorFlow graph error lists the frames
+      Keras calls (TensorFlow, JAX, torch, NumPy: FRAMEWORK_ROOTS) or Keras's traceback filter
+      (FILTERED_FRAMES), which cannot tell the Keras line: then the Keras files the message names (a TensorFlow graph error lists the frames
       that defined the op) must meet the site's files, and a message naming none is accepted.
 
     An exception whose innermost frame is anywhere else (the harness itself, the standard
@@ -437,13 +437,13 @@ def predicts_error(breakdown: Any, error_message: str | None = None, error_type:
     frame = innermost_frame(error_message)
     if frame is not None and not frame.startswith(FRAMEWORK_ROOTS):
         return False  # raised by the harness or by code Keras does not call
-    keras_frame = frame is not None and frame.startswith(KERAS_ROOTS)
+    keras_frame = frame is not None and frame.startswith(KERAS_ROOTS) and not frame.startswith(FILTERED_FRAMES)
     if GRADIENT_NODE in error_message:
         seen: set[str] = set()
     elif keras_frame:
         seen = {frame}
     else:
-        seen = set(KERAS_FILE.findall(error_message))
+        seen = set(KERAS_FILE.findall(error_message)) - set(FILTERED_FRAMES)
     for note in notes:
         site = getattr(note, "site", None)
         if site is None:
@@ -478,6 +478,11 @@ KERAS_ROOTS = ("keras/", "tf_keras/")
 # site-packages): an exception raised anywhere else is not the implementation's.
 FRAMEWORK_ROOTS = KERAS_ROOTS + ("tensorflow/", "tensorflow_core/", "jax/", "jaxlib/", "torch/", "numpy/",
                                  "optree/", "tree/", "ml_dtypes/", "h5py/", "scipy/")
+# Keras 3's traceback filter re-raises with Keras's own frames removed
+# (keras/src/utils/traceback_utils.py:filter_traceback `raise e.with_traceback(filtered_tb)`), so an
+# innermost frame there cannot tell the Keras line either: the files the message names decide, as
+# for a framework frame (observed: the float32 L1 factor's TypeError in compiled Keras 3.7 on TF).
+FILTERED_FRAMES = ("keras/src/utils/traceback_utils.py",)
 _FRAME = re.compile(r" \[at (\S+):\d+ in [^\]]*\]$")
 
 

@@ -116,6 +116,17 @@ def test_another_keras_file_is_refused_a_framework_frame_is_not_told():
     assert compare.predicts_error(b, "`loss_weights` must match" + inside_jax, "ValueError")
 
 
+def test_keras_traceback_filter_frame_cannot_tell_the_file_the_message_decides():
+    # keras/src/utils/traceback_utils.py re-raises with Keras's frames removed: its frame is the
+    # innermost one left, like a framework frame it cannot tell which Keras file raised.
+    _, b = _breakdown()
+    filtered = " [at keras/src/utils/traceback_utils.py:124 in error_handler]"
+    assert compare.predicts_error(b, "`loss_weights` must match" + filtered, "ValueError")
+    assert not compare.predicts_error(b, "`loss_weights` must match" + filtered, "KeyError")
+    named = " File keras/src/trainers/data_adapters/array_data_adapter.py, line 42"
+    assert not compare.predicts_error(b, "`loss_weights` must match" + named + filtered, "ValueError")
+
+
 def test_an_exception_the_harness_raised_is_never_explained():
     case, _ = _breakdown()
     harness_frame = f" [at {ROOT}/harness/impls/paths.py:120 in to_array]"

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from harness import compare, reference, spec
+from harness.reference import rules
 from harness.reference.rules import PROFILES, RULES
 from harness.spec import Case, Input, Layer, Output, Regularizer
 from test_reference_builders import close, seq_case
@@ -234,6 +235,22 @@ def test_effective_dtype(profile, want):
     assert reference.effective_dtype(seq_case(X, dtype="float32"), profile) == "float32"
 
 
+# --- l1_regularizer_float64 -----------------------------------------------------------------
+
+
+def test_an_l1_regularizer_in_float64_raises_on_keras3_tensorflow_before_3_14_only():
+    l1 = seq_case(X, kernel_reg=Regularizer("l1", 0.5, 0.0))
+    before = rules.expected("keras3-tensorflow", {"keras": "3.13.2"})
+    assert reference.compute(l1, before, "test_on_batch").notes  # a predicted error, NaN total
+    for profile in (rules.expected("keras3-tensorflow", {"keras": "3.14.1"}),
+                    rules.expected("keras3-jax", {"keras": "3.13.2"}), "tf_keras-2.21"):
+        assert not reference.compute(l1, profile, "test_on_batch").notes, profile
+    # L2 and L1L2 keep Python-float factors: no error; nor in a float32 case
+    for other in (seq_case(X, kernel_reg=Regularizer("l2", 0.0, 0.5)), seq_case(X, kernel_reg=Regularizer("l1", 0.5, 0.0),
+                                                                          dtype="float32")):
+        assert not reference.compute(other, before, "test_on_batch").notes
+
+
 # --- every error note cites the Keras file that raises -------------------------------------
 
 
@@ -252,6 +269,7 @@ def _error_cases() -> list[tuple[str, Case, dict]]:
         ("log_cosh", seq_case(X, loss="log_cosh"), {"log_cosh_float64": "error"}),
         ("dict", two, {"dict_sample_weight": "error"}),
         ("list sum", seq_case(X, kernel_reg=Regularizer("l2", 0.0, 0.5)), {"additional_losses_sum": "list_error"}),
+        ("l1 in float64", seq_case(X, kernel_reg=Regularizer("l1", 0.5, 0.0)), {"l1_regularizer_float64": "error"}),
         ("single weight", two_temporal_outputs([[1.0, 0.5], [2.0, 0.0]]),
          {"single_sample_weight_not_per_sample": "error_in_data_adapter"}),
         ("odd batch on 2 devices", wide_case(HX + [[2.0, 1.0]]), {"replica_split": "sharded_even"}),

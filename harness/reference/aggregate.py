@@ -301,6 +301,12 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: 
     penalties = forward.weight_penalties(case) + fwd.penalties
     total = sum(o.weighted for o in records) + sum(p.value for p in penalties)
     magnitude = sum(o.weighted_magnitude for o in records) + sum(p.magnitude for p in penalties)
+    if (case.dtype == "float64" and any(p.kind == "l1" for p in penalties)
+            and rules_mod.chooses(rules, "l1_regularizer_float64", "error")):
+        notes.append(Note("an L1 regularizer in a float64 case: L1 multiplies its float32 factor tensor with the "
+                          "float64 sum, which TensorFlow refuses (keras/src/regularizers/regularizers.py:L1.__call__)",
+                          ErrorSite(DTYPE, ("keras/src/regularizers/regularizers.py",
+                                            "keras/regularizers/regularizers.py"), "L1.__call__")))
     if penalties and rules_mod.chooses(rules, "additional_losses_sum", "list_error"):
         notes.append(Note(f"{len(penalties)} entries in model.losses besides the compiled loss: ops.sum(losses) on "
                           "a Python list, AttributeError 'list' object has no attribute 'dtype' "

@@ -300,8 +300,10 @@ FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step
     "GRU": _gru,
 }
 
-# Layer type -> (rule, alternative) under which its activity regularizer is never applied.
-ACTIVITY_IGNORED: dict[str, tuple[str, str]] = {"SimpleRNN": ("rnn_activity_regularizer", "ignored")}
+def _activity_ignored(layer: Layer, rules: Mapping[str, str]) -> bool:
+    """Keras 3's SimpleRNN accepts activity_regularizer and never applies it (rule
+    rnn_activity_regularizer; its GRU passes it on)."""
+    return layer.type == "SimpleRNN" and rules_mod.chooses(rules, "rnn_activity_regularizer", "ignored")
 
 
 def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_mod.DEFAULT_PROFILE) -> ForwardResult:
@@ -330,8 +332,7 @@ def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_m
         out = Tensor(r(out.value), out.mask,
                      None if out.keras_logits is None else (out.keras_logits[0], r(out.keras_logits[1])))
         activity = layer.regularizers.get("activity")
-        ignored = ACTIVITY_IGNORED.get(layer.type)
-        if activity is not None and ignored is not None and rules_mod.chooses(rules, *ignored):
+        if activity is not None and _activity_ignored(layer, rules):
             activity = None
         if activity is not None:
             value = penalty_value(activity, out.value, case.dtype)

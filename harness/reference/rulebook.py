@@ -447,6 +447,24 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "l1_regularizer_float64",
+            "An L1 regularizer (weight or activity) in a float64 case: is the penalty computed?",
+            {
+                "computed": Alternative(
+                    "yes: the factor takes the input's dtype (Keras 3.14+ `ops.cast(self.l1, dtype=x.dtype)`; "
+                    "Keras 2 multiplies by a Python float; JAX, torch and NumPy promote a float32 factor).",
+                    [f"{_K3}/regularizers/regularizers.py:L1.__call__", f"{_TFK}/regularizers.py:L1.__call__"],
+                ),
+                "error": Alternative(
+                    "no: L1.__init__ keeps `ops.convert_to_tensor(l1)`, a float32 tensor, and `__call__` "
+                    "multiplies it with the float64 sum; TensorFlow refuses float32 * float64 "
+                    "(InvalidArgumentError eager, TypeError traced; the reference gives NaN and notes it).",
+                    ["keras==3.13.2: keras/src/regularizers/regularizers.py:L1.__init__",
+                     "keras==3.13.2: keras/src/regularizers/regularizers.py:L1.__call__"],
+                ),
+            },
+        ),
+        Rule(
             "float64_compute",
             "A float64 case (floatx float64, float64 arrays, layers with dtype float64): in which dtype "
             "does the implementation compute?",

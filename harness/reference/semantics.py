@@ -104,6 +104,7 @@ _TF_KERAS_2_21 = {
     "replica_loss_scaling": "none",
     "replica_regularization_scaling": "none",
     "replica_loss_metric": "single_device",
+    "l1_regularizer_float64": "computed",
 }
 
 _KERAS3_3_15_TENSORFLOW = {
@@ -215,6 +216,13 @@ TABLE: list[Rows] = [
     Rows("keras3", {"replica_split": "sharded_even"}, backend="jax", strategy="dataparallel",
          read="keras==3.15.1",
          sources=["keras/src/backend/jax/trainer.py:_distribute_data"], note="keras.distribution.DataParallel (issue 10)"),
+    Rows("keras3", {"l1_regularizer_float64": "error"}, before="3.14", backend="tensorflow", read="keras==3.13.2",
+         sources=["keras==3.13.2: keras/src/regularizers/regularizers.py:L1.__call__"],
+         upstream="keras-team/keras#22438",
+         note="L1 keeps its factor as a float32 tensor since 3.0 (3.0.5: keras/regularizers/regularizers.py "
+              "L1.__init__ `self.l1 = ops.convert_to_tensor(l1)`); commit 5973ad4705 ('Fix Inconsistent "
+              "tensor conversion') casts it to the input's dtype from 3.14.0 on. Run: Keras 3.0.5 and 3.7.0 "
+              "on TF raise for L1 and not for L2 or L1L2 (their factors are Python floats); 3.15.1 computes"),
     Rows("keras3", {"activity_regularizer_scaling": "sum"}, before="3.14", read="keras==3.13.2",
          sources=["keras==3.13.2: keras/src/layers/layer.py:Layer.__call__"],
          upstream="keras-team/keras#22021",
