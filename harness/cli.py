@@ -22,14 +22,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("harness.commands.replay", "rerun one case file everywhere, breakdowns side by side"),
     "rules": ("harness.commands.rules", "the semantic rules that separate Keras implementations"),
     "judge": ("harness.commands.judge", "re-judge stored results from their observations, no framework"),
+    "changelog": ("harness.commands.changelog", "how the assembled loss changed, release by release"),
     "report": ("harness.commands.report", "the HTML report and findings.json from results files"),
     "bench": ("harness.commands.bench", "cases/s of the harness against the naive way"),
 }
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse measures the command names at their parent's indentation, so a name longer than
+    the others ("changelog") wrapped its line; this measures them where they are printed."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        names = [len(sub.metavar or sub.dest) for sub in self._iter_indented_subactions(action)]
+        if names:
+            self._action_max_length = max(self._action_max_length,
+                                          max(names) + self._current_indent + 2 * self._indent_increment)
+
+
 def _parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, dict[str, object]]:
     parser = argparse.ArgumentParser(prog="python -m harness", description="Keras total-loss differential harness",
-                                     epilog="python -m harness COMMAND --help describes one command")
+                                     epilog="python -m harness COMMAND --help describes one command",
+                                     formatter_class=_HelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="command")
     modules: dict[str, object] = {}
     # Import only the module of the command asked for; the others are listed by their summary.

@@ -149,7 +149,7 @@ def _sites(notes: Iterable[str]) -> list[Any]:
     return sorted(set(out), key=repr)
 
 
-def _value_differs(cache: compare.ReferenceCache, p: Mapping[str, str], q: Mapping[str, str],
+def value_differs(cache: compare.ReferenceCache, p: Mapping[str, str], q: Mapping[str, str],
                    path: str) -> Decision | None:
     """The first value on `path` where q's reference differs from p's beyond tolerance, or None."""
     case = cache.case
@@ -259,7 +259,7 @@ def coverage(cases: Sequence[Case], profile_name: str, paths: Sequence[str] = LO
                 if change in done or flip not in single_set:
                     continue
                 flipped = {**profile, flip[0]: flip[1]}
-                d = _value_differs(cache, profile, flipped, path)
+                d = value_differs(cache, profile, flipped, path)
                 if d is not None:
                     done[change] = d
                     grad_candidates.pop(change, None)
@@ -282,8 +282,8 @@ def coverage(cases: Sequence[Case], profile_name: str, paths: Sequence[str] = LO
                 both = {**profile, a[0]: a[1], b[0]: b[1]}
                 parts = [profile, {**profile, a[0]: a[1]}, {**profile, b[0]: b[1]}]
                 for path in paths:
-                    d = _value_differs(cache, parts[1], both, path)
-                    if d is not None and all(_value_differs(cache, q, both, path) for q in (parts[0], parts[2])):
+                    d = value_differs(cache, parts[1], both, path)
+                    if d is not None and all(value_differs(cache, q, both, path) for q in (parts[0], parts[2])):
                         done[change] = d
                         grad_candidates.pop(change, None)
                         break

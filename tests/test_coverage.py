@@ -92,7 +92,7 @@ def test_a_profile_is_not_distinguished_from_itself(motivating: spec.Case) -> No
 
     cache = ReferenceCache(motivating)
     p = rules.profile(PROFILE)
-    assert all(coverage._value_differs(cache, p, dict(p), path) is None for path in coverage.LOSS_PATHS)
+    assert all(coverage.value_differs(cache, p, dict(p), path) is None for path in coverage.LOSS_PATHS)
     assert coverage._gradient_differs(cache, p, dict(p), 1) is None
 
 
