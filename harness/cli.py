@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("harness.commands.rules", "the semantic rules that separate Keras implementations"),
     "judge": ("harness.commands.judge", "re-judge stored results from their observations, no framework"),
     "changelog": ("harness.commands.changelog", "how the assembled loss changed, release by release"),
+    "migrate": ("harness.commands.migrate", "what separates two releases' losses, measured on cases"),
     "report": ("harness.commands.report", "the HTML report and findings.json from results files"),
     "bench": ("harness.commands.bench", "cases/s of the harness against the naive way"),
 }

@@ -136,7 +136,7 @@ def single_flips(profile: Mapping[str, str]) -> list[Flip]:
 # ---------------------------------------------------------------------------------------
 
 
-def _tolerance(case: Case, p: Mapping[str, str], q: Mapping[str, str]) -> compare.Tolerance:
+def tolerance(case: Case, p: Mapping[str, str], q: Mapping[str, str]) -> compare.Tolerance:
     dtypes = {reference.effective_dtype(case, p), reference.effective_dtype(case, q)}
     return compare.TOLERANCES["float32" if "float32" in dtypes else "float64"]
 
@@ -154,7 +154,7 @@ def value_differs(cache: compare.ReferenceCache, p: Mapping[str, str], q: Mappin
     """The first value on `path` where q's reference differs from p's beyond tolerance, or None."""
     case = cache.case
     a, b = cache.compute(p, path), cache.compute(q, path)
-    tol = _tolerance(case, p, q)
+    tol = tolerance(case, p, q)
     if bool(a.notes) != bool(b.notes) or (a.notes and _sites(a.notes) != _sites(b.notes)):
         return Decision(case.id, path, "error")
     if not compare.values_agree(b.total, a.total, max(_mag(a.magnitude), _mag(b.magnitude)), tol):
@@ -196,7 +196,7 @@ def _differentiated_differs(cache: compare.ReferenceCache, p: Mapping[str, str],
         return Decision(cache.case.id, GRADIENT_PATH, "gradient/error")
     if a.notes:
         return None
-    tol = _tolerance(cache.case, p, q)
+    tol = tolerance(cache.case, p, q)
     if not compare.values_agree(b.total, a.total, max(_mag(a.magnitude), _mag(b.magnitude)), tol):
         return Decision(cache.case.id, GRADIENT_PATH, "gradient/loss", a.total, b.total)
     return None

@@ -107,8 +107,8 @@ def query(at: str, backend: str | None) -> dict[str, str]:
         lineage = "tf_keras"
     elif dist in ("tensorflow", "tensorflow-cpu"):
         if not (2, 12) <= key[:2] <= (2, 15):
-            raise AtError(f"--at {at!r}: expected TensorFlow 2.12-2.15 (later releases bundle no Keras 2: "
-                          "use tf-keras==VERSION or keras==VERSION)")
+            raise AtError(f"--at {at!r}: expected TensorFlow 2.12-2.15, the releases whose bundled Keras the "
+                          "table reads (later ones bundle no Keras 2: use tf-keras==VERSION or keras==VERSION)")
         lineage = "tf.keras"
     else:
         raise AtError(f"--at {at!r}: distribution {dist!r}: expected keras, tf-keras or tensorflow")
