@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "judge": ("harness.commands.judge", "re-judge stored results from their observations, no framework"),
     "changelog": ("harness.commands.changelog", "how the assembled loss changed, release by release"),
     "migrate": ("harness.commands.migrate", "what separates two releases' losses, measured on cases"),
+    "bisect": ("harness.commands.bisect", "the first release and nightly build whose loss changed"),
     "report": ("harness.commands.report", "the HTML report and findings.json from results files"),
     "bench": ("harness.commands.bench", "cases/s of the harness against the naive way"),
 }
