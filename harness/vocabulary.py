@@ -221,6 +221,16 @@ def _check_gru(layer, shapes, kinds):
     return shape[:-1] + (units,)
 
 
+def _check_lstm(layer, shapes, kinds):
+    shape = _one_float_input(shapes, kinds, min_rank=2, max_rank=2)
+    units = _need(layer.config, "units", int)
+    _need(layer.config, "activation", str, ("tanh", "relu", "linear"))
+    if _need(layer.config, "return_sequences", bool) is not True:
+        raise SpecProblem("config.return_sequences", "true (the harness only uses sequence outputs)", False)
+    _weights(layer, {"kernel": (shape[-1], 4 * units), "recurrent_kernel": (units, 4 * units), "bias": (4 * units,)})
+    return shape[:-1] + (units,)
+
+
 BRANCH_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")  # units may be 1
 
 
@@ -298,6 +308,17 @@ def _draw_gru(d: LayerDraws) -> Any:
     return d.append("GRU", [base], cfg, shapes, regs, base.shape[:-1] + (units,), base.mask)
 
 
+def _draw_lstm(d: LayerDraws) -> Any:
+    base = d.pick(rank=2)
+    if base is None:
+        return None
+    units = d.integer(1, d.max_features)
+    shapes = {"kernel": (base.shape[-1], 4 * units), "recurrent_kernel": (units, 4 * units), "bias": (4 * units,)}
+    regs = d.regularizers(tuple(shapes))
+    cfg = {"units": units, "activation": d.choice(("tanh", "relu", "linear")), "return_sequences": True}
+    return d.append("LSTM", [base], cfg, shapes, regs, base.shape[:-1] + (units,), base.mask)
+
+
 def _on_temporal(label: str) -> Callable[[Any, Sequence[tuple[np.ndarray, Any]], bool], set[str]]:
     return lambda layer, inbound, is_output: {label} if inbound[0][0].ndim == 3 else set()
 
@@ -358,6 +379,17 @@ LAYERS: dict[str, LayerEntry] = {
                    draw=_draw_gru, draw_weight=0.2, since=3,
                    doc="Gates z, r and candidate h in kernel order; return_sequences=True; a masked step "
                        "keeps the previous state and output."),
+        # keras 3.15.1 keras/src/layers/rnn/lstm.py:LSTMCell.call and tf-keras 2.21 tf_keras/src/layers/rnn/
+        # lstm.py:LSTMCell.call / standard_lstm (the same gates; a masked step keeps h and c in both: RNN's
+        # zero_output_for_mask defaults to False). recurrent_activation passed as "sigmoid" (keras 2.2.4's
+        # default is hard_sigmoid); use_bias stays True (unit_forget_bias only initialises the bias).
+        LayerEntry("LSTM", "LSTM", ("units", "activation", "return_sequences"),
+                   ("kernel", "recurrent_kernel", "bias"), "pass", _check_lstm,
+                   lambda c: ((c["units"],), {"activation": c["activation"], "recurrent_activation": "sigmoid",
+                                              "return_sequences": c["return_sequences"]}),
+                   draw=_draw_lstm, draw_weight=0.2, since=4,
+                   doc="Gates i, f, candidate c, o in kernel order; return_sequences=True; a masked step "
+                       "keeps the previous state, carry and output."),
     ]
 }
 
@@ -394,6 +426,7 @@ class Option:
     # What a value must be, as text, or "" when `valid` accepts every number.
     expected: str = ""
     valid: Callable[[Any], bool] = lambda value: True
+    required: bool = False  # a case must give it (its Keras default is outside what the harness admits)
 
 
 def _given(p: float, value: Callable[[Draws], Any]) -> Callable[[Draws], Any]:
@@ -414,6 +447,16 @@ GAMMA = Option(2.0, _given(0.6, lambda d: d.integer(0, 20) / 4), "a number >= 0"
 ALPHA = Option(0.25, _given(0.6, lambda d: d.integer(0, 16) / 16), "a number in [0, 1]",  # [0, 1]
                lambda v: 0.0 <= v <= 1.0)
 APPLY_CLASS_BALANCING = Option(False, _given(0.6, lambda d: True))
+# Dice and Tversky sum over `axis`; Keras's default None sums over every axis, batch included (one
+# loss for the whole batch, which per-element losses, sample weights and masks cannot express), so
+# a case always passes axis=-1: the loss per sample (and timestep), shaped like the prediction
+# without its last axis.
+LAST_AXIS = Option(None, lambda d: -1, "-1 (the loss over the last axis; None sums the whole batch)",
+                   lambda v: type(v) is int and v == -1, required=True)
+TVERSKY_COEFFICIENT = Option(0.5, _given(0.6, lambda d: d.integer(0, 16) / 16), "a number in [0, 1]",  # [0, 1]
+                             lambda v: 0.0 <= v <= 1.0)
+GCE_Q = Option(0.5, _given(0.6, lambda d: d.integer(1, 15) / 16), "a number in (0, 1)",  # (0, 1)
+               lambda v: 0.0 < v < 1.0)
 
 
 @dataclass(frozen=True)
@@ -438,6 +481,9 @@ class LossEntry:
         return {key: option.default for key, option in self.options.items()}
 
     def check(self, target: np.ndarray, pred_shape: tuple[int, ...], options: dict[str, Any]) -> None:
+        for key, option in self.options.items():
+            if option.required and key not in options:
+                raise SpecProblem(f"loss_options.{key}", f"{option.expected} (required for {self.name})")
         for key, value in options.items():
             if key == "reduction":
                 if value not in REDUCTIONS:
@@ -518,6 +564,19 @@ LOSSES: dict[str, LossEntry] = {
         LossEntry("categorical_focal_crossentropy", "CategoricalFocalCrossentropy", "distribution", "distribution",
                   {**_ce(), "gamma": GAMMA, "alpha": ALPHA},
                   {"gamma": "categorical_focal_gamma", "alpha": "categorical_focal_alpha"}, since=2),
+        # Keras 3.2+ (class Dice first in keras-3.2.0's keras/src/losses/losses.py, absent from 3.1.1);
+        # its `axis` argument only since 3.4.0 (3.2-3.3 flatten both tensors: one loss per batch, and
+        # Dice(axis=-1) is a TypeError there). tf_keras, tf.keras and keras 2.x have no class: unsupported.
+        LossEntry("dice", "Dice", "probability", "probability", {"axis": LAST_AXIS}, since=4),
+        # Keras 3.3+ (class Tversky first in keras-3.3.3 as read; 3.2.1 lacks it); `axis` only since
+        # 3.8.0 (3.3-3.7 flatten: Tversky(axis=-1) is a TypeError there). No class in tf_keras / keras 2.x.
+        LossEntry("tversky", "Tversky", "probability", "probability",
+                  {"alpha": TVERSKY_COEFFICIENT, "beta": TVERSKY_COEFFICIENT, "axis": LAST_AXIS},
+                  {"alpha": "tversky_alpha", "beta": "tversky_beta"}, since=4),
+        # Keras 3.10+ (class first in keras-3.10.0, absent from 3.9.2); no class in tf_keras / keras 2.x.
+        # Integer class ids like sparse_categorical_crossentropy; no from_logits, no clipping.
+        LossEntry("categorical_generalized_cross_entropy", "CategoricalGeneralizedCrossEntropy", "sparse",
+                  "distribution", {"q": GCE_Q}, {"q": "generalized_ce_q"}, since=4),
     ]
 }
 

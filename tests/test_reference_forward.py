@@ -153,6 +153,30 @@ def test_gru_resets_after_the_recurrent_bias_only_under_reset_after():
     close(float(t.value[0, 0, 0]), 1.25)
 
 
+def test_lstm_gates_by_hand_and_a_masked_step_keeps_state_and_carry():
+    # one unit, one feature; kernel [W_i, W_f, W_c, W_o] = [1, 0, 2, -1], recurrent [0.5, 1, -1, 0], no bias;
+    # linear activation. Steps: x = [1, masked, -1].
+    lstm = Layer("l", "LSTM", ("m",), {"units": 1, "activation": "linear", "return_sequences": True},
+                 {"kernel": np.array([[1.0, 0.0, 2.0, -1.0]]), "recurrent_kernel": np.array([[0.5, 1.0, -1.0, 0.0]]),
+                  "bias": np.zeros(4)})
+    t = run([("x", [[[1.0], [0.0], [-1.0]]])], [Layer("m", "Masking", ("x",), {"mask_value": 0.0}), lstm])["l"]
+    # step 1 from h = c = 0: i = sig(1), f = sig(0), c1 = sig(1) * 2, h1 = sig(-1) * c1
+    c1 = _sig(1.0) * 2.0
+    h1 = _sig(-1.0) * c1
+    # step 3 from (h1, c1): i = sig(-1 + 0.5 h1), f = sig(h1), c3 = f c1 + i (-2 - h1), o = sig(1)
+    c3 = _sig(h1) * c1 + _sig(-1.0 + 0.5 * h1) * (-2.0 - h1)
+    np.testing.assert_allclose(t.value[0, :, 0], [h1, h1, _sig(1.0) * c3], rtol=1e-12)
+    np.testing.assert_array_equal(t.mask, [[True, False, True]])
+
+
+def test_lstm_bias_and_tanh():
+    # bias [b_i, b_f, b_c, b_o] = [0, 0, 1, 0] and zero weights, tanh: c = 0.5 tanh(1), h = 0.5 tanh(c)
+    lstm = Layer("l", "LSTM", ("x",), {"units": 1, "activation": "tanh", "return_sequences": True},
+                 {"kernel": np.zeros((1, 4)), "recurrent_kernel": np.zeros((1, 4)), "bias": np.array([0.0, 0.0, 1.0, 0.0])})
+    t = run([("x", [[[3.0]]])], [lstm])["l"]
+    close(float(t.value[0, 0, 0]), 0.5 * math.tanh(0.5 * math.tanh(1.0)))
+
+
 def test_add_loss_layer_is_identity_and_records_its_penalty():
     case = Case("float64", (Input("x", "float", np.array([[1.0, -2.0]])),),
                 (Layer("a", "AddLossL2", ("x",), {"factor": 0.5}), dense("d", "a", [[1.0], [1.0]], None, "sigmoid")),

@@ -278,6 +278,43 @@ def test_categorical_focal_weights_each_class_by_alpha_and_its_focal_factor():
           0.25 * 0.0625 * -math.log(0.75))
 
 
+def test_dice_over_the_last_axis():
+    # y = [1, 0], p = [0.5, 0.25]: 1 - 2 * 0.5 / (1 + 0.75 + eps)
+    close(one("dice", [[1.0, 0.0]], [[0.5, 0.25]], {"axis": -1}), 1.0 - 1.0 / (1.75 + EPS))
+    # one value per (sample, timestep) on a temporal output
+    got = per_element("dice", np.array([[[1.0, 1.0], [0.0, 1.0]]]), np.array([[[1.0, 1.0], [1.0, 0.0]]]),
+                      {"axis": -1}, LossContext())
+    np.testing.assert_allclose(got, [[1.0 - 4.0 / (4.0 + EPS), 1.0]], rtol=1e-12)
+
+
+def test_tversky_weighs_keras_fp_by_alpha_and_fn_by_beta():
+    # y = [1, 0], p = [0.5, 0.25]: I = 0.5, Keras's fp = (1 - p) y summed = 0.5, fn = p (1 - y) = 0.25
+    y, p = [[1.0, 0.0]], [[0.5, 0.25]]
+    close(one("tversky", y, p, {"axis": -1}), 1.0 - 0.5 / (0.5 + 0.25 + 0.125 + EPS))
+    close(one("tversky", y, p, {"axis": -1, "alpha": 1.0, "beta": 0.0}), 1.0 - 0.5 / (1.0 + EPS))
+    close(one("tversky", y, p, {"axis": -1, "alpha": 0.0, "beta": 1.0}), 1.0 - 0.5 / (0.75 + EPS))
+    # alpha = beta = 0.5 is dice but for where epsilon is added (to 0.875 here, to 2 * 0.875 there)
+    close(one("tversky", y, p, {"axis": -1}), one("dice", y, p, {"axis": -1}), tol=1e-6)
+
+
+def test_dice_and_tversky_need_axis_minus_one():
+    entry = vocabulary.LOSSES["dice"]
+    with pytest.raises(vocabulary.SpecProblem, match="required"):
+        entry.check(np.array([[1.0, 0.0]]), (1, 2), {})
+    with pytest.raises(vocabulary.SpecProblem):
+        entry.check(np.array([[1.0, 0.0]]), (1, 2), {"axis": 1})
+    entry.check(np.array([[1.0, 0.0]]), (1, 2), {"axis": -1})
+
+
+def test_categorical_generalized_cross_entropy_of_the_target_class():
+    # class 1 has p = 0.25: (1 - 0.25**0.5) / 0.5 = 1; q = 0.25 on class 0 (p = 0.0625): (1 - 0.5) / 0.25 = 2
+    close(one("categorical_generalized_cross_entropy", [1], [[0.75, 0.25]]), 1.0)
+    close(one("categorical_generalized_cross_entropy", [0], [[0.0625, 0.9375]], {"q": 0.25}), 2.0)
+    got = per_element("categorical_generalized_cross_entropy", np.array([[0, 1]]),
+                      np.array([[[0.25, 0.75], [0.25, 0.75]]]), {"q": 0.5}, LossContext())
+    np.testing.assert_allclose(got, [[1.0, 2.0 * (1.0 - math.sqrt(0.75))]], rtol=1e-12)
+
+
 def test_every_vocabulary_loss_has_its_reference():
     for name, entry in vocabulary.LOSSES.items():
         assert name in PER_ELEMENT, name

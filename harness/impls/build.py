@@ -23,6 +23,7 @@ Each takes an optional `rows` slice so that a path can hand over part of the bat
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -211,11 +212,25 @@ def make_loss(keras: Any, loss_name: str, options: dict[str, Any]) -> Any:
 
 
 def missing_loss_classes(keras: Any, case: Case) -> str | None:
-    """The Case's loss classes that `keras.losses` lacks, as a reason (every path of the case is
-    then unsupported: that release has no such loss), or None."""
+    """The Case's loss classes that `keras.losses` lacks, or options a class's `__init__` does not
+    take (Dice(axis=...) before Keras 3.4), as a reason (every path of the case is then
+    unsupported: that release has no such loss), or None."""
     missing = sorted({LOSSES[o.loss].keras_class for o in case.outputs
                       if getattr(keras.losses, LOSSES[o.loss].keras_class, None) is None})
-    return f"{keras.__name__}.losses has no class " + ", ".join(missing) if missing else None
+    if missing:
+        return f"{keras.__name__}.losses has no class " + ", ".join(missing)
+    refused = sorted({f"{LOSSES[o.loss].keras_class}({key}=...)" for o in case.outputs for key in o.loss_options
+                      if not _takes(getattr(keras.losses, LOSSES[o.loss].keras_class), key)})
+    return f"{keras.__name__}.losses takes no " + ", ".join(refused) if refused else None
+
+
+def _takes(cls: Any, keyword: str) -> bool:
+    """Whether `cls(keyword=...)` is accepted, read from its signature (True when it cannot tell)."""
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return True
+    return keyword in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def loss_argument(keras: Any, case: Case) -> Any:

@@ -286,6 +286,33 @@ def _gru(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Ste
     return _recurrent(ins[0], u, cell)
 
 
+def _lstm(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    """keras/src/layers/rnn/lstm.py:LSTMCell.call (Keras 3.15; the fused implementation 2 and
+    implementation 1 compute the same), tf_keras/src/layers/rnn/lstm.py:LSTMCell.call and
+    standard_lstm: z = x W + h U + b split into i, f, c~, o; i, f, o = sigmoid; c' = f c +
+    i activation(c~); h' = o activation(c'). The state is (h, c): a masked step keeps both and
+    repeats the previous output (as _recurrent does for h)."""
+    u = w["recurrent_kernel"].shape[0]
+    act = layer.config["activation"]
+    x, batch = ins[0], ins[0].value.shape[0]
+    carry = np.zeros((batch, u))  # c, advanced only where the step is unmasked
+    t_index = [0]
+
+    def cell(x_t: np.ndarray, h: np.ndarray) -> np.ndarray:
+        nonlocal carry
+        z = x_t @ w["kernel"] + h @ w["recurrent_kernel"] + w["bias"]
+        i, f, o = sigmoid(z[:, :u]), sigmoid(z[:, u:2 * u]), sigmoid(z[:, 3 * u:])
+        c = step.round(f * carry + i * activation(act, z[:, 2 * u:3 * u]))
+        if x.mask is not None:
+            c = np.where(x.mask[:, t_index[0]][:, None], c, carry)
+        h_new = step.round(o * activation(act, c))
+        carry = c
+        t_index[0] += 1
+        return h_new
+
+    return _recurrent(x, u, cell)
+
+
 # Layer type -> its forward pass (every type of harness.vocabulary.LAYERS: tests/test_reference_forward.py).
 FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step], Tensor]] = {
     "Dense": _dense,
@@ -298,6 +325,7 @@ FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step
     "AddLossL2": _add_loss_l2,
     "SimpleRNN": _simple_rnn,
     "GRU": _gru,
+    "LSTM": _lstm,
 }
 
 def _activity_ignored(layer: Layer, rules: Mapping[str, str]) -> bool:

@@ -291,6 +291,36 @@ def categorical_focal_crossentropy(y, p, options, ctx):
         return np.sum(alpha * np.power(1.0 - q, gamma) * (-t * np.log(q)), axis=-1)
 
 
+def dice(y, p, options, ctx):
+    """1 - 2 sum(y p) / (sum(y) + sum(p) + eps), the sums over the last axis (the case passes
+    axis=-1: vocabulary.LAST_AXIS). keras/src/losses/losses.py:dice (Keras 3.15; axis since 3.4)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 - 2.0 * np.sum(y * p, axis=-1) / (np.sum(y, axis=-1) + np.sum(p, axis=-1) + ctx.eps)
+
+
+def tversky(y, p, options, ctx):
+    """1 - I / (I + alpha fp + beta fn + eps) over the last axis (axis=-1), I = sum(y p), with
+    Keras's names: fp = sum((1 - p) y), fn = sum(p (1 - y)) (so alpha weighs the missed
+    positives). keras/src/losses/losses.py:tversky (Keras 3.15; axis since 3.8)."""
+    alpha, beta = float(options.get("alpha", 0.5)), float(options.get("beta", 0.5))
+    inter = np.sum(y * p, axis=-1)
+    fp = np.sum((1.0 - p) * y, axis=-1)
+    fn = np.sum(p * (1.0 - y), axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 - inter / (inter + fp * alpha + fn * beta + ctx.eps)
+
+
+def categorical_generalized_cross_entropy(y, p, options, ctx):
+    """(1 - p_t**q) / q, p_t = the prediction of the target class (one_hot(ids) * p summed over
+    the last axis: no clipping, no from_logits). keras/src/losses/losses.py:
+    categorical_generalized_cross_entropy (Keras 3.10+)."""
+    q = float(options.get("q", 0.5))
+    labels = np.asarray(y).astype(np.int64)
+    p_t = np.take_along_axis(p, labels[..., None], axis=-1)[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (1.0 - np.power(p_t, q)) / q
+
+
 PER_ELEMENT: dict[str, Callable[[np.ndarray, np.ndarray, Mapping[str, Any], LossContext], np.ndarray]] = {
     f.__name__: f
     for f in [
@@ -298,7 +328,7 @@ PER_ELEMENT: dict[str, Callable[[np.ndarray, np.ndarray, Mapping[str, Any], Loss
         mean_squared_logarithmic_error, huber, log_cosh, binary_crossentropy,
         categorical_crossentropy, sparse_categorical_crossentropy, binary_focal_crossentropy,
         kl_divergence, poisson, cosine_similarity, hinge, squared_hinge, categorical_hinge,
-        categorical_focal_crossentropy,
+        categorical_focal_crossentropy, dice, tversky, categorical_generalized_cross_entropy,
     ]
 }
 
