@@ -131,11 +131,11 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
     impl.name: impl
     for impl in [
         _keras3("tensorflow", "Modes: eager, compiled (tf.function), jit (XLA).", {"tensorflow": ""},
-                ("eager", "compiled", "jit"), "keras3{0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15}-tensorflow", bench=True),
+                ("eager", "compiled", "jit"), "keras3{0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15}-tensorflow, keras3nightly-tensorflow", bench=True),
         _keras3("jax", "Modes: eager, compiled (always jax.jit).", {"jax": ""},
-                ("eager", "compiled"), "keras3{0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15}-jax", bench=True),
+                ("eager", "compiled"), "keras3{0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15}-jax, keras3nightly-jax", bench=True),
         _keras3("torch", "Modes: eager, compiled (no torch.compile; jit unsupported).", {"torch": ""},
-                ("eager", "compiled", "jit"), "keras315-torch", bench=True),
+                ("eager", "compiled", "jit"), "keras315-torch, keras3nightly-torch", bench=True),
         _keras3("numpy", "Evaluation paths only; the numpy backend cannot train.", {},
                 ("eager", "compiled"), "keras315-numpy", bench=False),
         Implementation(
@@ -310,7 +310,10 @@ def get(name: str) -> Implementation:
 # --------------------------------------------------------------------------------------
 
 # Distribution names to try for a requirement key (TensorFlow ships as tensorflow-cpu too).
-_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-intel"), "tf_keras": ("tf-keras",)}
+# A requirement key's distributions, the first installed one counting: a nightly build first (where
+# tensorflow pulls in a `keras` release beside keras-nightly, tox.ini reinstalls the nightly's files).
+_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-intel"),
+                  "tf_keras": ("tf-keras-nightly", "tf-keras"), "keras": ("keras-nightly", "keras")}
 
 
 def installed_version(requirement: str) -> str:
