@@ -21,10 +21,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("harness.commands.run", "run cases through implementations, judge every verdict"),
     "replay": ("harness.commands.replay", "rerun one case file everywhere, breakdowns side by side"),
     "rules": ("harness.commands.rules", "the semantic rules that separate Keras implementations"),
-    "judge": ("harness.commands.judge", "re-judge stored results from their observations, no framework"),
+    "judge": ("harness.commands.judge", "re-judge stored results from observations, no framework"),
     "changelog": ("harness.commands.changelog", "how the assembled loss changed, release by release"),
     "migrate": ("harness.commands.migrate", "what separates two releases' losses, measured on cases"),
     "bisect": ("harness.commands.bisect", "the first release and nightly build whose loss changed"),
+    "fingerprint": ("harness.commands.fingerprint", "which alternative each rule took in a run, vs the table"),
     "report": ("harness.commands.report", "the HTML report and findings.json from results files"),
     "bench": ("harness.commands.bench", "cases/s of the harness against the naive way"),
 }
