@@ -11,8 +11,9 @@ process (`REUSE_SCRIPT`, run as the worker would run it):
   test and train functions (Keras did not trace again); a Case of another structure gets new
   models;
 - a variant's result (every path, term, prediction, gradient and update) is exactly the one it
-  gets when every path runs on a model of its own (the models dropped and the session cleared
-  before the case, and each `_Models.get` building a new model), also after paths that raised
+  gets when every path runs on a model of its own (the reuse policy "path" of the naive
+  yardstick, harness.bench_naive: the session cleared before the case, a new model for every
+  call, the SGD step compiled at its learning rate), also after paths that raised
   half-way (paths._Models.discard) and after non-finite gradients left NaN in tf_keras's SGD
   (paths.reset_optimizer).
 """
@@ -39,7 +40,7 @@ HERE = [name for name, impl in IMPLEMENTATIONS.items()
         if impl.family in SERVED_BY_PATHS and not unmet_requirements(impl)]
 
 REUSE_SCRIPT = r"""
-import json, re, sys
+import dataclasses, json, re, sys
 from harness import spec, worker
 from harness.impls import paths
 
@@ -72,16 +73,10 @@ after_a2 = steps(pool())
 adapter.run(b)
 after_b = steps(pool())
 reused.append(comparable(adapter.run(b2)))
-# The yardstick: a new model for every path (and every compute-loss, gradient and SGD call).
-reusing_get = paths._Models.get
-def fresh_get(self, mode=None):
-    self._models.clear()
-    return reusing_get(self, mode)
-paths._Models.get = fresh_get
-fresh = []
-for case in (a2, b2):
-    paths._MODELS.clear()
-    fresh.append(comparable(adapter.run(case)))
+# The yardstick (harness.bench_naive): a new model for every path (and every compute-loss,
+# gradient and SGD call), the SGD step compiled at its learning rate (paths.sgd_update).
+naive = dataclasses.replace(adapter.FLAVOR, reuse="path")
+fresh = [comparable(paths.run_case(naive, case)) for case in (a2, b2)]
 print(json.dumps({"after_a": after_a, "after_a2": after_a2, "after_b": after_b, "reused": reused, "fresh": fresh}))
 """
 

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from harness.impls import build, paths
-from harness.results import DistributionResult, GradientResult, ImplResult, PathResult
+from harness.results import DistributionResult, GradientResult, ImplResult
 from harness.spec import Case
 
 IMPL = os.environ.get("HARNESS_IMPL") or ""
@@ -87,10 +87,6 @@ COMPUTE_LOSS_UNSUPPORTED = (
     "cross-replica context, which is no replica's loss; see distribution.replica_losses")
 
 
-FLAVOR = paths.Flavor(impl=IMPL, keras=keras, modes=(MODE,), compute_loss=(), clear_session=False,
-                      update_mode=MODE.name)
-
-
 def versions() -> dict[str, str]:
     return paths.installed_versions(BACKEND)
 
@@ -100,42 +96,34 @@ def keras_seconds() -> float:
 
 
 # --------------------------------------------------------------------------------------
-# The run
+# The flavour: paths.run_case does the running, with a new model per Case (`begin` clears the
+# session, outside the strategy's scope), every call in `_scope`, `_distributed_step` in place
+# of the gradient hook and the SGD step on a new model (reuse "case": paths.sgd_update)
 # --------------------------------------------------------------------------------------
 
 
 def run(case: Case) -> ImplResult:
-    keras.backend.clear_session()  # outside the strategy's scope
-    # No model outlives its Case here: clear_session above resets Keras's global state (the
-    # distribution with it), so a model kept by paths for a value variant would belong to
-    # the state before it.
-    paths.forget_models(FLAVOR.impl)
+    return paths.run_case(FLAVOR, case)
+
+
+@contextlib.contextmanager
+def _scope() -> Iterator[None]:
+    """TF: the model is built and compiled, and every path runs, inside strategy.scope(). jax:
+    clear_session replaces Keras's global state, the distribution with it
+    (keras/src/backend/common/global_state.py clear_session; distribution_lib.set_distribution),
+    so it is set again for every Case."""
     if BACKEND == "jax":
-        # clear_session replaces Keras's global state, the distribution with it
-        # (keras/src/backend/common/global_state.py clear_session; distribution_lib.set_distribution).
         keras.distribution.set_distribution(STRATEGY)
-    # TF: the model is built and compiled, and every path runs, inside strategy.scope().
-    with STRATEGY.scope() if BACKEND == "tensorflow" else contextlib.nullcontext():
-        result = paths.run_case(FLAVOR, case)
-        result.paths.insert(0, PathResult("compute_loss", MODE.name, "unsupported", reason=COMPUTE_LOSS_UNSUPPORTED))
-        result.distribution, result.gradients = _distributed_step(case)
-        if result.gradients.status == "ok" or result.gradients.gradients:
-            result.gradients.learning_rate = paths.LEARNING_RATE
-            result.gradients.update_mode = MODE.name
-            try:  # one train_on_batch with SGD(LEARNING_RATE) under the strategy, on a fresh model
-                result.gradients.updates = paths.sgd_update(
-                    FLAVOR, build.build_model(keras, case), case, build.x_argument(case), build.y_argument(case),
-                    build.sample_weight_argument(case))
-            except Exception as exc:
-                result.gradients.update_error = f"{type(exc).__name__}: {paths.error_message(exc)}"
-    return result
+        yield
+    else:
+        with STRATEGY.scope():
+            yield
 
 
-def _distributed_step(case: Case) -> tuple[DistributionResult, GradientResult]:
+def _distributed_step(case: Case, x: Any, y: Any, sw: Any) -> tuple[DistributionResult, GradientResult]:
     """Two stages, each failing on its own: placing the batch on the replicas (the split; a
     refusal, e.g. DataParallel and an odd batch, is split [] as the reference writes it), then
     the replicas' loss and gradients (an error there keeps the observed split)."""
-    x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
     try:
         placed, split = (_tf_place if BACKEND == "tensorflow" else _jax_place)(x, y, sw)
     except Exception as exc:
@@ -171,6 +159,11 @@ _HOW = {
     "jax": "jax.value_and_grad(model.compute_loss_and_updates) on the batch sharded by "
            "keras.distribution.DataParallel (jax/trainer.py _distribute_data): one global program",
 }
+
+
+FLAVOR = paths.Flavor(impl=IMPL, keras=keras, modes=(MODE,), compute_loss=((MODE.name, COMPUTE_LOSS_UNSUPPORTED),),
+                      gradient_how=_HOW[BACKEND], update_mode=MODE.name, reuse="case", scope=_scope,
+                      distribute=_distributed_step)
 
 
 # --------------------------------------------------------------------------------------

@@ -7,8 +7,12 @@ so the last batch is uneven when the batch does not divide), plus the prediction
 raises for a problem with the case.
 
 A `Flavor` holds what differs between implementations: the keras module, the modes (each the
-`compile` keyword arguments, or the reason it is unsupported), the compute-loss variants, and
-whether training is possible. Nothing else about an implementation lives here.
+`compile` keyword arguments, or the reason it is unsupported), the compute-loss variants,
+whether training is possible, the model reuse policy (`REUSE`: per structure for the adapters,
+per Case under a distribution strategy, per call for the naive yardstick harness.bench_naive,
+so that the benchmark compares the same calls by construction) and, for a distributed run,
+the scope every call runs in and the distributed step that replaces the gradient hook
+(harness.impls.distributed). Nothing else about an implementation lives here.
 
 Terms (results.py): "output/<name>" is the `<name>_loss` entry of the logs the path returns
 (Keras 3 CompileLoss and tf-keras LossesContainer both log the *unweighted* per-output loss
@@ -35,17 +39,18 @@ LEARNING_RATE (`sgd_step`): `updates` = weights after - weights before.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 
 from harness import spec
 from harness.impls import VERSION_KEYS, build, installed_version
-from harness.results import KERAS_FILE, GradientResult, ImplResult, PathResult
+from harness.results import KERAS_FILE, DistributionResult, GradientResult, ImplResult, PathResult
 from harness.spec import Case
 
 TRAIN_PATHS = ("train_on_batch", "fit")
@@ -64,12 +69,23 @@ class Mode:
     unsupported: str | None = None  # reason, when this implementation has no such mode
 
 
-# A compute-loss variant: (model, x, y, y_pred, sample_weight) -> scalar tensor.
-ComputeLoss = Callable[[Any, Any, Any, Any, Any], Any]
+# A compute-loss variant: (model, x, y, y_pred, sample_weight) -> scalar tensor; or a string: the
+# reason the implementation reports no such call.
+ComputeLoss = Callable[[Any, Any, Any, Any, Any], Any] | str
 
 # The train step's gradient: (model, x, y, sample_weight) -> (the loss it differentiates, one
 # gradient per entry of `model.trainable_weights`, in that order; None where it has none).
 Gradient = Callable[[Any, Any, Any, Any], tuple[Any, list[Any]]]
+
+# A distributed train step on its own model: (case, x, y, sample_weight) -> (how the batch was
+# split and each replica's loss, the gradients the optimizer receives); never raises.
+Distribute = Callable[[Case, Any, Any, Any], tuple[DistributionResult, GradientResult]]
+
+# Model reuse: "structure" keeps one model per mode while Cases of the same structure follow each
+# other; "case" builds them anew for every Case; "path" builds a new model for every call (the
+# naive yardstick of harness.bench). Where models are not kept across Cases, the SGD step is taken
+# on a new model compiled at LEARNING_RATE (`sgd_update`), as a user would.
+REUSE = ("structure", "case", "path")
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,9 @@ class Flavor:
     gradient_how: str = ""  # one sentence: the mechanism and the source it mirrors
     gradient_unsupported: str | None = None  # reason, when the implementation cannot differentiate
     update_mode: str = ""  # the mode (a name in `modes`) whose train_on_batch applies the SGD step
+    reuse: str = "structure"  # one of REUSE
+    scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext  # entered around every call but begin
+    distribute: Distribute | None = None  # in place of `gradient`: a distributed step (harness.impls.distributed)
 
 
 # --------------------------------------------------------------------------------------
@@ -214,7 +233,8 @@ class _NotApplicable(Exception):
 
 
 class _Models:
-    """The models of one structure (spec.structure_key), one per mode, kept across Cases.
+    """The models of one structure (spec.structure_key), one per mode, kept across Cases
+    (the flavor's `reuse` "structure"; "case": dropped at every Case; "path": a new one per `get`).
 
     `get(mode)` returns the model compiled for `mode` (None: an uncompiled one, for the
     predictions and the forward pass) with every weight re-assigned from the current Case; it
@@ -246,7 +266,7 @@ class _Models:
     def begin(self, case: Case) -> None:
         """Serve `case`; clears the session first unless it has the last Case's structure."""
         key = spec.structure_key(case)
-        if key != self._key or not self._models:
+        if key != self._key or not self._models or self.flavor.reuse != "structure":
             self._models.clear()
             self._key = key
             with CLOCK:
@@ -260,7 +280,7 @@ class _Models:
         name = None if mode is None else mode.name
         assert self.case is not None
         with CLOCK:
-            model = self._models.get(name)
+            model = None if self.flavor.reuse == "path" else self._models.get(name)
             if model is None:
                 model = build.build_model(self.flavor.keras, self.case)
                 if mode is not None:
@@ -304,11 +324,6 @@ def reset_optimizer(model: Any) -> None:
 _MODELS: dict[str, _Models] = {}
 
 
-def forget_models(impl: str) -> None:
-    """Drop every model kept for `impl`: its next Case builds new ones."""
-    _MODELS.pop(impl, None)
-
-
 def _compile(flavor: Flavor, model: Any, case: Case, mode: Mode, learning_rate: float = 0.0) -> None:
     keras = flavor.keras
     model.compile(
@@ -328,41 +343,81 @@ def _unsupported(flavor: Flavor, mode: Mode, path: str) -> str | None:
     return None
 
 
+def _holder(flavor: Flavor) -> _Models:
+    """The worker's models for `flavor.impl`; new ones when the flavor (its reuse policy) changed."""
+    holder = _MODELS.get(flavor.impl)
+    if holder is None or holder.flavor is not flavor:
+        holder = _MODELS[flavor.impl] = _Models(flavor)
+    return holder
+
+
+def _every_path(flavor: Flavor, outcome: Callable[[str, str], PathResult]) -> list[PathResult]:
+    """One PathResult per compute-loss variant and per (mode, path): a variant or (path, mode)
+    this implementation lacks is "unsupported" with its reason, every other one `outcome(path, mode)`."""
+    results = [PathResult("compute_loss", variant, "unsupported", reason=call) if isinstance(call, str)
+               else outcome("compute_loss", variant) for variant, call in flavor.compute_loss]
+    for mode in flavor.modes:
+        for path in MODE_PATHS:
+            reason = _unsupported(flavor, mode, path)
+            results.append(outcome(path, mode.name) if reason is None
+                           else PathResult(path, mode.name, "unsupported", reason=reason))
+    return results
+
+
 def run_case(flavor: Flavor, case: Case) -> ImplResult:
     """Every path of `case` on this implementation. Never raises for a problem with the case."""
     started = time.perf_counter()
     CLOCK.reset()
     result = ImplResult(case_id=case.id, impl=flavor.impl)
-    notes: list[str] = []
-    holder = _MODELS.setdefault(flavor.impl, _Models(flavor))
-    first_mode = next((m for m in flavor.modes if m.unsupported is None), None)
     missing = build.missing_loss_classes(flavor.keras, case)
     if missing is not None:  # a loss this release lacks: nothing of the case can run
-        result.paths = [PathResult("compute_loss", variant, "unsupported", reason=missing)
-                        for variant, _ in flavor.compute_loss]
+        result.paths = [PathResult("compute_loss", variant, "unsupported", reason=call if isinstance(call, str) else missing)
+                        for variant, call in flavor.compute_loss]
         result.paths += [PathResult(path, mode.name, "unsupported", reason=missing)
                          for mode in flavor.modes for path in MODE_PATHS]
         result.gradients = GradientResult("unsupported", how=flavor.gradient_how, reason=missing)
-        result.seconds = round(time.perf_counter() - started, 3)
-        return result
+        _distribute_anyway(flavor, case, result)
+    else:
+        holder = _holder(flavor)
+        try:
+            holder.begin(case)
+        except Exception as exc:
+            _build_failed(flavor, case, result, exc)
+        else:
+            with flavor.scope():
+                _run_paths(flavor, holder, case, result)
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _distribute_anyway(flavor: Flavor, case: Case, result: ImplResult) -> None:
+    """A distributed step builds its own model: it runs, and reports the split and its own
+    error, also when no path could run."""
+    if flavor.distribute is not None:
+        with flavor.scope():
+            result.distribution, result.gradients = flavor.distribute(
+                case, build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case))
+
+
+def _build_failed(flavor: Flavor, case: Case, result: ImplResult, exc: Exception) -> None:
+    """The model cannot be built: every path shares the error."""
+    result.paths = _every_path(flavor, lambda path, mode: error_result(path, mode, exc))
+    unavailable, result.gradients = gradient_unavailable(flavor)
+    if not unavailable:
+        result.gradients = GradientResult("error", how=flavor.gradient_how, error_type=type(exc).__name__,
+                                          error_message=error_message(exc))
+    result.message = f"model build failed: {type(exc).__name__}: {exc}"
+    _distribute_anyway(flavor, case, result)
+
+
+def _run_paths(flavor: Flavor, holder: _Models, case: Case, result: ImplResult) -> None:
+    notes: list[str] = []
+    first_mode = next((m for m in flavor.modes if m.unsupported is None), None)
     try:
-        holder.begin(case)
         model = holder.get()
-    except Exception as exc:  # the model cannot be built: every path shares the error
-        for variant, _ in flavor.compute_loss:
-            result.paths.append(error_result("compute_loss", variant, exc))
-        for mode in flavor.modes:
-            for path in MODE_PATHS:
-                reason = _unsupported(flavor, mode, path)
-                result.paths.append(error_result(path, mode.name, exc) if reason is None
-                                    else PathResult(path, mode.name, "unsupported", reason=reason))
-        unavailable, result.gradients = gradient_unavailable(flavor)
-        if not unavailable:
-            result.gradients = GradientResult("error", how=flavor.gradient_how, error_type=type(exc).__name__,
-                                              error_message=error_message(exc))
-        result.message = f"model build failed: {type(exc).__name__}: {exc}"
-        result.seconds = round(time.perf_counter() - started, 3)
-        return result
+    except Exception as exc:
+        _build_failed(flavor, case, result, exc)
+        return
 
     absent = build.absent_layers(model, case)
     if absent:
@@ -390,42 +445,34 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
         holder.discard()
         notes.append(f"forward pass for model.losses failed: {type(exc).__name__}: {exc}")
     whole_batch_terms = {} if regularization is None else {"regularization": regularization}
+    calls = dict(flavor.compute_loss)
+    modes = {m.name: m for m in flavor.modes}
 
-    # compute_loss needs a compiled model (the loss container comes from compile); the mode
-    # does not matter for a direct call, so the first supported mode's model is used. y_pred
-    # comes from model(x, training=True), as in train_step, which also refills model.losses.
-    for variant, call in flavor.compute_loss:
+    def outcome(path: str, mode_name: str) -> PathResult:
+        # compute_loss needs a compiled model (the loss container comes from compile); the mode
+        # does not matter for a direct call, so the first supported mode's model is used. y_pred
+        # comes from model(x, training=True), as in train_step, which also refills model.losses.
+        mode = first_mode if path == "compute_loss" else modes[mode_name]
         try:
-            model = holder.get(first_mode)
+            model = holder.get(mode)
+            if path != "compute_loss":
+                return _run_path(path, mode_name, model, case, x, y, sw, whole_batch_terms)
             with CLOCK:
                 y_pred = model(x, training=True)
-                loss = call(model, x, y, y_pred, sw)
-            total = to_float(loss)
-            result.paths.append(PathResult("compute_loss", variant, "ok", total=total, terms=dict(whole_batch_terms)))
+                loss = calls[mode_name](model, x, y, y_pred, sw)  # type: ignore[operator]
+            return PathResult("compute_loss", mode_name, "ok", total=to_float(loss), terms=dict(whole_batch_terms))
+        except _NotApplicable as exc:
+            if path != "compute_loss":  # the mode was replaced; a direct call has no mode to lose
+                return PathResult(path, mode_name, "unsupported", reason=str(exc))
+            holder.discard(mode)
+            return error_result(path, mode_name, exc)
         except Exception as exc:
-            holder.discard(first_mode)
-            result.paths.append(error_result("compute_loss", variant, exc))
+            holder.discard(mode)
+            return error_result(path, mode_name, exc)
 
-    for mode in flavor.modes:
-        for path in MODE_PATHS:
-            reason = _unsupported(flavor, mode, path)
-            if reason is not None:
-                result.paths.append(PathResult(path, mode.name, "unsupported", reason=reason))
-            else:
-                try:
-                    model = holder.get(mode)
-                    result.paths.append(_run_path(path, mode.name, model, case, x, y, sw, whole_batch_terms))
-                except _NotApplicable as exc:
-                    result.paths.append(PathResult(path, mode.name, "unsupported", reason=str(exc)))
-                except Exception as exc:
-                    holder.discard(mode)
-                    result.paths.append(error_result(path, mode.name, exc))
-
-    result.gradients = _gradients(flavor, holder, x, y, sw, first_mode, notes)
-
+    result.paths = _every_path(flavor, outcome)
+    result.distribution, result.gradients = _gradients(flavor, holder, case, x, y, sw, first_mode, notes)
     result.message = "; ".join(notes) or None
-    result.seconds = round(time.perf_counter() - started, 3)
-    return result
 
 
 def _run_path(path: str, mode: str, model: Any, case: Case, x: Any, y: Any, sw: Any,
@@ -519,7 +566,7 @@ def gradient_unavailable(flavor: Flavor) -> tuple[bool, GradientResult | None]:
     with its reason, or None for a flavor without a gradient hook; (False, None) otherwise."""
     if flavor.gradient_unsupported is not None:
         return True, GradientResult("unsupported", how=flavor.gradient_how, reason=flavor.gradient_unsupported)
-    return flavor.gradient is None, None
+    return flavor.gradient is None and flavor.distribute is None, None
 
 
 def differentiate(flavor: Flavor, model: Any, x: Any, y: Any, sw: Any) -> tuple[float, dict[str, Any], list[str]]:
@@ -542,36 +589,47 @@ def sgd_update(flavor: Flavor, model: Any, case: Case, x: Any, y: Any, sw: Any) 
     return weight_updates(before, weights_by_key(model))
 
 
-def _gradients(flavor: Flavor, holder: _Models, x: Any, y: Any, sw: Any, first_mode: Mode | None,
-               notes: list[str]) -> GradientResult | None:
-    """The flavor's gradients (on the first mode's model), then one SGD(LEARNING_RATE)
-    train_on_batch on the update_mode's model (`sgd_step`). Never raises."""
+def _gradients(flavor: Flavor, holder: _Models, case: Case, x: Any, y: Any, sw: Any, first_mode: Mode | None,
+               notes: list[str]) -> tuple[DistributionResult | None, GradientResult | None]:
+    """The flavor's gradients (on the first mode's model, or its distributed step), then one
+    SGD(LEARNING_RATE) train_on_batch of the update_mode: `sgd_step` on the kept model, or
+    `sgd_update` on a new one when models are not kept across Cases. Never raises."""
     unavailable, reported = gradient_unavailable(flavor)
     if unavailable:
-        return reported
-    how = flavor.gradient_how
-    try:
-        model = holder.get(first_mode)  # compiled (compute_loss needs the loss container), weights from the Case
-        with CLOCK:
-            total, gradients, missing = differentiate(flavor, model, x, y, sw)
-    except Exception as exc:
-        holder.discard(first_mode)
-        return GradientResult("error", how=how, error_type=type(exc).__name__, error_message=error_message(exc))
-    if missing:
-        notes.append(f"no gradient (None; reported as zeros) for {missing}")
-    result = GradientResult("ok", how=how, loss=total, gradients=gradients, learning_rate=LEARNING_RATE,
-                            update_mode=flavor.update_mode)
+        return None, reported
+    distribution = None
+    if flavor.distribute is not None:
+        distribution, result = flavor.distribute(case, x, y, sw)
+        if result.status != "ok":
+            return distribution, result
+        result.learning_rate, result.update_mode = LEARNING_RATE, flavor.update_mode
+    else:
+        try:
+            model = holder.get(first_mode)  # compiled (compute_loss needs the loss container), weights from the Case
+            with CLOCK:
+                total, gradients, missing = differentiate(flavor, model, x, y, sw)
+        except Exception as exc:
+            holder.discard(first_mode)
+            return None, GradientResult("error", how=flavor.gradient_how, error_type=type(exc).__name__,
+                                        error_message=error_message(exc))
+        if missing:
+            notes.append(f"no gradient (None; reported as zeros) for {missing}")
+        result = GradientResult("ok", how=flavor.gradient_how, loss=total, gradients=gradients,
+                                learning_rate=LEARNING_RATE, update_mode=flavor.update_mode)
     mode = next(m for m in flavor.modes if m.name == flavor.update_mode)
     try:
-        if mode.unsupported is not None:
-            raise RuntimeError(f"mode {mode.name!r} is unsupported: {mode.unsupported}")
-        model = holder.get(mode)  # weights from the Case
-        with CLOCK:
-            result.updates = sgd_step(model, x, y, sw)
+        if flavor.reuse != "structure":
+            result.updates = sgd_update(flavor, build.build_model(flavor.keras, case), case, x, y, sw)
+        else:
+            if mode.unsupported is not None:
+                raise RuntimeError(f"mode {mode.name!r} is unsupported: {mode.unsupported}")
+            model = holder.get(mode)  # weights from the Case
+            with CLOCK:
+                result.updates = sgd_step(model, x, y, sw)
     except Exception as exc:
         holder.discard(mode)
         result.update_error = f"{type(exc).__name__}: {error_message(exc)}"
-    return result
+    return distribution, result
 
 
 def sgd_step(model: Any, x: Any, y: Any, sw: Any) -> dict[str, Any]:
