@@ -199,36 +199,33 @@ def _check_add_loss(layer, shapes, kinds):
     return shape
 
 
-def _check_simple_rnn(layer, shapes, kinds):
+def _check_recurrent(layer, shapes, kinds, gates: int, bias: Callable[[int, Mapping[str, Any]], tuple[int, ...]],
+                     flags: tuple[str, ...] = ()):
+    """A recurrent layer's config (units, activation, its boolean `flags`, return_sequences=True)
+    and weights: kernels of `gates` blocks of units, a bias of shape `bias(units, config)`."""
     shape = _one_float_input(shapes, kinds, min_rank=2, max_rank=2)
     units = _need(layer.config, "units", int)
     _need(layer.config, "activation", str, ("tanh", "relu", "linear"))
+    for flag in flags:
+        _need(layer.config, flag, bool)
     if _need(layer.config, "return_sequences", bool) is not True:
         raise SpecProblem("config.return_sequences", "true (the harness only uses sequence outputs)", False)
-    _weights(layer, {"kernel": (shape[-1], units), "recurrent_kernel": (units, units), "bias": (units,)})
+    _weights(layer, {"kernel": (shape[-1], gates * units), "recurrent_kernel": (units, gates * units),
+                     "bias": bias(units, layer.config)})
     return shape[:-1] + (units,)
+
+
+def _check_simple_rnn(layer, shapes, kinds):
+    return _check_recurrent(layer, shapes, kinds, 1, lambda units, cfg: (units,))
 
 
 def _check_gru(layer, shapes, kinds):
-    shape = _one_float_input(shapes, kinds, min_rank=2, max_rank=2)
-    units = _need(layer.config, "units", int)
-    _need(layer.config, "activation", str, ("tanh", "relu", "linear"))
-    reset_after = _need(layer.config, "reset_after", bool)
-    if _need(layer.config, "return_sequences", bool) is not True:
-        raise SpecProblem("config.return_sequences", "true (the harness only uses sequence outputs)", False)
-    _weights(layer, {"kernel": (shape[-1], 3 * units), "recurrent_kernel": (units, 3 * units),
-                     "bias": (2, 3 * units) if reset_after else (3 * units,)})
-    return shape[:-1] + (units,)
+    return _check_recurrent(layer, shapes, kinds, 3,
+                            lambda units, cfg: (2, 3 * units) if cfg["reset_after"] else (3 * units,), ("reset_after",))
 
 
 def _check_lstm(layer, shapes, kinds):
-    shape = _one_float_input(shapes, kinds, min_rank=2, max_rank=2)
-    units = _need(layer.config, "units", int)
-    _need(layer.config, "activation", str, ("tanh", "relu", "linear"))
-    if _need(layer.config, "return_sequences", bool) is not True:
-        raise SpecProblem("config.return_sequences", "true (the harness only uses sequence outputs)", False)
-    _weights(layer, {"kernel": (shape[-1], 4 * units), "recurrent_kernel": (units, 4 * units), "bias": (4 * units,)})
-    return shape[:-1] + (units,)
+    return _check_recurrent(layer, shapes, kinds, 4, lambda units, cfg: (4 * units,))
 
 
 BRANCH_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")  # units may be 1
@@ -283,40 +280,34 @@ def _draw_pooling(d: LayerDraws) -> Any:
     return d.append("GlobalAveragePooling1D", [base], {}, {}, {}, base.shape[1:], None)
 
 
-def _draw_simple_rnn(d: LayerDraws) -> Any:
+def _draw_recurrent(d: LayerDraws, kind: str, gates: int, options: Callable[[LayerDraws], dict[str, Any]],
+                    bias: Callable[[int, dict[str, Any]], tuple[int, ...]]) -> Any:
+    """A recurrent layer on a sequence: `gates` blocks of `units` in its kernels, its own options
+    (drawn after the units), return_sequences=True; the mask passes on."""
     base = d.pick(rank=2)
     if base is None:
         return None
     units = d.integer(1, d.max_features)
-    shapes = {"kernel": (base.shape[-1], units), "recurrent_kernel": (units, units), "bias": (units,)}
+    extra = options(d)
+    shapes = {"kernel": (base.shape[-1], gates * units), "recurrent_kernel": (units, gates * units),
+              "bias": bias(units, extra)}
     regs = d.regularizers(tuple(shapes))
-    cfg = {"units": units, "activation": d.choice(("tanh", "relu", "linear")), "return_sequences": True}
-    return d.append("SimpleRNN", [base], cfg, shapes, regs, base.shape[:-1] + (units,), base.mask)
+    cfg = {"units": units, "activation": d.choice(("tanh", "relu", "linear")), **extra, "return_sequences": True}
+    return d.append(kind, [base], cfg, shapes, regs, base.shape[:-1] + (units,), base.mask)
+
+
+def _draw_simple_rnn(d: LayerDraws) -> Any:
+    return _draw_recurrent(d, "SimpleRNN", 1, lambda d: {}, lambda units, extra: (units,))
 
 
 def _draw_gru(d: LayerDraws) -> Any:
-    base = d.pick(rank=2)
-    if base is None:
-        return None
-    units = d.integer(1, d.max_features)
-    reset_after = d.boolean(0.7)  # True: the default of Keras 3 and tf_keras (keras 2.3.1's is False)
-    shapes = {"kernel": (base.shape[-1], 3 * units), "recurrent_kernel": (units, 3 * units),
-              "bias": (2, 3 * units) if reset_after else (3 * units,)}
-    regs = d.regularizers(tuple(shapes))
-    cfg = {"units": units, "activation": d.choice(("tanh", "relu", "linear")), "reset_after": reset_after,
-           "return_sequences": True}
-    return d.append("GRU", [base], cfg, shapes, regs, base.shape[:-1] + (units,), base.mask)
+    # reset_after True: the default of Keras 3 and tf_keras (keras 2.3.1's is False)
+    return _draw_recurrent(d, "GRU", 3, lambda d: {"reset_after": d.boolean(0.7)},
+                           lambda units, extra: (2, 3 * units) if extra["reset_after"] else (3 * units,))
 
 
 def _draw_lstm(d: LayerDraws) -> Any:
-    base = d.pick(rank=2)
-    if base is None:
-        return None
-    units = d.integer(1, d.max_features)
-    shapes = {"kernel": (base.shape[-1], 4 * units), "recurrent_kernel": (units, 4 * units), "bias": (4 * units,)}
-    regs = d.regularizers(tuple(shapes))
-    cfg = {"units": units, "activation": d.choice(("tanh", "relu", "linear")), "return_sequences": True}
-    return d.append("LSTM", [base], cfg, shapes, regs, base.shape[:-1] + (units,), base.mask)
+    return _draw_recurrent(d, "LSTM", 4, lambda d: {}, lambda units, extra: (4 * units,))
 
 
 def _on_temporal(label: str) -> Callable[[Any, Sequence[tuple[np.ndarray, Any]], bool], set[str]]:
