@@ -31,7 +31,7 @@ def _result(case_id: str, total: float, prediction: float = 0.5, status: str = "
     return ImplResult(case_id=case_id, impl="x", paths=paths, predictions={"out": [[prediction]]})
 
 
-CASE = corpus(0, 1)[0]  # float64: rtol 1e-9 (harness.compare.TOLERANCES)
+CASE = corpus(0, 1, vocabulary_version=1)[0]  # float64: rtol 1e-9 (harness.compare.TOLERANCES)
 
 
 def test_compare_finds_no_difference_between_equal_runs() -> None:
@@ -111,9 +111,9 @@ def test_a_worker_is_replaced_after_max_cases_per_worker(tmp_path, monkeypatch) 
 def test_deal_keeps_a_structures_value_variants_together_in_order() -> None:
     from harness import driver
 
-    grouped = corpus(0, 9, values_per_structure=3)  # structures A A A B B B C C C
+    grouped = corpus(0, 9, values_per_structure=3, vocabulary_version=1)  # structures A A A B B B C C C
     shares = driver.deal(grouped, 2)
     assert [c.id for c in shares[0]] == [c.id for c in grouped[0:3] + grouped[6:9]]  # A, C
     assert [c.id for c in shares[1]] == [c.id for c in grouped[3:6]]  # B
-    plain = corpus(0, 5)  # distinct structures: one by one, as cases[k::shares]
+    plain = corpus(0, 5, vocabulary_version=1)  # distinct structures: one by one, as cases[k::shares]
     assert [[c.id for c in s] for s in driver.deal(plain, 2)] == [[c.id for c in plain[k::2]] for k in range(2)]

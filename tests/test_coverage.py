@@ -82,7 +82,7 @@ def test_undistinguished_changes_are_listed_and_counts_add_up(motivating_coverag
 def test_more_cases_never_distinguish_less(motivating: spec.Case, motivating_coverage: coverage.Coverage) -> None:
     from harness.strategies import corpus_case
 
-    more = coverage.coverage([motivating, corpus_case(0, 0), corpus_case(0, 1)], PROFILE, pairs=False)
+    more = coverage.coverage([motivating, corpus_case(0, 0, vocabulary_version=1), corpus_case(0, 1, vocabulary_version=1)], PROFILE, pairs=False)
     singles = {c for c in motivating_coverage.distinguished if len(c) == 1}
     assert singles <= set(more.distinguished)
 

@@ -39,7 +39,7 @@ from harness.strategies import corpus  # noqa: E402
 
 # Corpus seed 0 grouped by structure (2 value variants each): [6] and [7] are one structure
 # whose evaluate and fit raise half-way on Keras 3; on tf_keras every path runs.
-CASES = corpus(0, 8, values_per_structure=2)[6:8]
+CASES = corpus(0, 8, values_per_structure=2, vocabulary_version=1)[6:8]
 Verdicts = dict[str, dict[str, object]]  # case id -> verdict key -> comparable verdict
 
 
