@@ -11,7 +11,8 @@ numbers tell the two alternatives apart on some loss path (harness.coverage's te
 tolerances), with the two numbers.
 
 `entries()` is the data; `text()` and `markdown()` print it (docs/loss-semantics-changelog.md is
-`markdown()` of the main job's corpus; tests/test_changelog.py keeps it current).
+`markdown()` of 60 cases of the version-1 corpus, no stored case; tests/test_changelog.py keeps it
+current).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ number of drawn cases).
 
   python -m harness changelog                          every lineage
   python -m harness changelog --lineage keras3 --from 3.10 --to 3.15
-  python -m harness changelog --markdown > docs/loss-semantics-changelog.md
+  python -m harness changelog --markdown -n 60 --no-stored > docs/loss-semantics-changelog.md
 
 Exit status: 0; 2 for a bad option (an unknown lineage, a version that is not a release).
 """
@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=int, default=None, help="drawn cases searched for evidence (default: run's ci, 12)")
     p.add_argument("--cases", action="append", type=Path, metavar="DIR",
                    help="stored cases searched for evidence (repeatable; default: cases/)")
+    p.add_argument("--no-stored", action="store_true", help="drawn cases only (the docs: a found case changes nothing)")
     p.add_argument("--markdown", action="store_true", help="print docs/loss-semantics-changelog.md")
 
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"harness changelog: error: -n: expected a number of drawn cases >= 0, got {args.n}", file=sys.stderr)
         return 2
     try:
-        cases, where = evidence_cases(args.n, args.cases)
+        cases, where = evidence_cases(args.n, [] if args.no_stored else args.cases)
         changes = changelog.entries(args.lineage, args.since, args.until, cases)
     except (semantics.SemanticsError, spec.CaseError) as exc:
         print(f"harness changelog: error: {exc}", file=sys.stderr)
