@@ -90,11 +90,12 @@ def entries(lineage: str | None = None, since: str | None = None, until: str | N
                         a, b = after.rows[rule], before.rows[rule]
                         change.row = a if a.since and _release(a.since) == release else b
     found = list(changes.values())
+    caches = [compare.ReferenceCache(c) for c in sorted(cases, key=lambda c: (len(spec.dumps(c)), c.id))]
     for change in found:
         # the least specific scopes: one where it holds implies every narrower one
         change.scopes = [s for s in change.scopes
                          if not any(t != s and t.items() <= s.items() for t in change.scopes)]
-        change.evidence = smallest_evidence(change, cases)
+        change.evidence = smallest_evidence(change, caches)
     return found
 
 
@@ -103,13 +104,13 @@ def _profile_at(change: Change, release: str) -> dict[str, str]:
     return semantics.at(change.lineage, release, **scope).choices
 
 
-def smallest_evidence(change: Change, cases: Iterable[Case]) -> coverage.Decision | None:
-    """The first loss-path value on which the smallest case (by its JSON) tells the semantics
-    just before the release from the semantics at it, or None."""
+def smallest_evidence(change: Change, caches: Iterable[compare.ReferenceCache]) -> coverage.Decision | None:
+    """The first loss-path value on which the first case (`caches`: one per case, smallest JSON
+    first, shared by every change) tells the semantics just before the release from the
+    semantics at it, or None."""
     old = _profile_at(change, change.release + ".dev0")
     new = {**old, change.rule: change.new}
-    for case in sorted(cases, key=lambda c: (len(spec.dumps(c)), c.id)):
-        cache = compare.ReferenceCache(case)
+    for cache in caches:
         for path in coverage.LOSS_PATHS:
             decision = coverage.value_differs(cache, old, new, path)
             if decision is not None:
