@@ -4,7 +4,7 @@ weights, and which per-output log entries did the path return.
 Keys (a distributed run's carry its prefix, "distribution/<path>/<mode>/..."):
 
     <path>/<mode>/weights_moved   train_on_batch and fit run SGD at learning rate 0
-                                  (harness/impls/paths.py, keras2_graph.py): the adapter
+                                  (harness/impls/paths.py `_run_path`): the runner
                                   snapshots every weight before and after the call and records
                                   `weights_moved` (exact comparison, NaN equal to NaN).
     <path>/<mode>/log_entries     the "output/<name>" terms of test_on_batch, train_on_batch,
@@ -44,8 +44,8 @@ LOG_PATHS = ("test_on_batch", "train_on_batch", "evaluate", "fit")
 TRAINING_PATHS = ("train_on_batch", "fit")
 
 # Every lineage logs a "<name>_loss" entry per output only when the model has two or more
-# outputs (and the adapters report them so: harness/impls/paths.py _output_terms,
-# keras2_graph.py _per_output_terms from metrics_names). Where a release differs, this becomes a
+# outputs (and the runner reports them so: harness/impls/paths.py _output_terms, from
+# the logs, which graph mode reads from metrics_names). Where a release differs, this becomes a
 # rule of harness/reference/rules.py with rows in the semantics table.
 PER_OUTPUT_LOG_ENTRIES_FROM = 2
 PER_OUTPUT_LOG_ENTRIES_SOURCES = (

@@ -31,7 +31,7 @@ with keras231_shims.tensorflow_is_compat_v1():
     import keras  # noqa: E402  (after the shims, by design)
 import tensorflow as tf  # noqa: E402
 
-from harness.impls import keras2_graph  # noqa: E402
+from harness.impls import keras2_graph, paths  # noqa: E402
 from harness.impls.paths import installed_versions  # noqa: E402
 from harness.results import ImplResult  # noqa: E402
 from harness.spec import Case  # noqa: E402
@@ -68,10 +68,10 @@ def _sgd(learning_rate: float) -> Any:
     return keras.optimizers.SGD(lr=learning_rate)  # keras 2.2.4 optimizers.py SGD(lr=...)
 
 
-FLAVOR = keras2_graph.GraphFlavor(
-    impl=IMPL, keras=keras, tf=tf, engine_module="keras.engine.training", make_optimizer=_sgd, feeds=keras2_graph.standalone_feeds,
+FLAVOR = keras2_graph.graph_flavor(keras2_graph.GraphCalls(
+    keras=keras, tf=tf, engine_module="keras.engine.training", make_optimizer=_sgd, feeds=keras2_graph.standalone_feeds,
     loss_argument=_loss_argument, unsupported_reason=_unsupported, total_loss_method="compile",
-)
+), IMPL)
 
 
 def versions() -> dict[str, str]:
@@ -79,4 +79,4 @@ def versions() -> dict[str, str]:
 
 
 def run(case: Case) -> ImplResult:
-    return keras2_graph.run_case(FLAVOR, case)
+    return paths.run_case(FLAVOR, case)

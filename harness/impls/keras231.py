@@ -11,8 +11,8 @@ installed with --no-deps (keras 2.3.1's own pins predate TF 2), plus scipy, pyya
 harness.impls.keras231_shims is applied before `import keras`: it sets TF_USE_LEGACY_KERAS=1,
 disables eager execution and restores a few names newer Python/TF removed (see that module).
 
-The paths are run by harness.impls.keras2_graph.run_case, the runner shared with tf_keras-graph
-and tf.keras-graph; what is specific to keras 2.3.1 is the flavor below:
+The paths are run by harness.impls.paths.run_case through keras2_graph.GraphCalls, as for
+tf_keras-graph and tf.keras-graph; what is specific to keras 2.3.1 is the calls below:
 - the expected engine module `keras.engine.training` (checked for every case),
 - SGD is `keras.optimizers.SGD(learning_rate=...)` (keras 2.3.1 optimizers.py SGD; 0 for the paths),
 - the whole-batch feeds of `model.total_loss` are those of keras/engine/training.py
@@ -36,8 +36,8 @@ import tensorflow as tf  # noqa: E402
 
 keras231_shims.apply_after_import(keras)
 
-from harness.impls import keras2_graph  # noqa: E402
-from harness.impls.keras2_graph import GraphFlavor, enable_while_loop_gradients, run_case  # noqa: E402
+from harness.impls import keras2_graph, paths  # noqa: E402
+from harness.impls.keras2_graph import GraphCalls, enable_while_loop_gradients, graph_flavor  # noqa: E402
 from harness.impls.paths import installed_versions  # noqa: E402
 from harness.results import ImplResult  # noqa: E402
 from harness.spec import Case  # noqa: E402
@@ -56,8 +56,8 @@ def _sgd(learning_rate: float) -> Any:
     return keras.optimizers.SGD(learning_rate=learning_rate)
 
 
-FLAVOR = GraphFlavor(impl=IMPL, keras=keras, tf=tf, engine_module="keras.engine.training",
-                     make_optimizer=_sgd, feeds=keras2_graph.standalone_feeds)
+FLAVOR = graph_flavor(GraphCalls(keras=keras, tf=tf, engine_module="keras.engine.training", make_optimizer=_sgd,
+                                 feeds=keras2_graph.standalone_feeds), IMPL)
 
 
 def versions() -> dict[str, str]:
@@ -65,4 +65,4 @@ def versions() -> dict[str, str]:
 
 
 def run(case: Case) -> ImplResult:
-    return run_case(FLAVOR, case)
+    return paths.run_case(FLAVOR, case)

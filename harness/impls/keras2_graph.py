@@ -6,9 +6,13 @@ Serves (harness.impls, chosen by HARNESS_IMPL, read at import time):
   tf_keras/src/engine/training_v1.py Model._prepare_total_loss.
 - "tf.keras-graph": tf.keras bundled with TensorFlow 2.12-2.15;
   keras/src/engine/training_v1.py Model._prepare_total_loss.
-and lends its runner (`GraphFlavor`, `run_case`) to harness.impls.keras231 (standalone keras
-2.3.1: keras/engine/training.py Model._prepare_total_loss) and harness.impls.keras224 (keras
-2.2.4: inline in keras/engine/training.py Model.compile), which pass their own flavors.
+and lends `GraphCalls` and `graph_flavor` to harness.impls.keras231 (standalone keras 2.3.1:
+keras/engine/training.py Model._prepare_total_loss) and harness.impls.keras224 (keras 2.2.4:
+inline in keras/engine/training.py Model.compile), which pass their own.
+
+The paths are run by the runner every adapter shares, harness.impls.paths.run_case; what is
+graph mode's own is `GraphCalls` (the runner's `Calls` protocol: targets, compile, the feeds of
+`model.total_loss`, the logs read from `metrics_names`, predictions) and the gradient hook.
 
 Graph mode: `tf.compat.v1.disable_eager_execution()` runs at import, before any layer exists,
 so that `keras.Model(...)` is a training_v1.Model (tf_keras/src/utils/version_utils.py
@@ -33,9 +37,9 @@ gradients from `optimizer.get_updates(params=model._collected_trainable_weights,
 loss=model.total_loss)` -> `optimizer.get_gradients(loss, params)` -> `K.gradients` (tf_keras
 optimizer_v2.py: tf.compat.v1.gradients). The adapter calls that same `get_gradients` and
 evaluates the gradients with `model.total_loss` in one backend function fed as the train
-function is (the whole batch, learning phase = training). Then the model is compiled again with
-SGD(paths.LEARNING_RATE), the Case's weights assigned and one train_on_batch applied: the
-update is weights after - before. Nothing runs on the model after that.
+function is (the whole batch, learning phase = training). Then a new model is built from the
+Case and compiled with SGD(paths.LEARNING_RATE), and one train_on_batch applied: the update is
+weights after - before (paths.sgd_update).
 
 Temporal (rank-2) sample weights need `compile(sample_weight_mode="temporal")` in every Keras 2
 graph implementation (keras 2.3.1 engine/training_utils.py get_output_sample_weight_and_mode
@@ -53,21 +57,16 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from harness.impls import build
-from harness.impls.paths import (LEARNING_RATE, error_message, error_result, installed_versions, keyed_values,
-                                  to_array, to_float, weight_updates, weights_by_key)
-from harness.results import GradientResult, ImplResult, PathResult
+from harness.impls import build, paths
+from harness.impls.paths import installed_versions, to_array, to_float
+from harness.results import ImplResult
 from harness.spec import Case
 from harness.vocabulary import LOSSES
-
-MODE = "graph"
-PATHS = ("compute_loss", "test_on_batch", "train_on_batch", "evaluate", "fit")
 
 # Feeds of the whole batch for `model.total_loss`: (keras, model, x, y, sample_weight, training)
 # -> (placeholders, values), in the order the implementation's own test function (training
@@ -76,24 +75,132 @@ Feeds = Callable[..., tuple[list[Any], list[Any]]]
 
 
 @dataclass(frozen=True)
-class GraphFlavor:
-    impl: str
+class GraphCalls(paths.Calls):
+    """How the shared runner (harness.impls.paths.run_case) talks to a TF1 graph-mode Keras 2:
+    what differs from the eager Model API, and nothing else."""
+
     keras: Any  # the keras module the model is built with
     tf: Any  # tensorflow (for add_n of model.losses in the model's graph)
     engine_module: str  # the module whose Model.<total_loss_method> must be the one used
     make_optimizer: Callable[[float], Any]  # SGD with this learning rate (0 for the paths)
     feeds: Feeds
-    # The targets as this implementation takes them (None: `keras2_targets`).
-    y_argument: Callable[[Case], Any] | None = None
     # compile(loss=...) for the Case (default: harness.impls.build.loss_argument, loss classes).
     loss_argument: Callable[[Any, Case], Any] = build.loss_argument
     # Why this implementation cannot run the Case at all, or None (default: a loss class of the
     # Case is missing from keras.losses).
-    unsupported_reason: Callable[[Any, Case], str | None] | None = None
+    unsupported_reason: Callable[[Any, Case], str | None] = build.missing_loss_classes
     # The method that assembles the total loss (keras 2.2.4 does it inline in `compile`).
     total_loss_method: str = "_prepare_total_loss"
-    # The source of the train function's gradients (GradientResult.how).
-    gradient_source: str = "keras/engine/training.py Model._make_train_function"
+
+    # A failed call can leave the graph's functions broken for every later call (see
+    # enable_while_loop_gradients): the next path gets a model built anew in a new session, so its
+    # verdict does not depend on this one.
+    error_breaks_session = True
+
+    def unsupported(self, keras: Any, case: Case) -> str | None:
+        reason = self.unsupported_reason(keras, case)
+        if reason is None and case.sample_weight_form == "single" and len(case.outputs) > 1:
+            # Keras 2 takes one sample-weight array only for a one-output model: keras 2.3.1
+            # engine/training_utils.py standardize_sample_or_class_weights, tf_keras
+            # engine/training_utils_v1.py standardize_sample_or_class_weights raise TypeError
+            # ("The model has multiple outputs, so `sample_weight` should be either a list or a dict").
+            return ("Keras 2 accepts a single sample_weight array only for a one-output model "
+                    "(training_utils standardize_sample_or_class_weights: list or dict required)")
+        return reason
+
+    def targets(self, case: Case) -> Any:
+        return keras2_targets(case)
+
+    def check(self, model: Any, case: Case) -> str:
+        engine = defining_module(model, self.total_loss_method)
+        if engine != self.engine_module:
+            raise AssertionError(
+                f"model class {type(model).__module__}.{type(model).__name__} takes {self.total_loss_method} "
+                f"from {engine}, not {self.engine_module}: graph mode is not in force")
+        return (f"model {type(model).__module__}.{type(model).__name__}; total loss from {engine}."
+                f"{self.total_loss_method}; sample_weight_mode={sample_weight_mode(case)!r}")
+
+    def compile(self, keras: Any, model: Any, case: Case, mode: paths.Mode, learning_rate: float) -> None:
+        model.compile(
+            optimizer=self.make_optimizer(learning_rate),
+            loss=self.loss_argument(keras, case),
+            loss_weights=build.loss_weights_argument(case),
+            sample_weight_mode=sample_weight_mode(case),
+        )
+
+    def reset(self, model: Any) -> None:
+        """The stateful loss metrics emptied: the per-output losses are Mean metrics that
+        accumulate until reset_metrics (keras 2.3.1 training.py _prepare_total_loss
+        `_output_loss_metrics[i]`, training_v1 `endpoint.output_loss_metric`). The optimizer is
+        the legacy SGD without momentum: no slots, and its `iterations` does not enter the update."""
+        if hasattr(model, "reset_metrics"):  # keras 2.2.4 has no stateful metrics (nor this method)
+            model.reset_metrics()
+
+    def predictions(self, model: Any, x: Any, case: Case) -> dict[str, Any]:
+        preds = model.predict(x, batch_size=case.batch_size, verbose=0)
+        preds = preds if isinstance(preds, (list, tuple)) else [preds]
+        return {o.name: to_array(p).tolist() for o, p in zip(case.outputs, preds)}
+
+    def regularization(self, model: Any, x: Any) -> None:
+        return None  # reported with compute_loss, from the same backend function (`total_loss`)
+
+    def compute_loss(self, call: Callable[..., Any], model: Any, x: Any, y: Any, sw: Any) -> tuple[float, dict[str, float]]:
+        return call(model, x, y, sw)
+
+    def total_loss(self, model: Any, x: Any, y: Any, sw: Any) -> tuple[float, dict[str, float]]:
+        """`model.total_loss` and `sum(model.losses)` in one backend function on the whole batch."""
+        placeholders, values = self.feeds(self.keras, model, x, y, sw)
+        with model.total_loss.graph.as_default():
+            losses = list(model.losses)
+            regularization = self.tf.add_n([self.tf.cast(v, model.total_loss.dtype) for v in losses]) if losses else None
+        fetches = [model.total_loss] + ([regularization] if regularization is not None else [])
+        out = self.keras.backend.function(placeholders, fetches)(values)
+        return to_float(out[0]), {"regularization": to_float(out[1]) if regularization is not None else 0.0}
+
+    def logs(self, path: str, model: Any, x: Any, y: Any, sw: Any, batch_size: int) -> dict[str, Any]:
+        """As the eager logs, from the returned list named by metrics_names (`<name>_loss` per
+        output when there are >= 2), or the History's lists for fit."""
+        if path == "test_on_batch":
+            values = model.test_on_batch(x, y, sample_weight=sw)
+        elif path == "evaluate":
+            values = model.evaluate(x, y, sample_weight=sw, batch_size=batch_size, verbose=0)
+        elif path == "train_on_batch":
+            values = model.train_on_batch(x, y, sample_weight=sw)
+        elif path == "fit":
+            return model.fit(x, y, sample_weight=sw, batch_size=batch_size, epochs=1, shuffle=False, verbose=0).history
+        else:
+            raise ValueError(f"unknown path {path!r}")
+        return dict(zip(model.metrics_names, np.atleast_1d(values).tolist()))
+
+    def gradient(self, model: Any, x: Any, y: Any, sw: Any) -> tuple[float, list[Any]]:
+        """The train function's gradients: optimizer.get_gradients of model.total_loss w.r.t.
+        model._collected_trainable_weights, evaluated with the loss in one backend function fed as
+        the train function is; one per entry of `model.trainable_weights` (paths.Gradient)."""
+        placeholders, values = self.feeds(self.keras, model, x, y, sw, training=True)
+        weights = list(model._collected_trainable_weights)
+        with model.total_loss.graph.as_default():
+            grads = model.optimizer.get_gradients(model.total_loss, weights)
+            # An Embedding's gradient is an IndexedSlices (applied sparsely): dense here.
+            grads = [self.tf.convert_to_tensor(g) for g in grads]
+        out = self.keras.backend.function(placeholders, [model.total_loss] + grads)(values)
+        by_id = {id(w): g for w, g in zip(weights, out[1:])}
+        trainable = list(model.trainable_weights)
+        if {id(w) for w in trainable} != set(by_id):
+            raise ValueError(f"the train function differentiates {len(by_id)} weights, the model's trainable "
+                             f"weights are {len(trainable)} others")
+        return out[0], [by_id[id(w)] for w in trainable]
+
+
+def graph_flavor(calls: GraphCalls, impl: str, gradient_source: str = "keras/engine/training.py Model._make_train_function") -> paths.Flavor:
+    """The runner's flavor of a graph-mode implementation: one mode, "graph"; a new model per
+    Case (`backend.clear_session()` before each, which resets the default graph and the session,
+    keeps memory flat); the SGD step on a new model compiled with SGD(paths.LEARNING_RATE)."""
+    mode = paths.Mode("graph")
+    how = (f"optimizer.get_gradients(model.total_loss, model._collected_trainable_weights) (K.gradients) in the "
+           f"session, fed as the train function (learning phase: training), as {gradient_source} "
+           f"-> optimizer.get_updates -> get_gradients")
+    return paths.Flavor(impl=impl, keras=calls.keras, modes=(mode,), compute_loss=((mode.name, calls.total_loss),),
+                        gradient=calls.gradient, gradient_how=how, update_mode=mode.name, reuse="case", calls=calls)
 
 
 # --------------------------------------------------------------------------------------
@@ -140,206 +247,6 @@ def keras2_targets(case: Case) -> Any:
                for o, y in zip(case.outputs, ys_list)]
     return adapted if len(case.outputs) > 1 else adapted[0]
 
-
-def _per_output_terms(names: list[str], values: Any, case: Case) -> dict[str, float]:
-    """'output/<name>' from `<name>_loss` entries (metrics_names + returned list, or history)."""
-    if len(case.outputs) < 2:
-        return {}
-    if isinstance(values, dict):
-        lookup = {k: v[-1] if isinstance(v, list) else v for k, v in values.items()}
-    else:
-        lookup = dict(zip(names, values))
-    return {f"output/{o.name}": to_float(lookup[f"{o.name}_loss"]) for o in case.outputs if f"{o.name}_loss" in lookup}
-
-
-def _total(values: Any) -> float:
-    return to_float(values[0] if isinstance(values, (list, tuple)) else values)
-
-
-# --------------------------------------------------------------------------------------
-# The run
-# --------------------------------------------------------------------------------------
-
-
-def _build_and_compile(flavor: GraphFlavor, case: Case) -> Any:
-    keras = flavor.keras
-    keras.backend.clear_session()
-    build.set_float_dtype(keras, case.dtype)
-    model = build.build_model(keras, case)
-    _compile(flavor, model, case, learning_rate=0.0)
-    return model
-
-
-def _compile(flavor: GraphFlavor, model: Any, case: Case, learning_rate: float) -> None:
-    model.compile(
-        optimizer=flavor.make_optimizer(learning_rate),
-        loss=flavor.loss_argument(flavor.keras, case),
-        loss_weights=build.loss_weights_argument(case),
-        sample_weight_mode=sample_weight_mode(case),
-    )
-
-
-def _fresh(model: Any, case: Case) -> Any:
-    """Weights back to the Case's values and stateful loss metrics emptied, so that no path sees
-    what an earlier one did (the per-output losses are Mean metrics that accumulate until
-    reset_metrics: keras 2.3.1 training.py _prepare_total_loss `_output_loss_metrics[i]`,
-    training_v1 `endpoint.output_loss_metric`)."""
-    build.assign_weights(model, case)
-    if hasattr(model, "reset_metrics"):  # keras 2.2.4 has no stateful metrics (nor this method)
-        model.reset_metrics()
-    return model
-
-
-def run_case(flavor: GraphFlavor, case: Case) -> ImplResult:
-    """Every path of `case` on this graph-mode implementation. Never raises for a problem with
-    the case."""
-    started = time.perf_counter()
-    result = ImplResult(case_id=case.id, impl=flavor.impl)
-
-    reason = (flavor.unsupported_reason or build.missing_loss_classes)(flavor.keras, case)
-    if reason is not None:
-        result.paths = [PathResult(p, MODE, "unsupported", reason=reason) for p in PATHS]
-        result.gradients = GradientResult("unsupported", how=_gradient_how(flavor), reason=reason)
-        result.seconds = round(time.perf_counter() - started, 3)
-        return result
-
-    if case.sample_weight_form == "single" and len(case.outputs) > 1:
-        # Keras 2 takes one sample-weight array only for a one-output model: keras 2.3.1
-        # engine/training_utils.py standardize_sample_or_class_weights, tf_keras
-        # engine/training_utils_v1.py standardize_sample_or_class_weights raise TypeError
-        # ("The model has multiple outputs, so `sample_weight` should be either a list or a dict").
-        reason = ("Keras 2 accepts a single sample_weight array only for a one-output model "
-                  "(training_utils standardize_sample_or_class_weights: list or dict required)")
-        result.paths = [PathResult(p, MODE, "unsupported", reason=reason) for p in PATHS]
-        result.gradients = GradientResult("unsupported", how=_gradient_how(flavor), reason=reason)
-        result.seconds = round(time.perf_counter() - started, 3)
-        return result
-
-    try:
-        model = _build_and_compile(flavor, case)
-        engine = defining_module(model, flavor.total_loss_method)
-        if engine != flavor.engine_module:
-            raise AssertionError(
-                f"model class {type(model).__module__}.{type(model).__name__} takes {flavor.total_loss_method} "
-                f"from {engine}, not {flavor.engine_module}: graph mode is not in force"
-            )
-    except Exception as exc:
-        result.paths = [error_result(p, MODE, exc) for p in PATHS]
-        result.gradients = GradientResult("error", how=_gradient_how(flavor), error_type=type(exc).__name__,
-                                          error_message=error_message(exc))
-        result.message = f"model build/compile failed: {type(exc).__name__}: {exc}"
-        result.seconds = round(time.perf_counter() - started, 3)
-        return result
-    notes = [
-        f"model {type(model).__module__}.{type(model).__name__}; total loss from {engine}.{flavor.total_loss_method}; "
-        f"sample_weight_mode={sample_weight_mode(case)!r}"
-    ]
-    names = build.output_names(model)
-    if names != case.output_names():
-        notes.append(f"model.output_names {names} != case output names {case.output_names()}")
-
-    x, y, sw = build.x_argument(case), (flavor.y_argument or keras2_targets)(case), build.sample_weight_argument(case)
-
-    try:
-        preds = model.predict(x, batch_size=case.batch_size, verbose=0)
-        preds = preds if isinstance(preds, (list, tuple)) else [preds]
-        result.predictions = {o.name: to_array(p).tolist() for o, p in zip(case.outputs, preds)}
-    except Exception as exc:
-        notes.append(f"predict failed: {type(exc).__name__}: {exc}")
-
-    for path in PATHS:
-        try:
-            result.paths.append(_run_path(flavor, path, _fresh(model, case), case, x, y, sw))
-        except Exception as exc:
-            result.paths.append(error_result(path, MODE, exc))
-            # A failed call can leave the graph's functions broken for every later call (see
-            # enable_while_loop_gradients): the next path gets a model built anew, so its
-            # verdict does not depend on this one. The same build succeeded above.
-            model = _build_and_compile(flavor, case)
-
-    # Last: the update step recompiles the model and moves its weights.
-    result.gradients = _gradients(flavor, model, case, x, y, sw, notes)
-
-    result.message = "; ".join(notes)
-    result.seconds = round(time.perf_counter() - started, 3)
-    return result
-
-
-def _run_path(flavor: GraphFlavor, path: str, model: Any, case: Case, x: Any, y: Any, sw: Any) -> PathResult:
-    ebs = case.evaluate_batch_size
-    if path == "compute_loss":
-        return _compute_loss(flavor, model, x, y, sw)
-    if path == "test_on_batch":
-        values = model.test_on_batch(x, y, sample_weight=sw)
-        return PathResult(path, MODE, "ok", total=_total(values),
-                          terms=_per_output_terms(model.metrics_names, np.atleast_1d(values).tolist(), case))
-    if path == "evaluate":
-        values = model.evaluate(x, y, sample_weight=sw, batch_size=ebs, verbose=0)
-        return PathResult(path, MODE, "ok", total=_total(values),
-                          terms=_per_output_terms(model.metrics_names, np.atleast_1d(values).tolist(), case))
-    before = build.weights_snapshot(model)
-    if path == "train_on_batch":
-        values = model.train_on_batch(x, y, sample_weight=sw)
-        total = _total(values)
-        terms = _per_output_terms(model.metrics_names, np.atleast_1d(values).tolist(), case)
-    elif path == "fit":
-        history = model.fit(x, y, sample_weight=sw, batch_size=ebs, epochs=1, shuffle=False, verbose=0).history
-        total = to_float(history["loss"][-1])
-        terms = _per_output_terms([], history, case)
-    else:
-        raise ValueError(f"unknown path {path!r}")
-    moved = not build.weights_equal(before, build.weights_snapshot(model))
-    return PathResult(path, MODE, "ok", total=total, terms=terms, weights_moved=moved)
-
-
-def _compute_loss(flavor: GraphFlavor, model: Any, x: Any, y: Any, sw: Any) -> PathResult:
-    """`model.total_loss` and `sum(model.losses)` in one backend function on the whole batch."""
-    backend, tf = flavor.keras.backend, flavor.tf
-    placeholders, values = flavor.feeds(flavor.keras, model, x, y, sw)
-    with model.total_loss.graph.as_default():
-        losses = list(model.losses)
-        regularization = tf.add_n([tf.cast(v, model.total_loss.dtype) for v in losses]) if losses else None
-    fetches = [model.total_loss] + ([regularization] if regularization is not None else [])
-    out = backend.function(placeholders, fetches)(values)
-    terms = {"regularization": to_float(out[1]) if regularization is not None else 0.0}
-    return PathResult("compute_loss", MODE, "ok", total=to_float(out[0]), terms=terms)
-
-
-def _gradient_how(flavor: GraphFlavor) -> str:
-    return (f"optimizer.get_gradients(model.total_loss, model._collected_trainable_weights) (K.gradients) in the "
-            f"session, fed as the train function (learning phase: training), as {flavor.gradient_source} "
-            f"-> optimizer.get_updates -> get_gradients")
-
-
-def _gradients(flavor: GraphFlavor, model: Any, case: Case, x: Any, y: Any, sw: Any, notes: list[str]) -> GradientResult:
-    """The train function's gradients (optimizer.get_gradients of model.total_loss w.r.t.
-    model._collected_trainable_weights), then one SGD(LEARNING_RATE) train_on_batch. Never raises."""
-    how = _gradient_how(flavor)
-    try:
-        _fresh(model, case)
-        placeholders, values = flavor.feeds(flavor.keras, model, x, y, sw, training=True)
-        weights = list(model._collected_trainable_weights)
-        with model.total_loss.graph.as_default():
-            grads = model.optimizer.get_gradients(model.total_loss, weights)
-            # An Embedding's gradient is an IndexedSlices (applied sparsely): dense here.
-            grads = [flavor.tf.convert_to_tensor(g) for g in grads]
-        out = flavor.keras.backend.function(placeholders, [model.total_loss] + grads)(values)
-        gradients, missing = keyed_values(model, weights, list(out[1:]))
-        loss = to_float(out[0])
-    except Exception as exc:
-        return GradientResult("error", how=how, error_type=type(exc).__name__, error_message=error_message(exc))
-    if missing:
-        notes.append(f"no gradient (None; reported as zeros) for {missing}")
-    result = GradientResult("ok", how=how, loss=loss, gradients=gradients, learning_rate=LEARNING_RATE, update_mode=MODE)
-    try:
-        _compile(flavor, model, case, learning_rate=LEARNING_RATE)
-        _fresh(model, case)
-        before = weights_by_key(model)
-        model.train_on_batch(x, y, sample_weight=sw)
-        result.updates = weight_updates(before, weights_by_key(model))
-    except Exception as exc:
-        result.update_error = f"{type(exc).__name__}: {error_message(exc)}"
-    return result
 
 
 # --------------------------------------------------------------------------------------
@@ -390,7 +297,7 @@ def _feeds_training_v1(keras: Any, model: Any, x: Any, y: Any, sw: Any,
     return placeholders, values
 
 
-def _load_default_flavor() -> GraphFlavor:
+def _load_default_flavor() -> paths.Flavor:
     impl = os.environ.get("HARNESS_IMPL", "")
     if impl not in ("tf_keras-graph", "tf.keras-graph"):
         raise ImportError(
@@ -417,12 +324,12 @@ def _load_default_flavor() -> GraphFlavor:
         return keras.optimizers.legacy.SGD(learning_rate=learning_rate)
 
     source = engine.replace(".", "/").replace("training_v1", "training_v1.py")
-    return GraphFlavor(impl=impl, keras=keras, tf=tf, engine_module=engine, make_optimizer=sgd,
-                       feeds=_feeds_training_v1, gradient_source=f"{source} Model._make_train_function")
+    calls = GraphCalls(keras=keras, tf=tf, engine_module=engine, make_optimizer=sgd, feeds=_feeds_training_v1)
+    return graph_flavor(calls, impl, gradient_source=f"{source} Model._make_train_function")
 
 
 if os.environ.get("HARNESS_IMPL", "") in ("tf_keras-graph", "tf.keras-graph"):
-    FLAVOR: GraphFlavor | None = _load_default_flavor()
+    FLAVOR: paths.Flavor | None = _load_default_flavor()
 else:  # imported by harness.impls.keras231 for its runner: no framework is loaded here
     FLAVOR = None
 
@@ -434,4 +341,4 @@ def versions() -> dict[str, str]:
 def run(case: Case) -> ImplResult:
     if FLAVOR is None:
         raise RuntimeError("set HARNESS_IMPL to 'tf_keras-graph' or 'tf.keras-graph' before importing this module")
-    return run_case(FLAVOR, case)
+    return paths.run_case(FLAVOR, case)

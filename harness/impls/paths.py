@@ -69,9 +69,10 @@ class Mode:
     unsupported: str | None = None  # reason, when this implementation has no such mode
 
 
-# A compute-loss variant: (model, x, y, y_pred, sample_weight) -> scalar tensor; or a string: the
-# reason the implementation reports no such call.
-ComputeLoss = Callable[[Any, Any, Any, Any, Any], Any] | str
+# A compute-loss variant, called through the flavor's `Calls.compute_loss` (eager: (model, x, y,
+# y_pred, sample_weight) -> scalar tensor); or a string: the reason the implementation reports no
+# such call.
+ComputeLoss = Callable[..., Any] | str
 
 # The train step's gradient: (model, x, y, sample_weight) -> (the loss it differentiates, one
 # gradient per entry of `model.trainable_weights`, in that order; None where it has none).
@@ -80,6 +81,72 @@ Gradient = Callable[[Any, Any, Any, Any], tuple[Any, list[Any]]]
 # A distributed train step on its own model: (case, x, y, sample_weight) -> (how the batch was
 # split and each replica's loss, the gradients the optimizer receives); never raises.
 Distribute = Callable[[Case, Any, Any, Any], tuple[DistributionResult, GradientResult]]
+
+class Calls:
+    """The small protocol through which the runner talks to one kind of Keras: what it cannot
+    run, the targets it takes, compile for a mode, reset a kept model, the predictions and the
+    regularization term, a compute-loss variant, and the call of one path (its logs). This class
+    is the eager Model API of Keras 3, tf-keras and tf.keras 2.12-2.15; TF1 graph mode (keras
+    2.x, training_v1) is harness.impls.keras2_graph.GraphCalls. The runner (`run_case`), its
+    model reuse, the gradient and the SGD step are the same for both."""
+
+    # After a call raised, is every model of the Case lost with it? (TF1 graph mode: a failed
+    # call can leave the graph's functions broken for every later call in that graph.)
+    error_breaks_session = False
+
+    def unsupported(self, keras: Any, case: Case) -> str | None:
+        """Why nothing of `case` can run here (a loss class this release lacks), or None."""
+        return build.missing_loss_classes(keras, case)
+
+    def targets(self, case: Case) -> Any:
+        return build.y_argument(case)
+
+    def check(self, model: Any, case: Case) -> str | None:
+        """A note on the built model, or raises when it is not the model this flavor must run."""
+        return None
+
+    def compile(self, keras: Any, model: Any, case: Case, mode: Mode, learning_rate: float) -> None:
+        model.compile(
+            optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
+            loss=build.loss_argument(keras, case),
+            loss_weights=build.loss_weights_argument(case),
+            **mode.compile_kwargs,
+        )
+
+    def reset(self, model: Any) -> None:
+        """A kept model's optimizer and metrics back to a fresh compile's (its weights are set apart)."""
+        reset_optimizer(model)
+        model.reset_metrics()  # tf_keras's *_on_batch reset after the step, not before
+
+    def predictions(self, model: Any, x: Any, case: Case) -> dict[str, Any]:
+        return predictions(model, x, case)
+
+    def regularization(self, model: Any, x: Any) -> float | None:
+        """`sum(model.losses)` after one forward pass `model(x, training=True)` on the whole batch
+        (None: this Keras reports it with compute_loss only)."""
+        model(x, training=True)
+        return float(sum(to_float(v) for v in model.losses))
+
+    def compute_loss(self, call: Callable[..., Any], model: Any, x: Any, y: Any, sw: Any) -> tuple[float, dict[str, float]]:
+        """(the total, terms beside the whole-batch ones) of one compute-loss variant. y_pred comes
+        from model(x, training=True), as in train_step, which also refills model.losses."""
+        return to_float(call(model, x, y, model(x, training=True), sw)), {}
+
+    def logs(self, path: str, model: Any, x: Any, y: Any, sw: Any, batch_size: int) -> dict[str, Any]:
+        """The logs of one path: {"loss": ..., "<output>_loss": ...}; for fit, the History's lists."""
+        if path == "test_on_batch":
+            return model.test_on_batch(x, y, sample_weight=sw, return_dict=True)
+        if path == "evaluate":
+            return model.evaluate(x, y, sample_weight=sw, batch_size=batch_size, verbose=0, return_dict=True)
+        if path == "train_on_batch":
+            return model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+        if path == "fit":
+            return model.fit(x, y, sample_weight=sw, batch_size=batch_size, epochs=1, shuffle=False, verbose=0).history
+        raise ValueError(f"unknown path {path!r}")
+
+
+EAGER = Calls()
+
 
 # Model reuse: "structure" keeps one model per mode while Cases of the same structure follow each
 # other; "case" builds them anew for every Case; "path" builds a new model for every call (the
@@ -103,6 +170,7 @@ class Flavor:
     reuse: str = "structure"  # one of REUSE
     scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext  # entered around every call but begin
     distribute: Distribute | None = None  # in place of `gradient`: a distributed step (harness.impls.distributed)
+    calls: Calls = field(default_factory=lambda: EAGER)  # how the runner talks to this Keras
 
 
 # --------------------------------------------------------------------------------------
@@ -289,8 +357,7 @@ class _Models:
             else:
                 build.assign_weights(model, self.case)
                 if mode is not None:
-                    reset_optimizer(model)
-                    model.reset_metrics()  # tf_keras's *_on_batch reset after the step, not before
+                    self.flavor.calls.reset(model)
         if mode is not None and mode.compile_kwargs.get("jit_compile") and not getattr(model, "jit_compile", True):
             # Keras 3 Trainer.jit_compile setter: model_supports_jit False -> warns, runs without.
             raise _NotApplicable(f"jit_compile=True asked, but the model runs with jit_compile="
@@ -298,8 +365,14 @@ class _Models:
         return model
 
     def discard(self, mode: Mode | None = None) -> None:
-        """Forget the model of `mode` (None: the uncompiled one) after a call on it raised."""
-        self._models.pop(None if mode is None else mode.name, None)
+        """Forget the model of `mode` (None: the uncompiled one) after a call on it raised; every
+        model, and the session, where an error breaks the session (Calls.error_breaks_session)."""
+        if self.flavor.calls.error_breaks_session:
+            self._models.clear()
+            with CLOCK:
+                self.flavor.keras.backend.clear_session()
+        else:
+            self._models.pop(None if mode is None else mode.name, None)
 
 
 def reset_optimizer(model: Any) -> None:
@@ -325,13 +398,7 @@ _MODELS: dict[str, _Models] = {}
 
 
 def _compile(flavor: Flavor, model: Any, case: Case, mode: Mode, learning_rate: float = 0.0) -> None:
-    keras = flavor.keras
-    model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
-        loss=build.loss_argument(keras, case),
-        loss_weights=build.loss_weights_argument(case),
-        **mode.compile_kwargs,
-    )
+    flavor.calls.compile(flavor.keras, model, case, mode, learning_rate)
 
 
 def _unsupported(flavor: Flavor, mode: Mode, path: str) -> str | None:
@@ -369,8 +436,8 @@ def run_case(flavor: Flavor, case: Case) -> ImplResult:
     started = time.perf_counter()
     CLOCK.reset()
     result = ImplResult(case_id=case.id, impl=flavor.impl)
-    missing = build.missing_loss_classes(flavor.keras, case)
-    if missing is not None:  # a loss this release lacks: nothing of the case can run
+    missing = flavor.calls.unsupported(flavor.keras, case)
+    if missing is not None:  # e.g. a loss this release lacks: nothing of the case can run
         result.paths = [PathResult("compute_loss", variant, "unsupported", reason=call if isinstance(call, str) else missing)
                         for variant, call in flavor.compute_loss]
         result.paths += [PathResult(path, mode.name, "unsupported", reason=missing)
@@ -416,9 +483,12 @@ def _run_paths(flavor: Flavor, holder: _Models, case: Case, result: ImplResult) 
     first_mode = next((m for m in flavor.modes if m.unsupported is None), None)
     try:
         model = holder.get()
+        checked = flavor.calls.check(model, case)
     except Exception as exc:
         _build_failed(flavor, case, result, exc)
         return
+    if checked:
+        notes.append(checked)
 
     absent = build.absent_layers(model, case)
     if absent:
@@ -427,12 +497,12 @@ def _run_paths(flavor: Flavor, holder: _Models, case: Case, result: ImplResult) 
     if names != case.output_names():
         notes.append(f"model.output_names {names} != case output names {case.output_names()}")
 
-    x, y, sw = build.x_argument(case), build.y_argument(case), build.sample_weight_argument(case)
+    x, y, sw = build.x_argument(case), flavor.calls.targets(case), build.sample_weight_argument(case)
 
     # Predictions, and the regularization term from one forward pass on the whole batch.
     try:
         with CLOCK:
-            result.predictions = predictions(model, x, case)
+            result.predictions = flavor.calls.predictions(model, x, case)
     except Exception as exc:
         holder.discard()
         notes.append(f"predict failed: {type(exc).__name__}: {exc}")
@@ -440,8 +510,7 @@ def _run_paths(flavor: Flavor, holder: _Models, case: Case, result: ImplResult) 
     try:
         model = holder.get()
         with CLOCK:
-            model(x, training=True)
-        regularization = float(sum(to_float(v) for v in model.losses))
+            regularization = flavor.calls.regularization(model, x)
     except Exception as exc:
         holder.discard()
         notes.append(f"forward pass for model.losses failed: {type(exc).__name__}: {exc}")
@@ -451,17 +520,15 @@ def _run_paths(flavor: Flavor, holder: _Models, case: Case, result: ImplResult) 
 
     def outcome(path: str, mode_name: str) -> PathResult:
         # compute_loss needs a compiled model (the loss container comes from compile); the mode
-        # does not matter for a direct call, so the first supported mode's model is used. y_pred
-        # comes from model(x, training=True), as in train_step, which also refills model.losses.
+        # does not matter for a direct call, so the first supported mode's model is used.
         mode = first_mode if path == "compute_loss" else modes[mode_name]
         try:
             model = holder.get(mode)
             if path != "compute_loss":
-                return _run_path(path, mode_name, model, case, x, y, sw, whole_batch_terms)
+                return _run_path(flavor.calls, path, mode_name, model, case, x, y, sw, whole_batch_terms)
             with CLOCK:
-                y_pred = model(x, training=True)
-                loss = calls[mode_name](model, x, y, y_pred, sw)  # type: ignore[operator]
-            return PathResult("compute_loss", mode_name, "ok", total=to_float(loss), terms=dict(whole_batch_terms))
+                total, terms = flavor.calls.compute_loss(calls[mode_name], model, x, y, sw)  # type: ignore[arg-type]
+            return PathResult("compute_loss", mode_name, "ok", total=total, terms={**whole_batch_terms, **terms})
         except _NotApplicable as exc:
             if path != "compute_loss":  # the mode was replaced; a direct call has no mode to lose
                 return PathResult(path, mode_name, "unsupported", reason=str(exc))
@@ -476,36 +543,20 @@ def _run_paths(flavor: Flavor, holder: _Models, case: Case, result: ImplResult) 
     result.message = "; ".join(notes) or None
 
 
-def _run_path(path: str, mode: str, model: Any, case: Case, x: Any, y: Any, sw: Any,
+def _run_path(calls: Calls, path: str, mode: str, model: Any, case: Case, x: Any, y: Any, sw: Any,
               whole_batch_terms: dict[str, float]) -> PathResult:
-    ebs = case.evaluate_batch_size
-    if path == "test_on_batch":
-        with CLOCK:
-            logs = model.test_on_batch(x, y, sample_weight=sw, return_dict=True)
-        return PathResult(path, mode, "ok", total=_logs_total(logs),
-                          terms={**_output_terms(logs, case), **whole_batch_terms})
-    if path == "evaluate":
-        with CLOCK:
-            logs = model.evaluate(x, y, sample_weight=sw, batch_size=ebs, verbose=0, return_dict=True)
-        return PathResult(path, mode, "ok", total=_logs_total(logs), terms=_output_terms(logs, case))
+    """One of MODE_PATHS: the total and per-output terms from its logs (the whole-batch terms on
+    test_on_batch and train_on_batch), and for the train paths whether the weights moved."""
+    train = path in TRAIN_PATHS
     with CLOCK:
-        before = build.weights_snapshot(model)
-    if path == "train_on_batch":
-        with CLOCK:
-            logs = model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
-        terms = {**_output_terms(logs, case), **whole_batch_terms}
-        total = _logs_total(logs)
-    elif path == "fit":
-        with CLOCK:
-            history = model.fit(x, y, sample_weight=sw, batch_size=ebs, epochs=1, shuffle=False, verbose=0)
-        logs = history.history
-        terms = _output_terms(logs, case)
-        total = to_float(logs["loss"][-1])
-    else:
-        raise ValueError(f"unknown path {path!r}")
+        before = build.weights_snapshot(model) if train else None
+        logs = calls.logs(path, model, x, y, sw, case.evaluate_batch_size)
+    total = to_float(logs["loss"][-1]) if path == "fit" else _logs_total(logs)
+    terms = {**_output_terms(logs, case), **(whole_batch_terms if path in ("test_on_batch", "train_on_batch") else {})}
+    if not train:
+        return PathResult(path, mode, "ok", total=total, terms=terms)
     with CLOCK:
-        after = build.weights_snapshot(model)
-    moved = not build.weights_equal(before, after)
+        moved = not build.weights_equal(before, build.weights_snapshot(model))  # type: ignore[arg-type]
     return PathResult(path, mode, "ok", total=total, terms=terms, weights_moved=moved)
 
 
