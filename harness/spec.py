@@ -339,6 +339,15 @@ class _Reader:
                 raise self.fail(f"{path}.{key}", "a known field: " + ", ".join(known), key)
         return value
 
+    def items(self, obj: dict[str, Any], key: str, known: tuple[str, ...], what: str,
+              nonempty: bool = True) -> list[tuple[str, dict[str, Any]]]:
+        """(path, object) for each entry of the list `obj[key]` (a top-level field), each an
+        object whose fields are among `known`."""
+        raw = self.get(obj, key, "$")
+        if not isinstance(raw, list) or (nonempty and not raw):
+            raise self.fail(f"$.{key}", f"a {'non-empty ' if nonempty else ''}list of {what}", raw)
+        return [(f"$.{key}[{i}]", self.obj(item, f"$.{key}[{i}]", known)) for i, item in enumerate(raw)]
+
     def get(self, obj: dict[str, Any], key: str, path: str, default: Any = ..., ) -> Any:
         if key not in obj:
             if default is ...:
@@ -401,12 +410,7 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
     dtype = r.string(r.get(top, "dtype", "$"), "$.dtype", DTYPES)
 
     inputs = []
-    raw_inputs = r.get(top, "inputs", "$")
-    if not isinstance(raw_inputs, list) or not raw_inputs:
-        raise r.fail("$.inputs", "a non-empty list of inputs", raw_inputs)
-    for i, item in enumerate(raw_inputs):
-        p = f"$.inputs[{i}]"
-        item = r.obj(item, p, ("name", "kind", "data"))
+    for p, item in r.items(top, "inputs", ("name", "kind", "data"), "inputs"):
         kind = r.string(r.get(item, "kind", p), f"{p}.kind", INPUT_KINDS)
         inputs.append(
             Input(
@@ -417,12 +421,8 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
         )
 
     layers = []
-    raw_layers = r.get(top, "layers", "$")
-    if not isinstance(raw_layers, list):
-        raise r.fail("$.layers", "a list of layers", raw_layers)
-    for i, item in enumerate(raw_layers):
-        p = f"$.layers[{i}]"
-        item = r.obj(item, p, ("name", "type", "inbound", "config", "weights", "regularizers"))
+    for p, item in r.items(top, "layers", ("name", "type", "inbound", "config", "weights", "regularizers"), "layers",
+                           nonempty=False):
         inbound = r.get(item, "inbound", p)
         if not isinstance(inbound, list) or not inbound or not all(isinstance(s, str) for s in inbound):
             raise r.fail(f"{p}.inbound", "a non-empty list of input or layer names", inbound)
@@ -451,12 +451,8 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
         )
 
     outputs = []
-    raw_outputs = r.get(top, "outputs", "$")
-    if not isinstance(raw_outputs, list) or not raw_outputs:
-        raise r.fail("$.outputs", "a non-empty list of outputs", raw_outputs)
-    for i, item in enumerate(raw_outputs):
-        p = f"$.outputs[{i}]"
-        item = r.obj(item, p, ("layer", "target", "loss", "loss_options", "loss_weight", "sample_weight"))
+    for p, item in r.items(top, "outputs", ("layer", "target", "loss", "loss_options", "loss_weight", "sample_weight"),
+                           "outputs"):
         lw = r.get(item, "loss_weight", p, None)
         sw = r.get(item, "sample_weight", p, None)
         target_raw = r.get(item, "target", p)
