@@ -302,16 +302,11 @@ def _jax_global_step(model: Any, placed: Any, split: list[int]) -> tuple[Distrib
     self.compute_loss_and_updates, has_aux=True)` on the placed batch (`_jax_place`). The loss is
     one global program over the sharded batch: there is no per-replica loss, and XLA's
     partitioner inserts the gradient all-reduce itself."""
-    dx, dy, dsw = placed
+    from harness.impls import jax_step
+
     named = paths.trainable_keys(model)
-    trainable = [v.value for v in model.trainable_variables]
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
-    non_trainable = [v.value for v in model.non_trainable_variables]
-    metrics = [v.value for v in model.metrics_variables]
-    optimizer_vars = [v.value for v in model.optimizer.variables]
-    grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
-    (loss, _aux), grads = grad_fn(trainable, non_trainable, metrics, dx, dy, dsw, training=True,
-                                  optimizer_variables=optimizer_vars)
+    loss, grads = jax_step.value_and_grad(model, placed)  # the adapter's step too (harness.impls.keras3)
     gradients = {k: np.asarray(grads[position[id(v)]], dtype=np.float64).tolist() for k, v in named}
     value = paths.to_float(loss)
     dist = DistributionResult(STRATEGY_NAME, REPLICAS, split=split, replica_losses=[value],

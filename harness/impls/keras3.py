@@ -138,22 +138,14 @@ def _gradient_tensorflow(model: Any, x: Any, y: Any, sample_weight: Any) -> tupl
 
 
 def _gradient_jax(model: Any, x: Any, y: Any, sample_weight: Any) -> tuple[Any, list[Any]]:
-    """keras/src/backend/jax/trainer.py JAXTrainer.train_step (stateless): value_and_grad of
-    compute_loss_and_updates; the state as JAXTrainer.train_on_batch gathers it after
-    `_symbolic_build` (which builds the loss container and the optimizer). Its positional
-    arguments as the installed release takes them (API_SINCE); `optimizer_variables` (for
-    scale_loss) is a keyword of every release 3.0.5-3.15.1."""
+    """keras/src/backend/jax/trainer.py JAXTrainer.train_step, through harness.impls.jax_step (the
+    DataParallel run's too); its positional arguments as the installed release takes them (API_SINCE)."""
     import jax
 
+    from harness.impls import jax_step
+
     data = jax.tree_util.tree_map(jax.device_put, (x, y, sample_weight))  # _distribute_data, no distribution
-    model._symbolic_build(data_batch=data)
-    state = [[v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]]
-    if API["jax_metrics_variables"]:
-        state.append([v.value for v in model.metrics_variables])
-    grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
-    (loss, _aux), grads = grad_fn(*state, *data, training=True,
-                                  optimizer_variables=[v.value for v in model.optimizer.variables])
-    return loss, list(grads)
+    return jax_step.value_and_grad(model, data, metrics_variables=API["jax_metrics_variables"])
 
 
 def _gradient_torch(model: Any, x: Any, y: Any, sample_weight: Any) -> tuple[Any, list[Any]]:
