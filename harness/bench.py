@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness import spec
-from harness.compare import TOLERANCES, values_agree
+from harness.compare import values_agree
 from harness.results import ImplResult, PathResult
+from harness.tolerances import GRADIENT_TOLERANCES, TOLERANCES
 
 HARNESS_WORKER = "harness.worker"
 NAIVE_WORKER = "harness.bench_naive"
@@ -233,7 +234,6 @@ def _gradient_differences(a: Any, b: Any, dtype: str) -> list[str]:
     tolerance of compare_gradients relative to each tensor's largest entry."""
     import numpy as np
 
-    from harness.compare_gradients import GRADIENT_TOLERANCES
 
     if a is None or b is None:
         return [] if a is b else [f"gradient: reported by {'harness' if a else 'naive'} only"]
@@ -256,7 +256,7 @@ def _gradient_differences(a: Any, b: Any, dtype: str) -> list[str]:
 def compare(cases: list[spec.Case], harness: dict[str, ImplResult], naive: dict[str, ImplResult]) -> list[str]:
     """Every difference between the two runs' values, one line each ("<case id> <path/mode>: ...").
 
-    Totals and terms: equal within TOLERANCES[case.dtype] (compare.py) relative to the larger
+    Totals and terms: equal within TOLERANCES[case.dtype] (harness/tolerances.py) relative to the larger
     of the two values; predictions elementwise within its pred_rtol / pred_atol; statuses,
     unsupported reasons, error types and weights_moved exactly."""
     import numpy as np

@@ -36,6 +36,7 @@ from harness import compare, coverage, spec
 from harness.reference import rules as rules_mod
 from harness.reference import semantics
 from harness.spec import Case
+from harness.tolerances import TOLERANCES
 
 CACHE = Path(os.environ.get("HARNESS_BISECT_CACHE", Path.home() / ".cache" / "keras-loss-harness" / "builds"))
 PYPI = "https://pypi.org/pypi/{dist}/json"
@@ -146,7 +147,7 @@ def rule_predicate(case: Case, impl: str, key: str, rule: str, good: str, bad: s
 
 
 def equal_predicate(case: Case, reference_total: float) -> Callable[[Build, float], bool]:
-    tol = compare.TOLERANCES[case.dtype]
+    tol = TOLERANCES[case.dtype]
 
     def same(build: Build, total: float) -> bool:
         return compare.values_agree(total, reference_total, abs(reference_total), tol)

@@ -21,7 +21,7 @@ predicted error site (harness.reference.errors.ErrorSite) has the exception's ty
 innermost Keras frame (`predicts_error`). An exception whose innermost frame is the harness's own
 code is a `harness-error` (`raised_by_harness`), never explained and never an `error` of Keras.
 
-Tolerances live here and nowhere else (TOLERANCES below, each justified). They scale with the
+Tolerances live in harness/tolerances.py and nowhere else (each justified there). They scale with the
 *magnitude* of what was summed (the sum of absolute values of the summands, reported by the
 reference), not with the total, because terms can cancel.
 """
@@ -43,6 +43,7 @@ from harness.reference import rules as rules_mod
 from harness.reference import semantics
 from harness.results import KERAS_FILE, ImplResult, PathResult
 from harness.spec import Case
+from harness.tolerances import TOLERANCES, Tolerance
 
 rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
@@ -64,33 +65,6 @@ MAX_RULES_IN_EXPLANATION = 3
 # cubic in the pool, stays affordable as versions add alternatives.
 MAX_DEPENDENT_DEPTH = 1
 MAX_CANDIDATE_FLIPS = 40
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    rtol: float  # relative to the magnitude of the summed terms
-    atol: float  # absolute floor, for totals whose summands are all (near) zero
-    pred_rtol: float  # predictions, relative to the element's magnitude
-    pred_atol: float  # predictions, absolute floor
-
-
-TOLERANCES: dict[str, Tolerance] = {
-    # float32 (eps = 1.19e-7). A total is a sum of at most a few hundred per-element losses,
-    # each the end of a chain of <= ~15 float32 operations (a few layers, an activation, a
-    # log/exp, the reduction); the forward error bound is then about (15 + log2(300)) * eps
-    # ~= 3e-6 of the magnitude of the summands. 2e-5 leaves a margin of ~7x and still catches
-    # a factor of 1.01 on any term that carries more than 0.2% of the magnitude; smaller terms
-    # are compared on their own ("terms") with their own magnitude.
-    # Predictions: <= ~10 float32 ops per element after the inputs -> 1e-5 relative; the
-    # absolute floor 1e-6 covers values that cancel to ~0 (e.g. a Dense sum of +/- terms of
-    # size ~1, whose rounding error is ~1e-7 each).
-    "float32": Tolerance(rtol=2e-5, atol=1e-7, pred_rtol=1e-5, pred_atol=1e-6),
-    # float64 (eps = 2.2e-16): the same reasoning gives ~6e-15; 1e-9 leaves room for
-    # implementations that route a float64 model through a float32 constant (epsilon = 1e-7
-    # as a Python float is exact in float64, so such routes still agree to ~1e-12), while a
-    # semantic difference of 1e-7 relative (epsilon added to a divisor) still shows.
-    "float64": Tolerance(rtol=1e-9, atol=1e-12, pred_rtol=1e-9, pred_atol=1e-12),
-}
 
 
 def values_agree(value: float, expected: float, magnitude: float, tol: Tolerance, noise: float = 0.0) -> bool:

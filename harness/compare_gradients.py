@@ -21,41 +21,18 @@ change the train_on_batch loss and those that change it once one of them is made
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from harness import reference
-from harness.compare import (TOLERANCES, ReferenceCache, Verdict, _relative, explanations,
+from harness.compare import (ReferenceCache, Verdict, _relative, explanations,
                              predicts_error, values_agree)
 from harness.reference import rules as rules_mod
 from harness.results import DistributionResult, GradientResult, ImplResult
 from harness.spec import Case
+from harness.tolerances import GRADIENT_TOLERANCES, TOLERANCES, gradient_floor
 
-
-@dataclass(frozen=True)
-class GradientTolerance:
-    rtol: float  # relative to the tensor's scale (reference.gradients: max over its entries of
-    # the sum over terms of |d term / d weight|), the scale floored at SCALE_FLOOR x the case's largest
-
-
-GRADIENT_TOLERANCES: dict[str, GradientTolerance] = {
-    # float32: an entry of a backpropagated gradient is a sum over samples (and time steps) of
-    # products along a chain of <= ~20 float32 operations, so it errs by about
-    # (20 + log2(300)) * 1.2e-7 ~= 3.4e-6 of the magnitudes summed into it; evaluating at
-    # float32-rounded activations adds about as much. 1e-4 leaves a ~15x margin and still
-    # catches a 1% difference on any entry above 1% of its tensor's scale.
-    "float32": GradientTolerance(rtol=1e-4),
-    # float64: the implementation errs by ~1e-14; the reference's central differences by
-    # ~4e-11 |f'''| + 1.5e-11 |f| (reference.gradients): with curvature up to ~1e4 times the
-    # slope (large logits) that is ~1e-7 of the scale; 1e-6 covers it.
-    "float64": GradientTolerance(rtol=1e-6),
-}
-# A tensor whose own gradient is ~0 (it feeds an output whose loss weight is 0, or a saturated
-# unit) still carries rounding noise from the magnitudes that flow through the case: its scale
-# is floored at this fraction of the case's largest tensor scale.
-SCALE_FLOOR = 1e-3
 
 Check = Callable[[Any], tuple[bool, str, float | None, float | None, float | None]]
 
@@ -166,10 +143,7 @@ def judge_gradients(case: Case, grad: GradientResult, profile_name: str, cache: 
             return {f"{prefix}/*": Verdict("agree", profile_name, reason=f"expected error: {reason}")}
         return {f"{prefix}/*": Verdict("error", profile_name, reason=reason)}
 
-    # A case whose gradients are all ~0 (a loss that hardly depends on the weights) still
-    # carries rounding of the loss's own size: the floor never drops below 1e-3 of its magnitude.
-    floor = SCALE_FLOOR * max(max(expected.scale.values(), default=0.0),
-                              1e-3 * abs(expected.magnitude) if np.isfinite(expected.magnitude) else 0.0)
+    floor = gradient_floor(max(expected.scale.values(), default=0.0), expected.magnitude)
 
     def dtype_of(ref: Any) -> str:  # the candidate profile's: float64_compute may be flipped
         return reference.effective_dtype(case, ref.profile)

@@ -20,7 +20,7 @@ profile's beyond the engine's tolerance on some value the engine judges:
     gradient/loss          under a distribution strategy: the loss the replicas differentiate
                            (reference.distributed.differentiated), which no path reports
 
-Tolerances are the engine's (compare.TOLERANCES, compare_gradients.GRADIENT_TOLERANCES), for the
+Tolerances are the engine's (harness.tolerances), for the
 looser of the two profiles' effective dtypes, scaled by the larger of the two magnitudes, so a
 difference counted here is one the engine would see whichever of the two profiles is expected.
 NaN against a number counts as a difference. A pair is distinguished when the changed profile
@@ -46,6 +46,7 @@ import numpy as np
 from harness import compare, reference
 from harness.reference import rules as rules_mod
 from harness.spec import Case
+from harness.tolerances import GRADIENT_TOLERANCES, TOLERANCES, Tolerance, gradient_floor
 
 rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
@@ -136,9 +137,9 @@ def single_flips(profile: Mapping[str, str]) -> list[Flip]:
 # ---------------------------------------------------------------------------------------
 
 
-def tolerance(case: Case, p: Mapping[str, str], q: Mapping[str, str]) -> compare.Tolerance:
+def tolerance(case: Case, p: Mapping[str, str], q: Mapping[str, str]) -> Tolerance:
     dtypes = {reference.effective_dtype(case, p), reference.effective_dtype(case, q)}
-    return compare.TOLERANCES["float32" if "float32" in dtypes else "float64"]
+    return TOLERANCES["float32" if "float32" in dtypes else "float64"]
 
 
 def _sites(notes: Iterable[str]) -> list[Any]:
@@ -210,7 +211,7 @@ def _same_differentiated(cache: compare.ReferenceCache, p: Mapping[str, str], q:
 
 def _gradient_differs(cache: compare.ReferenceCache, p: Mapping[str, str], q: Mapping[str, str],
                       replicas: int) -> Decision | None:
-    from harness.compare_gradients import GRADIENT_TOLERANCES, SCALE_FLOOR, tensor_check
+    from harness.compare_gradients import tensor_check
 
     case = cache.case
     a, b = cache.gradient(p, replicas), cache.gradient(q, replicas)
@@ -218,8 +219,7 @@ def _gradient_differs(cache: compare.ReferenceCache, p: Mapping[str, str], q: Ma
         return None  # the implementation raises: no gradient (the error is judged on the loss)
     dtypes = {reference.effective_dtype(case, p), reference.effective_dtype(case, q)}
     rtol = GRADIENT_TOLERANCES["float32" if "float32" in dtypes else "float64"].rtol
-    floor = SCALE_FLOOR * max(max(a.scale.values(), default=0.0), max(b.scale.values(), default=0.0),
-                              1e-3 * _mag(a.magnitude))
+    floor = gradient_floor(max(max(a.scale.values(), default=0.0), max(b.scale.values(), default=0.0)), a.magnitude)
     for key in a.gradients:
         scale = max(a.scale[key], b.scale.get(key, 0.0), floor)
         ok, *_ = tensor_check(b.gradients.get(key), a, key, rtol, scale)

@@ -31,7 +31,7 @@ def _result(case_id: str, total: float, prediction: float = 0.5, status: str = "
     return ImplResult(case_id=case_id, impl="x", paths=paths, predictions={"out": [[prediction]]})
 
 
-CASE = corpus(0, 1, vocabulary_version=1)[0]  # float64: rtol 1e-9 (harness.compare.TOLERANCES)
+CASE = corpus(0, 1, vocabulary_version=1)[0]  # float64: rtol 1e-9 (harness.tolerances.TOLERANCES)
 
 
 def test_compare_finds_no_difference_between_equal_runs() -> None:

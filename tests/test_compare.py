@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
-from harness import compare, judging, reference, strategies
+from harness import compare, judging, reference, strategies, tolerances
 from harness.reference import rules
 from harness.results import ImplResult, PathResult
 
@@ -77,7 +77,7 @@ def test_one_term_times_1_01_is_unexplained(case, data):
     # even for a float64 case: the rule float64_compute (Keras 3 on JAX/torch/NumPy computes in
     # float32) judges a float64 case with float32's tolerance, so a change inside that tolerance is
     # rightly explained by it (case fc410c3ec6b9cfd1: a total of 1.6e-7 times 1.01).
-    tol = compare.TOLERANCES["float32"]
+    tol = tolerances.TOLERANCES["float32"]
     assume(abs(0.01 * b.terms[term]) > 10 * (tol.rtol * b.term_magnitudes.get(term, 0.0) + tol.atol))
     verdict = judged(case, planted_result(case, PROFILE, scale_term=term, factor=1.01), PROFILE)
     assert verdict.verdict == "unexplained", verdict.to_json()
@@ -101,7 +101,7 @@ def test_the_reference_itself_agrees():
     (1.0, 1.01, False),  # a factor of 1.01 is never noise
 ])
 def test_values_agree_rules_for_nan_inf_and_noise(value, expected, ok):
-    assert compare.values_agree(value, expected, 1.0, compare.TOLERANCES["float32"]) is ok
+    assert compare.values_agree(value, expected, 1.0, tolerances.TOLERANCES["float32"]) is ok
 
 
 def test_an_error_predicted_by_the_expected_profile_agrees():

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
-from harness import compare, judging, reference, spec, strategies
+from harness import compare, judging, reference, spec, strategies, tolerances
 from harness.compare_gradients import judge_gradients
 from harness.reference import gradients, rules
 from harness.results import GradientResult, ImplResult, PathResult
@@ -139,7 +139,7 @@ def test_a_saturated_bce_loss_gets_one_verdict_in_the_loss_and_the_gradient_sect
     cache = compare.ReferenceCache(case)
     exact = cache.gradient(rules.PROFILES[profile], replicas)
     # The case exercises the difference: exact values are off by more than the float32 tolerance.
-    assert not compare.values_agree(observed, exact.loss, exact.magnitude, compare.TOLERANCES["float32"])
+    assert not compare.values_agree(observed, exact.loss, exact.magnitude, tolerances.TOLERANCES["float32"])
 
     path = compare.judge_path(case, PathResult("train_on_batch", "compiled", "ok", total=observed), profile, cache)
     grad = GradientResult("ok", how="constructed", loss=observed,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness import compare, reference, spec
+from harness import compare, reference, spec, tolerances
 from harness.impls import IMPLEMENTATIONS, unmet_requirements
 from harness.reference import distributed
 from harness.reference import rules
@@ -216,7 +216,7 @@ def _results(impl: str, store: dict[str, dict[str, ImplResult]]) -> dict[str, Im
 def _agree(got: float | None, want: float, magnitude: float, case: Case, profile: str) -> bool:
     # The engine's own tolerance for the dtype the implementation computes in (harness/compare.py
     # TOLERANCES: float32 2e-5 of the magnitude of what was summed, float64 1e-9).
-    tol = compare.TOLERANCES[reference.effective_dtype(case, profile)]
+    tol = tolerances.TOLERANCES[reference.effective_dtype(case, profile)]
     return got is not None and compare.values_agree(got, want, magnitude, tol)
 
 

@@ -21,7 +21,7 @@ PACKAGE = ROOT / "harness"
 # Lowest first. "name" is that module (or package); "name.*" every module below it. The most
 # specific entry places a module (harness.impls is the registry, data; harness.impls.* adapters).
 LAYERS: list[tuple[str, list[str]]] = [
-    ("data", ["harness", "harness.spec", "harness.vocabulary", "harness.results", "harness.impls"]),
+    ("data", ["harness", "harness.spec", "harness.vocabulary", "harness.results", "harness.impls", "harness.tolerances"]),
     ("cases", ["harness.strategies"]),
     ("reference", ["harness.reference", "harness.reference.*"]),
     ("labels", ["harness.features"]),  # the reference's forward pass labels what a case exercises

@@ -4,7 +4,7 @@ Runs the fixed-seed corpus (harness.strategies.corpus(seed, n, values_per_struct
 one implementation twice, each through real worker processes: the harness (`python -m
 harness.worker`) and the naive yardstick (`python -m harness.bench_naive`: a fresh model for
 every path). Prints cases/s of each and their ratio, checks that both produced the same values
-(TOLERANCES of harness.compare; every difference is listed), the harness's time outside Keras
+(harness.tolerances; every difference is listed), the harness's time outside Keras
 calls, and the worker's memory. --long N then runs N cases through harness workers (replaced as
 the driver replaces them, or --one-worker) and prints the serving worker's RSS every 100 cases
 (every 25 up to 200).

@@ -13,7 +13,7 @@ cost of 2 evaluations per weight entry (~0.3 ms each: 0.05 s for a case of 100 w
 The step (float64, eps = 2.2e-16): h = 2**-16 * max(1, |w|) (~1.5e-5, a power of two so w +/- h is
 exact). Central differences err by h**2/6 * |f'''| (truncation, ~4e-11 |f'''|) plus
 ~eps * |f| / h (~1.5e-11 |f|, rounding): about 1e-10 of the scale of the losses, far below the
-float32 tolerance (compare.GRADIENT_TOLERANCES) and ~1e3 below the float64 one.
+float32 tolerance (harness.tolerances.GRADIENT_TOLERANCES) and ~1e3 below the float64 one.
 Values are not rounded to the case dtype while differentiating (forward.exact_values); clip
 decisions still are (a float32 sigmoid that rounds to 1.0 is clipped, its gradient is 0).
 So `loss` here is that smooth function's value, not the number a float32 implementation
@@ -210,7 +210,7 @@ def _derivative(at: Callable[[float], tuple[float, dict[str, float]]], f0: float
     size = max(abs(f0), abs(fp), abs(fm), sum(abs(v) for v in terms0.values() if math.isfinite(v)))
     noise = 16 * np.finfo(np.float64).eps * size
     # Smooth: the gap is h * |f''|, tiny next to the derivatives: 1e-7 relative is below any
-    # gradient tolerance (compare.GRADIENT_TOLERANCES: 1e-6 and up).
+    # gradient tolerance (harness.tolerances.GRADIENT_TOLERANCES: 1e-6 and up).
     if gap <= 1e-7 * max(abs(forward_d), abs(backward_d), 1e-3) + noise / h:
         return central, central, central, per_term
     # Curvature or a kink? Shrink the step: curvature's gap shrinks SHRINK-fold, a kink's stays.

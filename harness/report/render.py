@@ -29,6 +29,7 @@ from harness.report import loading as load_mod
 from harness.report import repro
 from harness.report.loading import Group, Member, Report
 from harness.results import decode_float
+from harness.tolerances import REFERENCE_RTOL
 
 MAX_SEPARATING_CASES = 60  # cases per profile pair examined for "rules that changed a number"
 
@@ -225,13 +226,12 @@ def breakdown_table(report: Report, g: Group, reference: Any, rules_mod: Any, re
 
 
 def _close(a: float, b: float) -> bool:
-    """Same number up to float64 noise of the reference itself (it is deterministic float64;
-    1e-12 relative allows a different summation order between reference versions)."""
+    """Same number up to float64 noise of the reference itself (harness.tolerances.REFERENCE_RTOL)."""
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
     if math.isinf(a) or math.isinf(b):
         return a == b
-    return abs(a - b) <= 1e-12 * max(abs(a), abs(b), 1e-300)
+    return abs(a - b) <= REFERENCE_RTOL * max(abs(a), abs(b), 1e-300)
 
 
 # --------------------------------------------------------------------------------------
@@ -436,8 +436,8 @@ def rel_diff_svg(report: Report) -> dict[str, Any]:
 
     ticks = [{"x": at(e), "label": ("0 / ≤1e-16" if e == LOG_MIN else "≥1e2 / nan" if e == LOG_MAX else f"1e{e}")}
              for e in range(LOG_MIN, LOG_MAX + 1, 2)]
-    try:  # the engine's relative tolerances (harness.compare.TOLERANCES), as dashed lines
-        from harness.compare import TOLERANCES
+    try:  # the engine's relative tolerances (harness.tolerances), as dashed lines
+        from harness.tolerances import TOLERANCES
         tolerances = [{"x": at(math.log10(t.rtol)), "label": f"{name} rtol {t.rtol:g}"}
                       for name, t in TOLERANCES.items() if LOG_MIN < math.log10(t.rtol) < LOG_MAX]
     except Exception:  # noqa: BLE001 - the chart is still readable without them
