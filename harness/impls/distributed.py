@@ -146,9 +146,7 @@ def _fresh_model(case: Case, learning_rate: float) -> Any:
     """The case's model built and compiled (SGD at `learning_rate`) in the current scope."""
     build.set_float_dtype(keras, case.dtype)
     model = build.build_model(keras, case)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
-                  loss=build.loss_argument(keras, case), loss_weights=build.loss_weights_argument(case),
-                  **MODE.compile_kwargs)
+    paths.EAGER.compile(keras, model, case, MODE, learning_rate)  # as the runner compiles for MODE
     return model
 
 
