@@ -48,6 +48,8 @@ FEATURES: dict[str, str] = {
     "rank1_sample_weight_on_temporal": "a (batch,) sample weight on a temporal output",
     "zero_sample_weight": "a sample weight of exactly 0",
     "tiny_weight": "a sample or loss weight in (0, 2**-8)",
+    "y:list": "y as a list of one array, for a one-output model",
+    "y:dict": "y as a dict keyed by output name",
     "loss_weights:omitted": "loss_weights not passed",
     "loss_weights:list": "loss_weights as a list",
     "loss_weights:dict": "loss_weights as a dict",
@@ -180,6 +182,8 @@ def features(case: Case) -> set[str]:
 
     f.add(f"sample_weight:{case.sample_weight_form}")
     f.add(f"loss_weights:{case.loss_weights_form}")
+    if case.y_form != "auto":
+        f.add(f"y:{case.y_form}")
     f.add(f"loss_form:{case.loss_form}")
     tiny = lambda a: bool(np.any((a > 0) & (a < 2.0**-8)))  # noqa: E731
     for out in case.outputs:

@@ -17,6 +17,7 @@ Layout of the JSON (``schema`` 1)::
      "loss_form": "single" | "list" | "dict",
      "loss_weights_form": "omitted" | "list" | "dict",
      "sample_weight_form": "omitted" | "single" | "list" | "dict",
+     "y_form": "list" | "dict",      (optional; absent: one array for one output, else a list)
      "inputs":  [{"name": "x0", "kind": "float" | "int", "data": [[...], ...]}],
      "layers":  [{"name": "d0", "type": "Dense", "inbound": ["x0"],
                   "config": {"units": 2, "activation": "relu", "use_bias": true},
@@ -49,6 +50,10 @@ DTYPES = ("float32", "float64")
 LOSS_FORMS = ("single", "list", "dict")
 LOSS_WEIGHTS_FORMS = ("omitted", "list", "dict")
 SAMPLE_WEIGHT_FORMS = ("omitted", "single", "list", "dict")
+# How `y` is handed to Keras: "auto" one array for one output and a list for several (a case file
+# omits the field, so every case written before it keeps its id), "list" a list also for one
+# output, "dict" keyed by output name (docs/y-structures.md: the releases disagree on it).
+Y_FORMS = ("auto", "list", "dict")
 INPUT_KINDS = ("float", "int")
 REGULARIZER_KINDS = ("l1", "l2", "l1_l2")
 
@@ -161,6 +166,7 @@ class Case:
     loss_weights_form: str = "omitted"
     sample_weight_form: str = "omitted"
     evaluate_batch_size: int = 1
+    y_form: str = "auto"
     note: str = ""
 
     # ---- derived views -------------------------------------------------------------
@@ -197,6 +203,7 @@ class Case:
             "loss_form": self.loss_form,
             "loss_weights_form": self.loss_weights_form,
             "sample_weight_form": self.sample_weight_form,
+            **({} if self.y_form == "auto" else {"y_form": self.y_form}),
             "evaluate_batch_size": self.evaluate_batch_size,
             "note": self.note,
         }
@@ -255,7 +262,7 @@ def structure_key(case: Case) -> str:
                     {k: r.to_json() for k, r in layer.regularizers.items()}] for layer in case.layers],
         "outputs": [[o.layer, shape(o.target), o.loss, dict(o.loss_options), o.loss_weight, shape(o.sample_weight)]
                     for o in case.outputs],
-        "forms": [case.loss_form, case.loss_weights_form, case.sample_weight_form],
+        "forms": [case.loss_form, case.loss_weights_form, case.sample_weight_form, case.y_form],
         "evaluate_batch_size": case.evaluate_batch_size,
     }
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
@@ -403,7 +410,7 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
     """Build and validate a Case from parsed JSON. Raises CaseError naming source and field."""
     r = _Reader(source)
     top = r.obj(raw, "$", ("schema", "dtype", "evaluate_batch_size", "note", "inputs", "layers", "outputs",
-                           "loss_form", "loss_weights_form", "sample_weight_form"))
+                           "loss_form", "loss_weights_form", "sample_weight_form", "y_form"))
     schema = r.get(top, "schema", "$")
     if schema != SCHEMA_VERSION:
         raise r.fail("$.schema", f"schema version {SCHEMA_VERSION}", schema)
@@ -481,6 +488,7 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
         ),
         evaluate_batch_size=r.integer(r.get(top, "evaluate_batch_size", "$"), "$.evaluate_batch_size", 1),
         note=r.string(r.get(top, "note", "$", ""), "$.note"),
+        y_form=r.string(r.get(top, "y_form", "$", "auto"), "$.y_form", Y_FORMS),
     )
     validate(case, source)
     return case

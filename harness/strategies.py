@@ -210,6 +210,11 @@ class Constraints:
     loss_forms: tuple[str, ...] = spec.LOSS_FORMS
     loss_weights_forms: tuple[str, ...] = spec.LOSS_WEIGHTS_FORMS
     sample_weight_forms: tuple[str, ...] = spec.SAMPLE_WEIGHT_FORMS
+    # y as handed to Keras (drawn from vocabulary version FORMS_SINCE["y_form"] on; "list" only
+    # for one output, where it differs from "auto"; "dict" only beside an omitted or a dict
+    # sample_weight: a list or single sample_weight beside a dict y is not drawn until the rules
+    # for it are written, docs/y-structures.md)
+    y_forms: tuple[str, ...] = spec.Y_FORMS
     temporal: bool = True  # rank-3 outputs
     masks: bool = True  # Masking / Embedding(mask_zero=True)
     fully_masked: bool = True  # fully masked samples and batches
@@ -231,7 +236,7 @@ class Constraints:
         object.__setattr__(self, "layers", body if self.layers is None else self.layers)
         for name, allowed in (("dtypes", spec.DTYPES), ("losses", losses), ("layers", body),
                               ("loss_forms", spec.LOSS_FORMS), ("loss_weights_forms", spec.LOSS_WEIGHTS_FORMS),
-                              ("sample_weight_forms", spec.SAMPLE_WEIGHT_FORMS),
+                              ("sample_weight_forms", spec.SAMPLE_WEIGHT_FORMS), ("y_forms", spec.Y_FORMS),
                               ("regularizers", spec.REGULARIZER_KINDS)):
             value = getattr(self, name)
             bad = [v for v in value if v not in allowed]
@@ -293,6 +298,7 @@ class _Plan:
     sample_weight_temporal: bool  # single form: one (batch, time) array for all outputs
     edge: bool
     outputs: list[_OutputPlan]
+    y_form: str = "auto"
     inputs: list[dict[str, Any]] = field(default_factory=list)  # name, kind, shape, mask, mask_value
     layers: list[_LayerPlan] = field(default_factory=list)
     pool: list[_Tensor] = field(default_factory=list)
@@ -564,6 +570,10 @@ def _plan(src: Source, c: Constraints) -> _Plan:
     edge = c.edge_values and boolean(src, 0.35)
     sw_temporal = sw_form == "single" and all(o.temporal for o in outs) and boolean(src, 0.5)
     plan = _Plan(dtype, batch, time, ebs, loss_form, lw_form, sw_form, sw_temporal, edge, outs)
+    if c.vocabulary_version >= vocabulary.FORMS_SINCE["y_form"]:
+        y_forms = [f for f in c.y_forms if not (f == "list" and n_out > 1)
+                   and not (f == "dict" and sw_form in ("single", "list"))]
+        plan.y_form = choice(src, y_forms) if y_forms else "auto"
     b = _Builder(plan, src, c)
     b.group(_plan_inputs)
     n_body = src.integer(0, 3)
@@ -750,6 +760,7 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
         sample_weight_form=plan.sample_weight_form,
         evaluate_batch_size=plan.evaluate_batch_size,
         note=note,
+        y_form=plan.y_form,
     )
 
 

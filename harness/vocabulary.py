@@ -576,7 +576,10 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # The latest vocabulary version: the highest `since` of any entry. The case generator draws from
 # the entries of one version, so appending an entry (a new version) leaves the cases, and the
 # ids, of every earlier version as they were (tests/test_strategies.py pins them).
-VERSION = max(e.since for e in [*LAYERS.values(), *LOSSES.values()])
+# A form of the Case that the generator draws from a version on (spec.Y_FORMS: y as a list for one
+# output, or a dict keyed by output name), like an entry's `since`.
+FORMS_SINCE = {"y_form": 5}
+VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))
 
 
 def layers_of(version: int) -> dict[str, LayerEntry]:

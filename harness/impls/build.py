@@ -269,8 +269,23 @@ def _target(case: Case, out: Any, rows: slice) -> np.ndarray:
 
 
 def y_argument(case: Case, rows: slice = slice(None)) -> Any:
-    ys = [_target(case, o, rows) for o in case.outputs]
-    return ys if len(ys) > 1 else ys[0]
+    return y_structure(case, targets(case, rows))
+
+
+def targets(case: Case, rows: slice = slice(None)) -> list[Any]:
+    """One target array per output, in model order."""
+    return [_target(case, o, rows) for o in case.outputs]
+
+
+def y_structure(case: Case, ys: list[Any]) -> Any:
+    """The targets (one per output, in model order) as the Case hands them to Keras (spec.Y_FORMS):
+    one array for one output and a list for several ("auto"), a list ("list"), or a dict keyed
+    by output name ("dict")."""
+    if case.y_form == "dict":
+        return {o.name: y for o, y in zip(case.outputs, ys)}
+    if case.y_form == "list" or len(ys) > 1:
+        return ys
+    return ys[0]
 
 
 def sample_weight_argument(case: Case, rows: slice = slice(None)) -> Any:

@@ -241,11 +241,9 @@ def keras2_targets(case: Case) -> Any:
     at least 3D", training_utils(_v1).standardize_weights, which looks at the target's rank).
     Users passed (batch, time, 1). The loss flattens the target either way.
     """
-    ys = build.y_argument(case)
-    ys_list = ys if len(case.outputs) > 1 else [ys]
     adapted = [np.expand_dims(y, -1) if LOSSES[o.loss].target_kind == "sparse" and y.ndim >= 2 else y
-               for o, y in zip(case.outputs, ys_list)]
-    return adapted if len(case.outputs) > 1 else adapted[0]
+               for o, y in zip(case.outputs, build.targets(case))]
+    return build.y_structure(case, adapted)
 
 
 

@@ -111,7 +111,12 @@ class Breakdown:
 def _sample_weight_for(per: np.ndarray, sw: np.ndarray, rules: Mapping[str, str],
                        has_mask: bool) -> tuple[np.ndarray | None, str | None]:
     """The sample weight broadcast to the per-element losses (rule sample_weight_broadcast), or
-    (None, why) on a broadcast error."""
+    (None, why) on a broadcast error. Weights of one rank more than the losses with a last axis of
+    1 ((batch, 1) against (batch,)) lose that axis first, as in every lineage
+    (keras/src/losses/loss.py:squeeze_or_expand_to_same_rank, tf_keras/src/utils/losses_utils.py:
+    squeeze_or_expand_dimensions)."""
+    if sw.ndim == per.ndim + 1 and sw.shape[-1] == 1:
+        sw = sw[..., 0]
     if sw.shape == per.shape:
         return sw, None
     if sw.ndim == 1 and per.ndim == 2:
@@ -130,7 +135,7 @@ def _sample_weight_for(per: np.ndarray, sw: np.ndarray, rules: Mapping[str, str]
 
 
 def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Mapping[str, str],
-                 notes: list[str]) -> tuple[float, float, int | None]:
+                 notes: list[str], batched: bool = False) -> tuple[float, float, int | None]:
     r = forward.rounder(case.dtype)
     options = {k: (forward.round_scalar(case.dtype, v) if isinstance(v, float) and not isinstance(v, bool) else v)
                for k, v in out.loss_options.items() if k != "reduction"}
@@ -157,7 +162,7 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     loss_shape = per.shape  # the shape of the losses the mask applies to
     if out.sample_weight is not None:
         raw = r(out.sample_weight[rows])
-        if (len(case.outputs) == 1 and case.sample_weight_form == "list"
+        if (len(case.outputs) == 1 and _sample_weight_is_list(case, batched)
                 and rules_mod.chooses(rules, "single_output_sample_weight_list", "leading_axis")):
             per, sw, err = _list_as_leading_axis(per, raw)
             weights = np.ones(per.shape)
@@ -194,6 +199,14 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         total = total / nonzero_fraction if nonzero_fraction else math.nan
         magnitude = magnitude / nonzero_fraction if nonzero_fraction else math.nan
     return total, magnitude, valid
+
+
+def _sample_weight_is_list(case: Case, batched: bool) -> bool:
+    """sample_weight reaches a one-output Keras 3 model as a list: given as one, or (evaluate, fit:
+    `batched`) one array beside a list y, which the data adapter replicates into y's structure
+    (keras/src/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__
+    `tree.map_structure(lambda _: sample_weight, y)`, read in 3.15.1)."""
+    return case.sample_weight_form == "list" or (batched and case.sample_weight_form == "single" and case.y_form == "list")
 
 
 def _list_as_leading_axis(per: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str | None]:
@@ -255,7 +268,7 @@ def _dict_sample_weight_error(case: Case, batched: bool) -> str:
     """The error Keras 3 raises for a dict sample_weight (rule dict_sample_weight="error"), per path.
 
     The adapters pass y as a list (one array for one output) and the weights as {name: array}."""
-    if len(case.outputs) > 1 and batched:
+    if (len(case.outputs) > 1 or case.y_form == "list") and batched:
         return Note("sample_weight is a dict and y a list: ValueError 'You should provide one `sample_weight` "
                     "array per output in `y`' (keras/src/trainers/data_adapters/array_data_adapter.py:"
                     "ArrayDataAdapter.__init__)",
@@ -275,12 +288,39 @@ def _dict_sample_weight_error(case: Case, batched: bool) -> str:
                           + ("keras/src/backend/common/variables.py",), "convert_to_tensor"))
 
 
+def _dict_targets_errors(case: Case, rules: Mapping[str, str]) -> list[str]:
+    """The errors Keras 3 raises on every path for a dict y (spec y_form "dict"): rules
+    dict_targets_one_output and dict_sample_weight_with_dict_targets, "error"."""
+    if case.y_form != "dict":
+        return []
+    notes: list[str] = []
+    if len(case.outputs) == 1 and rules_mod.chooses(rules, "dict_targets_one_output", "error"):
+        notes.append(Note("a one-output model and a dict y: CompileLoss.call packs the dict against the single "
+                          "y_pred and passes its key to the loss, which cannot convert it (jax ValueError 'could "
+                          "not convert string to float', tensorflow TypeError, torch ValueError 'Invalid dtype'; "
+                          "keras/src/trainers/compile_utils.py:"
+                          "CompileLoss.call)",
+                          ErrorSite(CONVERSION, ("keras/src/trainers/compile_utils.py", "keras/src/losses/loss.py",
+                                                 "keras/src/backend/common/variables.py",  # torch: 'Invalid dtype: str96'
+                                                 "keras/src/tree/optree_impl.py")  # 3.7.0: not the same structure
+                                    + tuple(f"keras/src/backend/{b}/core.py" for b in ("numpy", "tensorflow", "jax", "torch")),
+                                    "CompileLoss.call")))
+    if case.sample_weight_form == "dict" and rules_mod.chooses(rules, "dict_sample_weight_with_dict_targets", "error"):
+        notes.append(Note("y and sample_weight both dicts: CompileLoss.call maps y by output name but looks the "
+                          "weights up by the output's list index, KeyError: 0 (keras/src/trainers/compile_utils.py:"
+                          "CompileLoss.call resolve_path)",
+                          ErrorSite(("KeyError",), ("keras/src/trainers/compile_utils.py",), "resolve_path")))
+    return notes
+
+
 def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool = False) -> _Batch:
     fwd = forward.run(case, rows, rules)
     notes: list[str] = []
-    if case.sample_weight_form == "dict" and rules_mod.chooses(rules, "dict_sample_weight", "error"):
+    if (case.sample_weight_form == "dict" and case.y_form != "dict"
+            and rules_mod.chooses(rules, "dict_sample_weight", "error")):
         notes.append(_dict_sample_weight_error(case, batched))
-    if (batched and case.sample_weight_form == "single" and len(case.outputs) > 1
+    notes.extend(_dict_targets_errors(case, rules))
+    if (batched and case.sample_weight_form == "single" and (len(case.outputs) > 1 or case.y_form != "auto")
             and rules_mod.chooses(rules, "single_sample_weight_not_per_sample", "error_in_data_adapter")):
         sw = case.outputs[0].sample_weight
         if sw is not None and not (sw.ndim == 1 or (sw.ndim == 2 and sw.shape[1] == 1)):
@@ -292,7 +332,7 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: 
     records = []
     weights = _loss_weights(case, rules, notes)
     for out, lw in zip(case.outputs, weights):
-        value, mag, valid = _output_loss(case, out, fwd.tensors[out.layer], rows, rules, notes)
+        value, mag, valid = _output_loss(case, out, fwd.tensors[out.layer], rows, rules, notes, batched)
         records.append(OutputRecord(
             name=out.name, loss=out.loss, reduction=out.loss_options.get("reduction", "sum_over_batch_size"),
             unweighted=value, loss_weight=lw, weighted=_weighted(lw, value, rules), magnitude=mag,

@@ -412,6 +412,41 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "dict_targets_one_output",
+            "y given as a dict keyed by output name, for a one-output model:",
+            {
+                "as_array": Alternative(
+                    "the dict's one array is the target.",
+                    [f"{_TFK}/engine/compile_utils.py:Container._conform_to_outputs",
+                     f"{_TFK}/engine/compile_utils.py:map_to_output_names"],
+                ),
+                "error": Alternative(
+                    "an error on every path (the reference gives NaN and notes it): the one-output fast "
+                    "path does not apply to a nested y, and `tree.pack_sequence_as(y_pred, y_true)` of a "
+                    "single tensor with a dict yields its key, which the loss cannot convert (jax "
+                    "ValueError 'could not convert string to float', tensorflow TypeError).",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.call"],
+                ),
+            },
+        ),
+        Rule(
+            "dict_sample_weight_with_dict_targets",
+            "sample_weight and y both given as dicts keyed by output name:",
+            {
+                "by_name": Alternative(
+                    "each output gets the target and the weights under its name.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.__call__",
+                     f"{_TFK}/engine/compile_utils.py:Container._conform_to_outputs"],
+                ),
+                "error": Alternative(
+                    "KeyError: 0 on every path (the reference gives NaN and notes it): y is mapped to the "
+                    "outputs by name, but CompileLoss.call's resolve_path looks the dict sample weight up "
+                    "by the output's list index.",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.call"],
+                ),
+            },
+        ),
+        Rule(
             "single_sample_weight_not_per_sample",
             "One sample_weight array for several outputs that is not one score per sample (e.g. "
             "(batch, time)), in evaluate/fit:",

@@ -105,6 +105,8 @@ _TF_KERAS_2_21 = {
     "replica_regularization_scaling": "none",
     "replica_loss_metric": "single_device",
     "l1_regularizer_float64": "computed",
+    "dict_targets_one_output": "as_array",
+    "dict_sample_weight_with_dict_targets": "by_name",
 }
 
 _KERAS3_3_15_TENSORFLOW = {
@@ -120,6 +122,8 @@ _KERAS3_3_15_TENSORFLOW = {
     "single_loss_with_loss_weights": "error",
     "rnn_activity_regularizer": "ignored",
     "dict_sample_weight": "error",
+    "dict_targets_one_output": "error",
+    "dict_sample_weight_with_dict_targets": "error",
     "single_sample_weight_not_per_sample": "error_in_data_adapter",
     # compiled (run_eagerly=False): the static batch size is None in tf.function; see the
     # eager row below.
@@ -216,6 +220,22 @@ TABLE: list[Rows] = [
     Rows("keras3", {"replica_split": "sharded_even"}, backend="jax", strategy="dataparallel",
          read="keras==3.15.1",
          sources=["keras/src/backend/jax/trainer.py:_distribute_data"], note="keras.distribution.DataParallel (issue 10)"),
+    # y and sample_weight as dicts (docs/y-structures.md, docs/probes/y_structures.py): observed
+    # with plain Keras on the jax backend in 3.0.5-3.4.1, 3.7.0, 3.8.0 ... 3.15.1, and through the
+    # harness on 3.4.1 and 3.7.0 (which show more, listed there, not yet encoded). Keras 3.5.0-3.6.0
+    # pair a dict y with the outputs in sorted-key order (CompileLoss.call `tree.flatten(y_true)`,
+    # keras-team/keras#20015): no alternative computes that yet, so those releases' dict-y cases
+    # are findings.
+    Rows("keras3", {"dict_targets_one_output": "as_array"}, before="3.7", read="keras==3.6.0",
+         sources=["keras==3.6.0: keras/src/trainers/compile_utils.py:CompileLoss.call"],
+         note="observed, not read: 3.0.5-3.6.0 take a one-output dict y as its array (the probe's bare "
+              "loss object); 3.7.0 raises a structure ValueError (keras/src/tree/optree_impl.py) for the "
+              "harness's list and dict losses, 3.8.0 and later a conversion error"),
+    Rows("keras3", {"dict_sample_weight_with_dict_targets": "by_name"}, before="3.7", read="keras==3.4.1",
+         sources=["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss._flatten_y"],
+         upstream="keras-team/keras@1e8426b2f5",
+         note="3.0.5-3.4.1 map y and sample_weight dicts by output name (_flatten_y, read in 3.4.1); "
+              "3.7.0 and later raise KeyError: 0 (resolve_path; observed); 3.5-3.6 sort (a finding)"),
     Rows("keras3", {"l1_regularizer_float64": "error"}, before="3.14", backend="tensorflow", read="keras==3.13.2",
          sources=["keras==3.13.2: keras/src/regularizers/regularizers.py:L1.__call__"],
          upstream="keras-team/keras#22438",

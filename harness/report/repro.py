@@ -256,7 +256,10 @@ def reproducer(case: dict[str, Any], case_id: str, impl: str, key: str, *,
             # output_shape[:-1] + (1,): a (batch, time) target gets a trailing axis, as its users did.
             arr = f"np.expand_dims({arr}, -1)"
         ys.append(arr)
-    w("y = " + (ys[0] if len(ys) == 1 else "[" + ", ".join(ys) + "]"))
+    y_form = case.get("y_form", "auto")  # harness.spec.Y_FORMS; absent: one array, or a list
+    w("y = " + (ys[0] if y_form == "auto" and len(ys) == 1 else
+                _structure(case, ys, names, "dict" if y_form == "dict" else "list"))
+      + (f"  # form: {y_form}" if y_form != "auto" else ""))
     if case["sample_weight_form"] == "omitted":
         w("sample_weight = None  # form: omitted")
     else:
