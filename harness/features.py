@@ -31,6 +31,7 @@ SATURATION_EPS = 1e-7
 LARGE_LOGIT = 16.0  # |logit| beyond which float32 sigmoid(logit) rounds to 0 or 1
 
 FEATURES: dict[str, str] = {
+    "one_output": "a one-output model",
     "outputs>=2": "two or more outputs",
     "outputs>=3": "three or more outputs",
     "temporal_output": "an output of rank 3 (batch, time, units)",
@@ -117,6 +118,7 @@ CONDITIONS: dict[str, str] = {
     **_ENTRY_CONDITIONS,
     "large_logits": "from_logits",
     "time_equals_batch": "temporal_output",
+    "y:list": "one_output",  # a list y differs from one array only for one output
 }
 
 GROUPS = ("loss:", "layer:", "activation:")
@@ -154,6 +156,8 @@ def features(case: Case) -> set[str]:
     tensors = forward(case)
     ranks = {o.name: tensors[o.layer][0].ndim for o in case.outputs}
 
+    if len(case.outputs) == 1:
+        f.add("one_output")
     if len(case.outputs) >= 2:
         f.add("outputs>=2")
     if len(case.outputs) >= 3:

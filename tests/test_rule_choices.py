@@ -100,8 +100,13 @@ def test_no_module_reads_a_choice_but_through_the_accessor():
 
 # --- every alternative reached ----------------------------------------------------------------
 
+# A dict y (vocabulary version 5): the first for one output, the first beside dict sample weights.
+_V5 = [c for c in strategies.corpus(0, 200, vocabulary_version=5) if c.y_form == "dict"]
+_DICT_Y = [next(c for c in _V5 if len(c.outputs) == 1), next(c for c in _V5 if c.sample_weight_form == "dict")]
+
 CASES = ([spec.load(p) for p in sorted((ROOT / "cases").rglob("*.json"))]
-         + strategies.corpus(0, 40, vocabulary_version=1))  # corpus case 35 is the first with a SimpleRNN activity regularizer
+         + strategies.corpus(0, 40, vocabulary_version=1)  # corpus case 35 is the first with a SimpleRNN activity regularizer
+         + _DICT_Y)
 
 
 def _run(case: spec.Case, profile: dict[str, str]) -> None:
