@@ -233,9 +233,10 @@ TABLE: list[Rows] = [
               "harness's list and dict losses, 3.8.0 and later a conversion error"),
     Rows("keras3", {"dict_sample_weight_with_dict_targets": "by_name"}, before="3.7", read="keras==3.4.1",
          sources=["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss._flatten_y"],
-         upstream="keras-team/keras@1e8426b2f5",
-         note="3.0.5-3.4.1 map y and sample_weight dicts by output name (_flatten_y, read in 3.4.1); "
-              "3.7.0 and later raise KeyError: 0 (resolve_path; observed); 3.5-3.6 sort (a finding)"),
+         upstream="keras-team/keras#20015",
+         note="3.0.5-3.4.1 map y and sample_weight dicts by output name (_flatten_y, read in 3.4.1; "
+              "removed by #20015 in 3.5.0); 3.7.0 and later raise KeyError: 0 (resolve_path; observed, "
+              "the commit not yet read); 3.5-3.6 sort (a finding)"),
     Rows("keras3", {"l1_regularizer_float64": "error"}, before="3.14", backend="tensorflow", read="keras==3.13.2",
          sources=["keras==3.13.2: keras/src/regularizers/regularizers.py:L1.__call__"],
          upstream="keras-team/keras#22438",
