@@ -90,6 +90,9 @@ class Coverage:
     pairs: list[tuple[Flip, Flip]]  # every dependent pair found on these cases, (enabler, dependent)
     distinguished: dict[tuple[Flip, ...], Decision] = field(default_factory=dict)
     seconds: float = 0.0
+    # The single changes that alter some reference number of some case bit-exactly (those the
+    # cases put to the test at all; the others leave every number of these cases as it was).
+    changed: set[tuple[Flip, ...]] = field(default_factory=set)
 
     def decision(self, change: tuple[Flip, ...]) -> Decision | None:
         return self.distinguished.get(change)
@@ -254,6 +257,7 @@ def coverage(cases: Sequence[Case], profile_name: str, paths: Sequence[str] = LO
         # single changes
         for path in paths:
             relevant = compare.relevant_flips(cache, profile, path)
+            result.changed.update((flip,) for flip in relevant)
             for flip in relevant:
                 change = (flip,)
                 if change in done or flip not in single_set:
@@ -302,8 +306,10 @@ def coverage(cases: Sequence[Case], profile_name: str, paths: Sequence[str] = LO
                 d = _differentiated_differs(cache, profile, flipped, replicas)
                 if d is not None:
                     done[change] = d
+                    result.changed.add(change)
                 elif not _same_differentiated(cache, profile, flipped, replicas):
                     grad_candidates[change] = flipped
+                    result.changed.add(change)
         if gradients:
             for change, changed in grad_candidates.items():
                 if change in done:

@@ -140,13 +140,13 @@ def test_n_and_corpus_together_exit_2(capsys: pytest.CaptureFixture) -> None:
 def test_default_cases_are_the_main_jobs_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
     import argparse
 
+    from harness import selection
     from harness.commands import cases as cases_cmd
-    from harness.commands.run import PROFILES, load_stored
-    from harness.strategies import corpus
+    from harness.commands.run import load_stored
 
     monkeypatch.chdir(ROOT)
     got, what = cases_cmd.coverage_cases(argparse.Namespace(n=None, corpus=None, cases=None, seed=0))
-    expected = list(dict.fromkeys(c.id for c in load_stored([Path("cases")]) + corpus(0, PROFILES["ci"])))
+    expected = list(dict.fromkeys(c.id for c in load_stored([Path("cases")]) + selection.load().cases()))
     assert [c.id for c in got] == expected
     assert "corpus ci" in what
 

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("worker", ["harness.worker"]),
     ("engine", ["harness.compare", "harness.compare_gradients", "harness.compare_observations"]),
     ("records", ["harness.resultsfile", "harness.judging"]),
-    ("driver", ["harness.driver", "harness.bench", "harness.bench_naive", "harness.coverage", "harness.changelog", "harness.migrate", "harness.bisect", "harness.fingerprint"]),
+    ("driver", ["harness.driver", "harness.bench", "harness.bench_naive", "harness.coverage", "harness.selection", "harness.changelog", "harness.migrate", "harness.bisect", "harness.fingerprint"]),
     ("report", ["harness.report", "harness.report.*", "harness.same_report"]),
     ("commands", ["harness.commands", "harness.commands.*", "harness.cli", "harness.__main__"]),
 ]

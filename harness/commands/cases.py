@@ -38,6 +38,14 @@ HELP = """Draw Cases and look at them.
       (tf_keras-2.21, keras-3.15[-jax|-torch|-numpy], keras-2.3.1, tf.keras-2.15); any name
       rules.profile resolves. --no-pairs skips dependent pairs,
       --no-gradients the gradient comparison. Progress and wall times go to stderr.
+  --select [--candidates N] [--jobs J] [--save [FILE]]
+      Choose the main job's `ci` cases (harness.selection): of the first N cases of the corpus
+      of seed 0 (default 300), the fewest a greedy set cover needs so that, beside the stored
+      cases/, every single rule change that some candidate distinguishes is distinguished for
+      every core profile. Prints the picks and, per profile, each change
+      no candidate distinguishes with the reason. Reference only; J worker processes (default
+      1); progress on stderr. --save writes the result to harness/ci_selection.json (or FILE),
+      the derived file `run --profile ci` reads (never edit it by hand).
 """
 
 THRESHOLD = 10.0  # percent of cases each feature must reach
@@ -51,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--show", metavar="FILE", help="validate and pretty-print one case file")
     what.add_argument("--coverage", action="store_true",
                       help="which rule changes the cases distinguish (reference only)")
+    what.add_argument("--select", action="store_true",
+                      help="choose the ci corpus: the fewest cases that test every rule (reference only)")
     p.add_argument("-n", type=int, default=None,
                    help="number of cases (default 1000; --coverage: drawn cases instead of --corpus)")
     p.add_argument("--seed", type=int, default=0, help="corpus / Hypothesis seed (default 0)")
@@ -65,6 +75,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="--coverage: machine-readable output on stdout")
     p.add_argument("--no-pairs", action="store_true", help="--coverage: single rule changes only")
     p.add_argument("--no-gradients", action="store_true", help="--coverage: do not compare gradients")
+    p.add_argument("--candidates", type=int, default=None, metavar="N",
+                   help="--select: corpus cases to choose from (default 300)")
+    p.add_argument("--jobs", type=int, default=1, metavar="J", help="--select: worker processes (default 1)")
+    p.add_argument("--save", nargs="?", const="", default=None, metavar="FILE",
+                   help="--select: write the selection (default file: harness/ci_selection.json)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         return _show(args.show)
     if args.coverage:
         return _coverage(args)
+    if args.select:
+        return _select(args)
     args.n = 1000 if args.n is None else args.n
     if args.write:
         if args.n < 0:
@@ -86,15 +103,12 @@ def run(args: argparse.Namespace) -> int:
     return _stats(args.n, args.seed, args.hypothesis, args.verbose)
 
 
-# The core matrix's profiles (README "Implementations"): the default of --coverage.
-COVERAGE_PROFILES = ("tf_keras-2.21", "keras-3.15", "keras-3.15-jax", "keras-3.15-torch", "keras-3.15-numpy",
-                     "keras-2.3.1", "tf.keras-2.15")
 
 
 def coverage_cases(args: argparse.Namespace) -> tuple[list[spec.Case], str]:
     """The cases --coverage measures and a description of them (a spec.CaseError or ValueError on bad input)."""
     from harness import strategies
-    from harness.commands.run import PROFILES, load_stored
+    from harness.commands.run import PROFILES, drawn_cases, load_stored
 
     if args.n is not None and args.corpus is not None:
         raise ValueError("-n and --corpus: expected one of them (--corpus SETTINGS draws run's number of cases)")
@@ -104,12 +118,14 @@ def coverage_cases(args: argparse.Namespace) -> tuple[list[spec.Case], str]:
         raise ValueError(f"-n: expected a number of drawn cases >= 0, got {args.n}")
     if args.n is not None:
         n, dirs = args.n, list(args.cases or [])
+        drawn = strategies.corpus(seed=args.seed, n=n) if n else []
     elif args.corpus is None and args.cases:
-        n, dirs = 0, list(args.cases)
+        n, dirs, drawn = 0, list(args.cases), []
     else:
-        n, dirs = PROFILES[args.corpus or "ci"], list(args.cases or [Path("cases")])
+        dirs = list(args.cases or [Path("cases")])
+        drawn = drawn_cases(args.corpus or "ci", None, args.seed)
+        n = len(drawn)
     stored = load_stored(dirs) if dirs else []
-    drawn = strategies.corpus(seed=args.seed, n=n) if n else []
     seen, cases = set(), []
     for case in stored + drawn:  # as `run` orders and deduplicates them
         if case.id not in seen:
@@ -125,9 +141,10 @@ def _coverage(args: argparse.Namespace) -> int:
     import json
 
     from harness import coverage as coverage_mod
+    from harness import selection
     from harness.reference import rules
 
-    names = args.profile or list(COVERAGE_PROFILES)
+    names = args.profile or list(selection.PROFILES)
     for name in names:
         try:
             rules.profile(name)
@@ -159,6 +176,35 @@ def _coverage(args: argparse.Namespace) -> int:
         for cov in results:
             _print_coverage(cov, pairs=not args.no_pairs)
     print(f"rule coverage: {len(names)} profiles x {len(cases)} cases in {total:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from harness import selection
+    from harness.commands.run import load_stored
+
+    candidates = selection.CANDIDATES if args.candidates is None else args.candidates
+    if candidates < 1:
+        return _bad_input(f"--candidates: expected a number of corpus cases >= 1, got {candidates}")
+    if args.jobs < 1:
+        return _bad_input(f"--jobs: expected a number of worker processes >= 1, got {args.jobs}")
+    try:
+        stored = load_stored(list(args.cases or [Path("cases")]))
+    except spec.CaseError as exc:
+        return _bad_input(str(exc))
+    target = Path(args.save) if args.save else selection.FILE
+    print(f"choosing the ci corpus from {candidates} candidates beside {len(stored)} stored cases, "
+          f"{len(selection.PROFILES)} profiles, {args.jobs} job(s)", file=sys.stderr, flush=True)
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        if done % 25 == 0 or done == total:
+            print(f"  {done}/{total} cases measured, {seconds:.0f} s", file=sys.stderr, flush=True)
+
+    chosen = selection.choose(stored, candidates=candidates, jobs=args.jobs, progress=progress)
+    print(selection.text(chosen))
+    if args.save is not None:
+        selection.write(chosen, target)
+        print(f"wrote {target}", file=sys.stderr)
     return 0
 
 

@@ -22,13 +22,16 @@ import sys
 from pathlib import Path
 
 HELP = __doc__
+# Drawn cases searched for evidence (vocabulary version 1, so appending a loss or a layer leaves the
+# docs as they are; the main job's ci cover would change them with every new semantics).
+EVIDENCE_DRAWN = 12
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lineage", help="keras (2.x), tf.keras, tf_keras or keras3 (default: every one)")
     p.add_argument("--from", dest="since", metavar="V", help="first release to list (e.g. 3.10)")
     p.add_argument("--to", dest="until", metavar="V", help="last release to list (e.g. 3.15)")
-    p.add_argument("-n", type=int, default=None, help="drawn cases searched for evidence (default: run's ci, 12)")
+    p.add_argument("-n", type=int, default=None, help=f"drawn cases searched for evidence (default: the first {EVIDENCE_DRAWN} of the corpus)")
     p.add_argument("--cases", action="append", type=Path, metavar="DIR",
                    help="stored cases searched for evidence (repeatable; default: cases/)")
     p.add_argument("--no-stored", action="store_true", help="drawn cases only (the docs: a found case changes nothing)")
@@ -38,9 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def evidence_cases(n: int | None, dirs: list[Path] | None) -> tuple[list, str]:
     """The cases searched for evidence and their description (the main job's corpus by default)."""
     from harness import strategies
-    from harness.commands.run import PROFILES, load_stored
+    from harness.commands.run import load_stored
 
-    n = PROFILES["ci"] if n is None else n
+    n = EVIDENCE_DRAWN if n is None else n
     dirs = [Path("cases")] if dirs is None else dirs
     stored = load_stored(dirs) if dirs else []
     # vocabulary version 1: appending a loss or a layer leaves the evidence, and the docs, as they are

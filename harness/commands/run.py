@@ -41,7 +41,9 @@ from typing import Any
 
 from harness import spec
 
-PROFILES = {"ci": 12, "dev": 60, "deep": 2000}  # drawn cases per settings profile
+# Drawn cases per settings profile; ci (None): the cover of harness/ci_selection.json, the corpus
+# cases chosen to test every rule of the core matrix (harness.selection).
+PROFILES: dict[str, int | None] = {"ci": None, "dev": 60, "deep": 2000}
 DEFAULT_RESULTS_DIR = Path("reports/results")
 MAX_TIMEOUT = 86400.0  # seconds per case: a day (the OS's wait limit is ~292 years, `inf` is refused)
 
@@ -68,9 +70,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="implementations to run (repeatable, or comma-separated); default: every one "
                         "importable here (see `python -m harness impls`)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="ci",
-                   help="how many cases to draw: " + ", ".join(f"{k}={v}" for k, v in PROFILES.items()))
-    p.add_argument("-n", type=int, help="number of drawn cases (overrides --profile)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fixed corpus (same ids everywhere)")
+                   help="which cases to draw: ci = the corpus cases chosen to test every rule "
+                        "(harness/ci_selection.json), " + ", ".join(f"{k} = the first {v}" for k, v in PROFILES.items() if v))
+    p.add_argument("-n", type=int, help="number of drawn cases: the first N of the corpus (overrides --profile)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fixed corpus (same ids everywhere; "
+                                                        "ci's cases are chosen from seed 0's)")
     p.add_argument("--values-per-structure", type=int, default=1, metavar="K",
                    help="draw each structure K times in a row with new values (weights, inputs, targets, "
                         "sample weights): one compiled model serves all K, so K > 1 explores values "
@@ -126,11 +130,28 @@ def load_stored(dirs: list[Path]) -> list[spec.Case]:
     return cases
 
 
-def collect_cases(args: argparse.Namespace) -> list[spec.Case]:
-    from harness import strategies
+def drawn_cases(profile: str, n: int | None, seed: int, values_per_structure: int = 1) -> list[spec.Case]:
+    """The drawn cases of a settings profile: the recorded rule cover for ci, else the first n of
+    the corpus. A ci run whose selection is stale (other semantics or vocabulary) says so on
+    stderr and runs the recorded cases all the same."""
+    from harness import selection, strategies
 
-    n = args.n if args.n is not None else PROFILES[args.profile]
-    drawn = strategies.corpus(seed=args.seed, n=n, values_per_structure=args.values_per_structure) if n > 0 else []
+    if n is None and PROFILES[profile] is None:
+        chosen = selection.load()
+        if seed != chosen.seed:
+            raise SystemExit(_usage_error(f"--seed {seed}: the ci cases are chosen from the corpus of seed "
+                                          f"{chosen.seed} ({selection.FILE.name}); for another seed give -n N"))
+        if chosen.stale():
+            print(f"harness: warning: {selection.FILE} was chosen for other semantics, vocabulary or tolerances "
+                  f"(key {chosen.key}); its cases run, but may leave rules untested: {selection.REGENERATE}",
+                  file=sys.stderr)
+        return chosen.cases(values_per_structure)
+    n = PROFILES[profile] if n is None else n
+    return strategies.corpus(seed=seed, n=n, values_per_structure=values_per_structure) if n > 0 else []
+
+
+def collect_cases(args: argparse.Namespace) -> list[spec.Case]:
+    drawn = drawn_cases(args.profile, args.n, args.seed, args.values_per_structure)
     stored = [] if args.no_stored else load_stored(args.cases or [Path("cases")])
     seen, cases = set(), []
     for case in stored + drawn:
