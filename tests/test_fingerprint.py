@@ -69,3 +69,28 @@ def test_the_command_exits_1_on_a_disagreement_and_diffs_two_fingerprints(tmp_pa
     assert cli.main(["fingerprint", "--diff", str(a), str(b)]) == 1
     assert "activity_regularizer_scaling: takes batch_mean -> takes sum" in capsys.readouterr().out
     assert cli.main(["fingerprint", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_the_report_shows_each_runs_rules_and_lists_a_disagreement_first(tmp_path):
+    from harness.report import render
+
+    planted = _planted(tmp_path, {"activity_regularizer_scaling": "sum"})
+    out = tmp_path / "report" / "index.html"
+    render.write([planted], out)
+    html = out.read_text()
+    section = html[html.index('id="fingerprints"'):html.index('id="coverage"')]
+    assert "1 rule where a run and the semantics table disagree" in section
+    assert "<code>activity_regularizer_scaling</code> in keras3-jax" in section
+    assert "takes sum, the table says batch_mean" in section
+    assert 'class="fp-disagrees"' in section and 'class="fp-untested"' in section  # replica_* rules: one device
+
+
+def test_the_report_of_a_run_as_the_table_says_lists_no_disagreement(tmp_path):
+    from harness.report import render
+
+    out = tmp_path / "report" / "index.html"
+    render.write([_planted(tmp_path, {})], out)
+    html = out.read_text()
+    section = html[html.index('id="fingerprints"'):html.index('id="coverage"')]
+    assert "No rule where a run and the semantics table disagree" in section
+    assert 'class="fp-agrees"' in section

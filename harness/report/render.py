@@ -375,6 +375,51 @@ def separating_matrix(report: Report, reference: Any, rules_mod: Any) -> dict[st
             "runs": [{"label": f"{r[1]} [{r[0]}]", "profile": profiles[r]} for r in runs], "rows": rows}
 
 
+def fingerprints_view(report: Report, reference: Any, rules_mod: Any) -> dict[str, Any]:
+    """Rule x (environment, implementation): the alternative each run took, inferred from its
+    numbers (harness.fingerprint), with the case that decided it; "not tested here" where no case
+    of the run decides the rule. A rule where the inference and the semantics table disagree is
+    a finding: the reading or the release is wrong."""
+    if reference is None or rules_mod is None:
+        return {"available": False, "reason": "the reference is not importable here", "columns": [], "rows": []}
+    from harness import fingerprint
+
+    columns, found, problems, undecided = [], {}, [], []
+    for e in report.environments:
+        try:
+            fp = fingerprint.fingerprint(e.path)
+        except Exception as exc:  # noqa: BLE001 - one unreadable run leaves the others shown
+            problems.append(f"{e.name}: {type(exc).__name__}: {exc}")
+            continue
+        for impl, by_rule in sorted(fp.items()):
+            if not any(f.admitted is not None for f in by_rule.values()):
+                undecided.append(f"{impl} [{e.name}]")  # e.g. a distributed run: its paths are not read
+                continue
+            columns.append({"env": e.name, "impl": impl})
+            found[(e.name, impl)] = by_rule
+    rows, disagreements = [], []
+    for rule in rules_mod.RULES:
+        cells = []
+        for col in columns:
+            f = found[(col["env"], col["impl"])].get(rule)
+            if f is None or f.admitted is None:
+                cells.append({"kind": "untested", "text": "not tested here", "title": ""})
+                continue
+            table = "/".join(sorted(f.table))
+            kind = {True: "agrees", False: "disagrees", None: "open"}[f.agrees]
+            text = f.status.removeprefix("takes ")
+            title = f"decided by {', '.join(f.deciding)}; the table says {table}"
+            cells.append({"kind": kind, "text": text, "title": title})
+            if f.agrees is False:
+                disagreements.append({"env": col["env"], "impl": col["impl"], "rule": rule, "status": f.status,
+                                      "table": table, "by": f.deciding[0] if f.deciding else ""})
+        rows.append({"rule": rule, "cells": cells})
+    tested = {f"{c['env']} {c['impl']}": sum(found[(c["env"], c["impl"])][r].admitted is not None
+                                              for r in found[(c["env"], c["impl"])]) for c in columns}
+    return {"available": True, "reason": "; ".join(problems), "columns": columns, "rows": rows,
+            "disagreements": disagreements, "tested": tested, "rules": len(rules_mod.RULES), "undecided": undecided}
+
+
 def feature_coverage(report: Report) -> dict[str, Any]:
     try:
         counts = load_mod.feature_counts(report)
@@ -630,6 +675,7 @@ def build(report: Report, *, now: _dt.datetime | None = None) -> dict[str, Any]:
         "reference_note": ref_note,
         "overview": verdict_overview(report),
         "separating": separating_matrix(report, reference, rules_mod),
+        "fingerprints": fingerprints_view(report, reference, rules_mod),
         "features": feature_coverage(report),
         "chart": rel_diff_svg(report),
         "groups": groups,
