@@ -4,7 +4,7 @@ per-implementation list reads it, or is checked here against it.
 - tox.ini: each environment of its env_list and labels runs, through its one `harness run`
   command, exactly the implementations whose record names the environment in `tox_envs`, in the
   registry's order (set_env HARNESS_IMPLS); every environment a record names is one of tox's.
-- .github/workflows/matrix.yml runs the environments of tox.ini's label "github".
+- .github/workflows/matrix.yml runs the environments of tox.ini's labels core, sweep and nightly.
 - harness/reference/semantics.py selects each implementation's semantics with its record's query,
   and harness/reference/rules.py lists the same implementations.
 - The modes of the recorded results (tests/data/results) are their record's modes.
@@ -86,17 +86,22 @@ def test_expand_follows_tox_brace_syntax():
     assert expand("keras231") == ["keras231"]
 
 
-def test_the_github_workflow_runs_the_tox_label_github():
+def test_the_github_workflow_runs_every_environment_of_tox_labels_core_sweep_and_nightly():
     workflow = (ROOT / ".github" / "workflows" / "matrix.yml").read_text(encoding="utf-8")
-    listed = re.search(r"^ *toxenv:\n(?: *- .*\n)*", workflow, re.MULTILINE)
-    assert listed is not None, "matrix.yml has no toxenv list"
-    assert listed.group(0) == github_matrix(), (
-        "matrix.yml's toxenv list is not tox.ini's label 'github': paste `python -m harness impls --github-matrix`")
+    assert "matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}" in workflow
+    assert 'echo "matrix=$(python -m harness impls --github-matrix)" >> "$GITHUB_OUTPUT"' in workflow
+    envs = github_matrix()["toxenv"]
+    for label in ("core", "sweep", "nightly"):
+        assert set(tox_label(label)) <= set(envs), label
+    assert len(envs) == len(set(envs)) and set(envs) <= set(tox_environments())
 
 
-def test_github_label_holds_the_core_matrix():
-    missing = set(tox_label("core")) - set(tox_label("github"))
-    assert not missing, f"core environments missing from the workflow: {sorted(missing)}"
+def test_the_github_matrix_is_one_line_of_json(capsys):
+    from harness import cli
+
+    assert cli.main(["impls", "--github-matrix"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and json.loads(out) == github_matrix()
 
 
 @pytest.mark.parametrize("name", list(KERAS))

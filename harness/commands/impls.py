@@ -27,13 +27,16 @@ HELP = """List the implementations (harness.impls) and whether each is importabl
 
 Each is probed in a subprocess worker with a timeout; the table shows its exact versions or
 why it cannot run. --json writes one JSON object per implementation instead. --github-matrix
-prints the `toxenv:` list of .github/workflows/matrix.yml: the environments of tox.ini's label
-"github" (tests/test_implementation_record.py checks the workflow holds it).
+prints the matrix of .github/workflows/matrix.yml as one line of JSON, {"toxenv": [...]}: every
+environment of tox.ini's labels core, sweep and nightly. The workflow's `plan` job runs it, so
+the matrix is tox's (tests/test_implementation_record.py checks the workflow reads it).
 """
 
 DEFAULT_TIMEOUT = 180.0  # seconds: importing TensorFlow + Keras cold can take a while
 TOX_INI = Path(__file__).resolve().parents[2] / "tox.ini"
-GITHUB_LABEL = "github"
+# The labels of tox.ini whose environments .github/workflows/matrix.yml runs, one job each (its
+# `plan` job prints them with `impls --github-matrix`): the core matrix, the sweep, the next Keras.
+GITHUB_LABELS = ("core", "sweep", "nightly")
 
 
 def expand(text: str) -> list[str]:
@@ -65,9 +68,10 @@ def tox_label(label: str, path: Path = TOX_INI) -> list[str]:
     raise KeyError(f"tox.ini has no label {label!r}")
 
 
-def github_matrix(path: Path = TOX_INI) -> str:
-    """The `toxenv:` list of .github/workflows/matrix.yml, indented as it stands there."""
-    return "        toxenv:\n" + "".join(f"          - {env}\n" for env in tox_label(GITHUB_LABEL, path))
+def github_matrix(path: Path = TOX_INI) -> dict[str, list[str]]:
+    """The matrix of .github/workflows/matrix.yml: {"toxenv": every environment of GITHUB_LABELS}."""
+    envs = [env for label in GITHUB_LABELS for env in tox_label(label, path)]
+    return {"toxenv": list(dict.fromkeys(envs))}
 
 
 def probe(name: str, python: str = sys.executable, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
@@ -117,12 +121,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per probe")
     p.add_argument("--json", action="store_true", help="one JSON object per implementation")
     p.add_argument("--github-matrix", action="store_true",
-                   help="print the toxenv list of .github/workflows/matrix.yml (tox.ini's label 'github')")
+                   help="print the matrix of .github/workflows/matrix.yml as JSON: tox.ini's labels "
+                        + ", ".join(GITHUB_LABELS))
 
 
 def run(args: argparse.Namespace) -> int:
     if args.github_matrix:
-        print(github_matrix(), end="")
+        print(json.dumps(github_matrix()))
         return 0
     names = args.names or list(IMPLEMENTATIONS)
     unknown = [n for n in names if n not in IMPLEMENTATIONS]
