@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from harness import cli, fingerprint, reference, spec
 from harness.commands.run import load_stored
 from harness.reference import rules
@@ -17,16 +19,16 @@ VERSIONS = {"keras": "3.15.1", "backend": "jax"}
 PATHS = ("compute_loss/eager", "test_on_batch/eager", "evaluate/eager")
 
 
-def _planted(tmp_path: Path, flips: dict[str, str]) -> Path:
+def _planted(tmp_path: Path, flips: dict[str, str], versions: dict[str, str] = VERSIONS) -> Path:
     """A results file whose 'observations' are the reference under keras3-jax 3.15.1's semantics
     with `flips` made: an implementation that differs from the table in exactly those rules."""
-    lines = [{"kind": "header", "schema": 1, "impl": "keras3-jax", "versions": VERSIONS}]
+    lines = [{"kind": "header", "schema": 1, "impl": "keras3-jax", "versions": versions}]
     for case in CASES:
         lines.append({"kind": "case", "schema": 1, "case_id": case.id, "case": json.loads(spec.dumps(case))})
         paths = []
         for key in PATHS:
             path, _, mode = key.partition("/")
-            profile = {**rules.profile(rules.expected("keras3-jax", VERSIONS, path, mode)), **flips}
+            profile = {**rules.profile(rules.expected("keras3-jax", versions, path, mode)), **flips}
             b = reference.compute(case, profile, path)
             if b.notes:
                 paths.append({"path": path, "mode": mode, "status": "error", "error_type": "ValueError",
@@ -94,3 +96,40 @@ def test_the_report_of_a_run_as_the_table_says_lists_no_disagreement(tmp_path):
     section = html[html.index('id="fingerprints"'):html.index('id="coverage"')]
     assert "No rule where a run and the semantics table disagree" in section
     assert 'class="fp-agrees"' in section
+
+
+def test_a_nightly_run_that_takes_a_rule_otherwise_heads_the_report(tmp_path):
+    from harness.report import render
+
+    nightly = {"keras": "3.16.0.dev2026102704", "backend": "jax"}
+    out = tmp_path / "report" / "index.html"
+    render.write([_planted(tmp_path, {"activity_regularizer_scaling": "sum"}, nightly)], out)
+    html = out.read_text()
+    head = html[html.index('id="next-keras"'):html.index('aria-label="Contents"')]
+    assert "Changed in the next Keras" in head and "keras==3.16.0.dev2026102704" in head
+    assert "<code>activity_regularizer_scaling</code> takes sum (the table: batch_mean)" in head
+
+
+def test_a_report_without_a_nightly_run_has_no_next_keras_headline(tmp_path):
+    from harness.report import render
+
+    out = tmp_path / "report" / "index.html"
+    render.write([_planted(tmp_path, {"activity_regularizer_scaling": "sum"})], out)
+    assert 'id="next-keras"' not in out.read_text()
+
+
+@pytest.mark.differential
+def test_fingerprint_impl_runs_the_ci_corpus_on_a_real_keras_and_writes_json(tmp_path, monkeypatch, capsys):
+    """keras3-numpy (the quickest Keras) over the main job's ci corpus, then its fingerprint."""
+    from harness.commands import fingerprint as fingerprint_cmd
+
+    monkeypatch.setattr(fingerprint_cmd, "RUNS", tmp_path / "runs")
+    out = tmp_path / "fp.json"
+    status = cli.main(["fingerprint", "--impl", "keras3-numpy", "--json", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert status in (0, 1)  # 1: a rule disagrees with the table (a finding, shown in the output)
+    assert json.loads(printed) == json.loads(out.read_text())  # stdout holds the fingerprint alone
+    found = json.loads(out.read_text())["keras3-numpy"]
+    assert set(found) == set(rules.RULES)
+    assert sum(f["status"] != "undetermined" for f in found.values()) >= 10  # the ci corpus decides rules
+    assert (tmp_path / "runs" / "keras3-numpy.jsonl").exists()

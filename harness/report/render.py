@@ -25,6 +25,7 @@ from typing import Any
 
 import jinja2
 
+from harness.compare import FAILURE_VERDICTS
 from harness.report import loading as load_mod
 from harness.report import repro
 from harness.report.loading import Group, Member, Report
@@ -420,6 +421,35 @@ def fingerprints_view(report: Report, reference: Any, rules_mod: Any) -> dict[st
             "disagreements": disagreements, "tested": tested, "rules": len(rules_mod.RULES), "undecided": undecided}
 
 
+def _is_nightly(version: str) -> bool:
+    return ".dev" in version  # PEP 440 dev releases: keras-nightly 3.N.0.devYYYYMMDDHH, tf-keras-nightly
+
+
+def next_keras(report: Report, fingerprints: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs of a nightly build (tox -m nightly: judged by the newest release's semantics), each
+    with what differs there: its unexplained verdicts and failures, and the rules its fingerprint
+    takes otherwise than the table. The headline of a report that holds them: changed in the next Keras."""
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in report.environments:
+        for impl, version_sets in e.versions_by_impl().items():
+            builds = {k: v for vs in version_sets for k, v in vs.items() if v and _is_nightly(str(v))}
+            if builds:
+                runs[(e.name, impl)] = {"env": e.name, "impl": impl, "builds": builds,
+                                        "unexplained": 0, "failures": 0, "cases": set(), "rules": []}
+    for m in report.all_members():
+        run = runs.get((m.env, m.impl))
+        if run is None:
+            continue
+        kind = m.verdict.get("verdict")
+        if kind == "unexplained" or kind in FAILURE_VERDICTS:
+            run["unexplained" if kind == "unexplained" else "failures"] += 1
+            run["cases"].add(m.case_id)
+    for d in fingerprints.get("disagreements", []) if fingerprints.get("available") else []:
+        if (d["env"], d["impl"]) in runs:
+            runs[(d["env"], d["impl"])]["rules"].append(d)
+    return [{**r, "cases": sorted(r["cases"])} for _, r in sorted(runs.items())]
+
+
 def feature_coverage(report: Report) -> dict[str, Any]:
     try:
         counts = load_mod.feature_counts(report)
@@ -663,6 +693,7 @@ def build(report: Report, *, now: _dt.datetime | None = None) -> dict[str, Any]:
         envs.append({"name": e.name, "file": str(e.path), "headers": len(e.headers), "impls": impls})
     span = report.started_span()
     groups = [group_view(report, g, reference, rules_mod, ref_note) for g in report.groups]
+    fingerprints = fingerprints_view(report, reference, rules_mod)
     return {
         "built": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "environments": envs,
@@ -675,7 +706,8 @@ def build(report: Report, *, now: _dt.datetime | None = None) -> dict[str, Any]:
         "reference_note": ref_note,
         "overview": verdict_overview(report),
         "separating": separating_matrix(report, reference, rules_mod),
-        "fingerprints": fingerprints_view(report, reference, rules_mod),
+        "fingerprints": fingerprints,
+        "next_keras": next_keras(report, fingerprints),
         "features": feature_coverage(report),
         "chart": rel_diff_svg(report),
         "groups": groups,
