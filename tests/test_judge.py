@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -175,3 +176,18 @@ def test_run_then_judge_gives_the_verdicts_run_recorded(tmp_path: Path) -> None:
     got = judge(out)
     assert got["status"] == 0, got["stdout"]
     assert "0 differ from the recorded ones" in got["stdout"]
+
+
+def test_the_reference_numbers_of_a_verdict_are_the_same_up_to_the_last_bits() -> None:
+    """Another CPU's SIMD sums the reference in another order (AVX-512 against the machine the
+    recorded results come from): the last bits of `expected` and `rel_diff` may differ, nothing else."""
+    from harness.same_report import same_verdict
+
+    v = {"verdict": "agree", "profile": "keras3 3.15.1 backend=jax", "value": 1.565763235092163,
+         "expected": 1.5657631591893733, "rel_diff": 3.910910148614563e-08}
+    assert same_verdict(v, {**v, "rel_diff": 3.910910148673211e-08, "expected": 1.5657631591893735})
+    assert not same_verdict(v, {**v, "expected": 1.5657631591893733 * (1 + 1e-9)})
+    assert not same_verdict(v, {**v, "rel_diff": 3.9e-08 + 1e-9})
+    assert not same_verdict(v, {**v, "value": math.nextafter(v["value"], 2.0)})  # what Keras returned: exactly
+    assert not same_verdict(v, {**v, "verdict": "unexplained"})
+    assert not same_verdict(v, None) and same_verdict(None, None)

@@ -3,9 +3,10 @@
 Each result record of each results file (*.jsonl, or folders of them) is judged again from what
 it observed, with the call `run` makes (harness.judging): its case, the versions of the
 worker's header, the --strict profile `run` was given. Prints per file the verdict counts now
-and every verdict that differs from the recorded one (`same_report`'s sense: times and places
-left out, a reason compared by its first line), with the semantics hash the file was judged
-with when it is not the current one; then a total line and the seconds it took.
+and every verdict that differs from the recorded one (`same_report.same_verdict`: times and
+places left out, a reason compared by its first line, the reference's numbers within
+REFERENCE_RTOL), with the semantics hash the file was judged with when it is not the current
+one; then a total line and the seconds it took.
 
 It writes nothing it read. `--out DIR` writes a re-judged copy of each file to DIR (same
 records, the verdicts of now, the current semantics hash); a copy that would overwrite an input
@@ -46,7 +47,7 @@ def judge_one(path: Path, out_dir: Path | None) -> dict[str, Any]:
     """Judge one file; returns a plain summary (picklable: --jobs runs this in other processes)."""
     from harness import judging
     from harness.resultsfile import ResultsError
-    from harness.same_report import comparable_verdict
+    from harness.same_report import same_verdict
 
     started = time.monotonic()
     now_hash = judging.semantics_hash()
@@ -69,8 +70,7 @@ def judge_one(path: Path, out_dir: Path | None) -> dict[str, Any]:
                 if now is not None:
                     counts[now["verdict"]] += 1
                 before = recorded.get(key)
-                if (before is None or now is None
-                        or comparable_verdict(before) != comparable_verdict(now)):
+                if not same_verdict(before, now):
                     differences.append(f"line {n}: {record['impl']} case {record['case_id']} {key}: "
                                        f"{_label(before)} -> {_label(now)}")
             if out_dir is not None:
