@@ -48,6 +48,7 @@ class Stream:
     failures: list[str] = field(default_factory=list)  # "case <id>: <status>: <message>"
     rss: dict[int, tuple[int, int]] = field(default_factory=dict)  # cases done -> (VmRSS, VmHWM) bytes
     restarts: int = 0  # workers replaced (driver policy) or restarted after a failure, in run_interleaved
+    versions: dict[str, str] = field(default_factory=dict)  # the first worker's header: what ran
 
     @property
     def cases_per_second(self) -> float:
@@ -89,6 +90,8 @@ def run_stream(impl: str, cases: list[spec.Case], module: str, *, workers: int =
         worker = None
         try:
             worker = driver.Worker(impl, start_timeout=START_TIMEOUT, module=module)
+            if index == 0:
+                stream.versions = dict(worker.header.get("versions") or {})
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             errors.append(exc)
         ready.wait()
@@ -376,6 +379,32 @@ def memory_run(impl: str, seed: int, n: int, checkpoints: tuple[int, ...], repla
     return run_stream(impl, cases, HARNESS_WORKER, rss_at=checkpoints,
                       max_cases_per_worker=DEFAULT_MAX_CASES_PER_WORKER if replace else None,
                       max_rss_growth=DEFAULT_MAX_RSS_GROWTH if replace else None, on_case=on_case)
+
+
+def rule_yield(impl: str, corpora: dict[str, list[spec.Case]], log: Callable[[str], None] = print) -> list[str]:
+    """Rule changes distinguished per minute of worker time, for each corpus (issue 17): each runs
+    through one harness worker; its worker time is the sum over cases of send -> answer (the
+    framework's import left out), and its rule changes are the single changes of the profile the
+    implementation is expected to follow (rules.expected on test_on_batch/eager, for the
+    versions the worker reports) that the corpus distinguishes (harness.coverage, reference only)."""
+    from harness import coverage
+    from harness.reference import rules
+
+    lines, rates = [f"[{impl}] rule changes distinguished per minute of worker time"], {}
+    for name, cases in corpora.items():
+        stream = run_stream(impl, cases, "harness.worker",
+                            on_case=lambda done, name=name: log(f"[{impl}] {name}: {done}/{len(cases)} cases"))
+        profile = rules.expected(impl, stream.versions, "test_on_batch", "eager")
+        told, total = coverage.coverage(cases, profile, pairs=False).count("single")
+        minutes = stream.case_seconds / 60
+        rates[name] = told / minutes if minutes > 0 else math.nan
+        lines.append(f"  {name}: {len(cases)} cases, {stream.case_seconds:.1f} s of worker time, {told} of {total} "
+                     f"rule changes distinguished ({profile}): {rates[name]:.1f} per minute"
+                     + (f"; {len(stream.failures)} failed" if stream.failures else ""))
+    names = list(rates)
+    if len(names) == 2:
+        lines.append(f"  {names[0]} / {names[1]}: {rates[names[0]] / rates[names[1]]:.2f}x per minute")
+    return lines
 
 
 def mib(nbytes: int) -> str:

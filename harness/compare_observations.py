@@ -23,8 +23,8 @@ w - 0 x g, which is w exactly for every finite g, and NaN where g is infinite or
 - None (the path raised, is unsupported, or does not train) -> no verdict.
 
 log_entries: the expected set is the reference breakdown's "output/<name>" terms when the
-model has two or more outputs (PER_OUTPUT_LOG_ENTRIES_FROM below, with its sources: every
-lineage agrees), else none. A missing or an extra entry is `unexplained` at stage
+model has two or more outputs, else none, under the rule `per_output_log_entries`
+(from_two_outputs; Keras 3 before 3.5 logs none, keras-team/keras#20023). A missing or an extra entry is `unexplained` at stage
 "log_entries" with the entries in `differing_terms`: a difference, not a silent gap
 (compare.matches judges only the values of the entries the reference models).
 compute_loss returns a number, not logs: no log_entries verdict.
@@ -43,19 +43,9 @@ from harness.spec import Case
 LOG_PATHS = ("test_on_batch", "train_on_batch", "evaluate", "fit")
 TRAINING_PATHS = ("train_on_batch", "fit")
 
-# Every lineage logs a "<name>_loss" entry per output only when the model has two or more
-# outputs (and the runner reports them so: harness/impls/paths.py _output_terms, from
-# the logs, which graph mode reads from metrics_names). Where a release differs, this becomes a
-# rule of harness/reference/rules.py with rows in the semantics table.
-PER_OUTPUT_LOG_ENTRIES_FROM = 2
-PER_OUTPUT_LOG_ENTRIES_SOURCES = (
-    "keras/src/trainers/compile_utils.py:CompileLoss.build (a Mean '<name>_loss' metric per loss only "
-    "`if len(self._flat_losses) > 1`)",
-    "tf_keras/src/engine/compile_utils.py:LossesContainer._create_metrics (`if len(self._output_names) == 1: "
-    "self._per_output_metrics = [None]`; the same in TF 2.15's keras 2.15.0)",
-    "tf_keras/src/engine/training_v1.py and keras 2.3.1 / 2.2.4 keras/engine/training.py: metrics_names gets "
-    "'<name>_loss' per output only when len(self.outputs) > 1",
-)
+# The rules of what a path logs, which change no reference number (harness.coverage tests them on
+# the log entries: reference.aggregate.logged_outputs).
+RULES = ("per_output_log_entries",)
 
 
 def judge(case: Case, result: ImplResult, profile_name: str, cache: ReferenceCache,
@@ -96,13 +86,8 @@ def judge_weights_moved(p: PathResult, profile_name: str, expected: Any) -> Verd
                    reason=f"{p.path} at learning rate 0 changed the weights on a finite loss")
 
 
-def expected_log_entries(profile_name: str, expected: Any) -> list[str]:
-    outputs = [k for k in expected.terms if k.startswith("output/")]
-    return outputs if len(outputs) >= PER_OUTPUT_LOG_ENTRIES_FROM else []
-
-
 def judge_log_entries(p: PathResult, profile_name: str, expected: Any) -> Verdict:
-    want = set(expected_log_entries(profile_name, expected))
+    want = set(expected.log_entries)
     got = {k for k in p.terms if k.startswith("output/")}
     if got == want:
         return Verdict("agree", profile_name)

@@ -14,6 +14,7 @@ profile's beyond the engine's tolerance on some value the engine judges:
 
     total                  the path's total loss
     output/<name>, regularization   a per-term value (the per-output log as the profile logs it)
+    log_entries            which per-output entries the logs hold (compare_observations)
     error                  the predicted error (Breakdown.notes: an error vs none, or another site)
     predictions/<name>     the forward pass (rule merge_mask, float64_compute)
     gradient/<layer>/<w>   d total / d weight (reference.gradients; train_on_batch)
@@ -43,7 +44,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness import compare, reference
+from harness import compare, compare_observations, reference
 from harness.reference import rules as rules_mod
 from harness.spec import Case
 from harness.tolerances import GRADIENT_TOLERANCES, TOLERANCES, Tolerance, gradient_floor
@@ -168,6 +169,8 @@ def value_differs(cache: compare.ReferenceCache, p: Mapping[str, str], q: Mappin
         mag = max(_mag(a.term_magnitudes.get(name, abs(x))), _mag(b.term_magnitudes.get(name, abs(y))))
         if not compare.values_agree(y, x, mag, tol):
             return Decision(case.id, path, name, x, y)
+    if path in compare_observations.LOG_PATHS and a.log_entries != b.log_entries:
+        return Decision(case.id, path, "log_entries")
     pa, pb = cache.predictions(p), cache.predictions(q)
     for name, x in pa.items():
         y = pb.get(name)
@@ -257,6 +260,9 @@ def coverage(cases: Sequence[Case], profile_name: str, paths: Sequence[str] = LO
         # single changes
         for path in paths:
             relevant = compare.relevant_flips(cache, profile, path)
+            if path in compare_observations.LOG_PATHS:  # rules of what a path logs, not of its numbers
+                relevant += [f for f in singles if f[0] in compare_observations.RULES and f not in relevant
+                             and value_differs(cache, profile, {**profile, f[0]: f[1]}, path)]
             result.changed.update((flip,) for flip in relevant)
             for flip in relevant:
                 change = (flip,)

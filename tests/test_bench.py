@@ -75,6 +75,20 @@ def test_bench_prints_its_figures_and_reports_a_planted_difference() -> None:
     assert differences[0][1].startswith("total "), out
 
 
+def test_rule_yield_prints_rule_changes_per_minute_of_each_corpus_and_their_ratio() -> None:
+    pytest.importorskip("keras")
+    proc = subprocess.run([sys.executable, "-m", "harness", "bench", "--impl", "keras3-numpy", "--rule-yield"],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr[-3000:]
+    rows = re.findall(r"^  (.+): (\d+) cases, [\d.]+ s of worker time, (\d+) of (\d+) rule changes distinguished "
+                      r"\(keras3 3\.15\.1 backend=numpy\): ([\d.]+) per minute$", out, flags=re.M)
+    assert [r[0] for r in rows] == ["ci (chosen)", "first 12"], out
+    chosen, first = rows
+    assert int(chosen[2]) > int(first[2])  # the chosen cases test more rules (harness/ci_selection.json)
+    assert re.search(r"^  ci \(chosen\) / first 12: \d+\.\d+x per minute$", out, flags=re.M), out
+
+
 # --------------------------------------------------------------------------------------
 # The driver options that serve throughput and memory (harness/driver.py run_all,
 # run_implementation), on the framework-free test implementation (harness/impls/faulty.py)

@@ -9,6 +9,11 @@ calls, and the worker's memory. --long N then runs N cases through harness worke
 the driver replaces them, or --one-worker) and prints the serving worker's RSS every 100 cases
 (every 25 up to 200).
 
+--rule-yield runs two corpora through harness workers instead: the main job's (the stored cases
+and the ci cases chosen to test every rule, harness/selection.py) and the one before it (the
+stored cases and the first 12 of the corpus), and prints for each the rule changes it
+distinguishes per minute of worker time, and their ratio (harness.bench.rule_yield).
+
 Exit status: 0 values identical, 1 some value differs or a case failed, 2 bad options.
 """
 
@@ -42,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--one-worker", action="store_true",
                    help="--long: one worker for all N cases (to measure growth), not replaced as the driver "
                         "replaces workers (DEFAULT_MAX_CASES_PER_WORKER, DEFAULT_MAX_RSS_GROWTH)")
+    p.add_argument("--rule-yield", action="store_true",
+                   help="rule changes distinguished per minute of worker time: the ci corpus against the first 12 cases")
     p.add_argument("--plant-difference", action="store_true",
                    help="(for tests) multiply one naive total by 1.01 to show that the value check reports it")
 
@@ -57,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    if args.rule_yield:
+        return _rule_yield(impls, log)
     k = args.values_per_structure
     cases = strategies.corpus(args.seed, args.n, values_per_structure=k)
     shape = "distinct structures" if k == 1 else f"{-(-args.n // k)} structures x {k} value sets"
@@ -76,3 +85,23 @@ def run(args: argparse.Namespace) -> int:
         if result.differences or result.harness.failures or (result.naive and result.naive.failures):
             status = 1
     return status
+
+
+PREVIOUS_CI = 12  # the main job's drawn cases before the ci corpus was chosen (harness/selection.py)
+
+
+def _rule_yield(impls: list[str], log) -> int:
+    from pathlib import Path
+
+    from harness import bench, selection, strategies
+    from harness.commands.run import load_stored
+
+    stored = load_stored([Path("cases")])
+    corpora = {"ci (chosen)": stored + selection.load().cases(),
+               f"first {PREVIOUS_CI}": stored + strategies.corpus(0, PREVIOUS_CI)}
+    print(f"harness bench --rule-yield: {', '.join(f'{k} {len(v)} cases' for k, v in corpora.items())}; "
+          f"started {time.strftime('%H:%M:%S')}", flush=True)
+    for impl in impls:
+        for line in bench.rule_yield(impl, corpora, log=log):
+            print(line, flush=True)
+    return 0

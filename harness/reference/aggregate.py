@@ -87,6 +87,12 @@ class Breakdown:
     regularization: list[forward.Penalty]
     batches: list[dict[str, Any]] = field(default_factory=list)  # evaluate/fit: size, total, magnitude
     notes: list[str] = field(default_factory=list)  # e.g. a broadcast error an implementation would raise
+    # The "output/<name>" entries of the path's logs (Keras's '<name>_loss'), derived from terms and
+    # the profile (rule per_output_log_entries); judged by harness/compare_observations.py.
+    log_entries: list[str] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.log_entries = logged_outputs(self.terms, self.profile)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -358,6 +364,17 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: 
         for o in records:
             o.unweighted = o.weighted = o.magnitude = o.weighted_magnitude = math.nan
     return _Batch(len(rows), total, magnitude, records, penalties, notes)
+
+
+PER_OUTPUT_LOG_ENTRIES_FROM = 2  # per_output_log_entries=from_two_outputs (its sources in the rulebook)
+
+
+def logged_outputs(terms: Mapping[str, float], rules: Mapping[str, str]) -> list[str]:
+    """The per-output log entries of a path: one per output from two outputs on, or none at all."""
+    if rules_mod.chooses(rules, "per_output_log_entries", "none"):
+        return []
+    outputs = [k for k in terms if k.startswith("output/")]
+    return outputs if len(outputs) >= PER_OUTPUT_LOG_ENTRIES_FROM else []
 
 
 def _terms(outputs: list[OutputRecord], penalties: list[forward.Penalty], rules: Mapping[str, str]):

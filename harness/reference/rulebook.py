@@ -546,6 +546,29 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "per_output_log_entries",
+            "Which per-output loss entries ('<name>_loss') do the logs of test_on_batch, train_on_batch, "
+            "evaluate and fit hold? (judged as <path>/<mode>/log_entries, harness/compare_observations.py)",
+            {
+                "from_two_outputs": Alternative(
+                    "one per output when the model has two or more outputs, none for one output: Keras 3's "
+                    "CompileLoss.build adds a Mean '<name>_loss' metric per loss only `if len(flat_losses) > 1`; "
+                    "tf-keras's LossesContainer._create_metrics keeps `[None]` for one output (the same in TF "
+                    "2.15's keras 2.15.0); training_v1 and keras 2.3.1 / 2.2.4 add '<name>_loss' to "
+                    "metrics_names only when len(self.outputs) > 1.",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.build",
+                     f"{_TFK}/engine/compile_utils.py:LossesContainer._create_metrics",
+                     f"{_TFK}/engine/training_v1.py:Model._prepare_total_loss",
+                     f"{_K231}/engine/training.py:Model._prepare_total_loss"],
+                ),
+                "none": Alternative(
+                    "none at all: CompileLoss keeps no metric per output, the logs hold 'loss' alone.",
+                    ["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss.build",
+                     "keras==3.0.5: keras/src/trainers/compile_utils.py:CompileLoss.build"],
+                ),
+            },
+        ),
+        Rule(
             "evaluate_total",
             "evaluate/fit over several batches: how are the per-batch totals averaged?",
             {

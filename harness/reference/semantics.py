@@ -98,6 +98,7 @@ _TF_KERAS_2_21 = {
     "additional_losses_sum": "ops_sum",
     "float64_compute": "float64",
     "output_log": "unweighted",
+    "per_output_log_entries": "from_two_outputs",
     "evaluate_total": "batch_size_weighted",
     "evaluate_output_log": "batch_size_weighted",
     "replica_split": "single_device",  # no distribution strategy
@@ -244,6 +245,14 @@ TABLE: list[Rows] = [
               "L1.__init__ `self.l1 = ops.convert_to_tensor(l1)`); commit 5973ad4705 ('Fix Inconsistent "
               "tensor conversion') casts it to the input's dtype from 3.14.0 on. Run: Keras 3.0.5 and 3.7.0 "
               "on TF raise for L1 and not for L2 or L1L2 (their factors are Python floats); 3.15.1 computes"),
+    Rows("keras3", {"per_output_log_entries": "none"}, before="3.5", read="keras==3.4.1",
+         sources=["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss.build",
+                  "keras==3.0.5: keras/src/trainers/compile_utils.py:CompileLoss.build"],
+         upstream="keras-team/keras#20023",
+         note="no Mean '<name>_loss' metric per output in 3.0.0-3.4.1 (read in the v3.0.5 and v3.4.1 tags); "
+              "commit f6a81cc2f5 ('Bring back loss information for multiple outputs') adds one per loss in "
+              "CompileLoss.build, first in v3.5.0 (`git tag --contains`). Run: Keras 3.0.5 on JAX logs 'loss' "
+              "alone for every multi-output case of the ci corpus"),
     Rows("keras3", {"activity_regularizer_scaling": "sum"}, before="3.14", read="keras==3.13.2",
          sources=["keras==3.13.2: keras/src/layers/layer.py:Layer.__call__"],
          upstream="keras-team/keras#22021",
