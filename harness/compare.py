@@ -193,11 +193,14 @@ def matches(result: PathResult, breakdown: Any, case: Case) -> tuple[bool, list[
     differing = []
     if result.total is None or not values_agree(result.total, breakdown.total, breakdown.magnitude, tol):
         differing.append("total")
-    for name, value in result.terms.items():
-        if name not in breakdown.terms:
+    # In the reference's order of terms (the case's outputs, then regularization), not the order
+    # the result lists them in: a results file stores them sorted, the worker sends them as Keras
+    # logs them, and a verdict must read the same when judged again (harness judge).
+    for name in breakdown.terms:
+        if name not in result.terms:
             continue  # a term the reference does not model is shown, not judged
         mag = breakdown.term_magnitudes.get(name, abs(breakdown.terms[name]))
-        if not values_agree(value, breakdown.terms[name], mag, tol):
+        if not values_agree(result.terms[name], breakdown.terms[name], mag, tol):
             differing.append(name)
     return (not differing), differing
 
