@@ -253,10 +253,19 @@ def _loss_weights(case: Case, rules: Mapping[str, str], notes: list[str]) -> lis
                           "of losses (keras/src/trainers/compile_utils.py:CompileLoss.build)",
                           ErrorSite(("ValueError",), ("keras/src/trainers/compile_utils.py",), "CompileLoss.build")))
         return [math.nan] * len(given)
-    if (case.loss_form == "list" and case.loss_weights_form == "dict"
-            and rules_mod.chooses(rules, "loss_weights_dict_with_list_loss", "sorted_names")):
-        by_name = dict(zip((o.name for o in case.outputs), given))
-        return [by_name[name] for name in sorted(by_name)]
+    as_list = case.loss_form == "list" or (
+        case.loss_form == "single" and rules_mod.chooses(rules, "single_loss_with_loss_weights", "broadcast_as_list"))
+    if as_list and case.loss_weights_form == "dict":
+        if rules_mod.chooses(rules, "loss_weights_dict_with_list_loss", "error"):
+            notes.append(Note("a list of losses with a dict of loss_weights: ValueError the `loss_weight` argument "
+                              "should also be provided as a list/tuple (keras/src/trainers/compile_utils.py:"
+                              "CompileLoss.build)",
+                              ErrorSite(("ValueError",), ("keras/src/trainers/compile_utils.py",), "CompileLoss.build",
+                                        own_check=True)))
+            return [math.nan] * len(given)
+        if rules_mod.chooses(rules, "loss_weights_dict_with_list_loss", "sorted_names"):
+            by_name = dict(zip((o.name for o in case.outputs), given))
+            return [by_name[name] for name in sorted(by_name)]
     return given
 
 

@@ -34,9 +34,13 @@ class ErrorSite:
     types: tuple[str, ...]  # exception class names (type(exc).__name__) the implementation raises
     files: tuple[str, ...]  # Keras files (as harness.results.KERAS_FILE finds them) whose code raises
     function: str | None = None  # for people; the matcher does not compare it (lines move between releases)
+    # Keras's own check (a `raise` in one of `files`): the innermost frame must be there. Without it a
+    # framework frame whose message names no Keras file is accepted (the Keras line unknown).
+    own_check: bool = False
 
     def to_json(self) -> dict:
-        return {"types": list(self.types), "files": list(self.files), "function": self.function}
+        return {"types": list(self.types), "files": list(self.files), "function": self.function,
+                **({"own_check": True} if self.own_check else {})}
 
 
 class Note(str):
@@ -59,7 +63,7 @@ def prefixed(prefix: str, note: str, suffix: str = "", extra_files: tuple[str, .
     site = getattr(note, "site", None)
     if site is not None and (extra_files or extra_types):
         site = ErrorSite(tuple(dict.fromkeys(site.types + extra_types)),
-                         tuple(dict.fromkeys(site.files + extra_files)), site.function)
+                         tuple(dict.fromkeys(site.files + extra_files)), site.function, site.own_check)
     return Note(f"{prefix}{note}{suffix}", site)
 
 

@@ -284,6 +284,11 @@ RULES: dict[str, Rule] = {
                     "output i (model order) gets the weight of the i-th name in sorted order.",
                     [f"{_K3}/trainers/compile_utils.py:CompileLoss.build"],
                 ),
+                "error": Alternative(
+                    "ValueError 'If the `loss` argument is provided as a list/tuple, the `loss_weight` argument "
+                    "should also be provided as a list/tuple, of equal length' (the reference gives NaN and a note).",
+                    ["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss.build"],
+                ),
             },
         ),
         Rule(
@@ -298,6 +303,12 @@ RULES: dict[str, Rule] = {
                     "weights are packed against the single (unbroadcast) loss: ValueError '`loss_weights` "
                     "must match the number of losses' (the reference gives NaN and a note).",
                     [f"{_K3}/trainers/compile_utils.py:CompileLoss.build"],
+                ),
+                "broadcast_as_list": Alternative(
+                    "the loss is first made a list with one entry per output (`loss = tree.map_structure(lambda x: "
+                    "loss, y_pred)`), so the weights then meet a list of losses: a dict of weights is paired as "
+                    "the rule loss_weights_dict_with_list_loss says.",
+                    ["keras==3.6.0: keras/src/trainers/compile_utils.py:CompileLoss.build"],
                 ),
             },
         ),

@@ -245,6 +245,31 @@ TABLE: list[Rows] = [
               "L1.__init__ `self.l1 = ops.convert_to_tensor(l1)`); commit 5973ad4705 ('Fix Inconsistent "
               "tensor conversion') casts it to the input's dtype from 3.14.0 on. Run: Keras 3.0.5 and 3.7.0 "
               "on TF raise for L1 and not for L2 or L1L2 (their factors are Python floats); 3.15.1 computes"),
+    Rows("keras3", {"single_loss_with_loss_weights": "broadcast_as_list"}, before="3.7", read="keras==3.6.0",
+         sources=["keras==3.6.0: keras/src/trainers/compile_utils.py:CompileLoss.build",
+                  "keras==3.0.5: keras/src/trainers/compile_utils.py:CompileLoss.build"],
+         upstream="keras-team/keras#20358",
+         note="`if is_function_like(loss) and tree.is_nested(y_pred)`: one loss is made a list, one per "
+              "output, before the weights are packed (read in the v3.0.5, v3.4.1 and v3.6.0 tags); commit "
+              "4ff65a53d8 ('Enable Structured Losses') drops the broadcast and raises '`loss_weights` must "
+              "match the number of losses', first in v3.7.0. Run: Keras 3.5.0 on JAX, 30 verdicts of the ci "
+              "cases explained by broadcast"),
+    Rows("keras3", {"output_log": "weighted"}, since="3.5", before="3.7", read="keras==3.6.0",
+         sources=["keras==3.5.0: keras/src/trainers/compile_utils.py:CompileLoss.call",
+                  "keras==3.6.0: keras/src/trainers/compile_utils.py:CompileLoss.call"],
+         upstream="keras-team/keras#20476",
+         note="the per-output Mean metrics that 3.5.0 brought back (#20023) are updated after "
+              "`value = ops.multiply(value, loss_weight)`; commit 270029bf82 ('Update CompileLoss to report "
+              "unweighted metric values (breaking change)') records them before the weight, first in v3.7.0. "
+              "Run: Keras 3.5.0 on JAX, 14 verdicts of the ci cases explained by output_log=weighted"),
+    Rows("keras3", {"loss_weights_dict_with_list_loss": "error"}, before="3.5", read="keras==3.4.1",
+         sources=["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss.build",
+                  "keras==3.0.5: keras/src/trainers/compile_utils.py:CompileLoss.build"],
+         upstream="keras-team/keras#20015",
+         note="a list loss (or one loss made a list) with loss_weights not a list/tuple raises ValueError "
+              "(read in the v3.0.5 and v3.4.1 tags); commit 8f5ad1e75b ('Simplify and improve CompileLoss') "
+              "flattens the weights instead (sorted keys), first in v3.5.0. Run: Keras 3.0.5 on JAX raises it "
+              "for a single loss with dict loss_weights (case 3755f37f353be80c)"),
     Rows("keras3", {"per_output_log_entries": "none"}, before="3.5", read="keras==3.4.1",
          sources=["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss.build",
                   "keras==3.0.5: keras/src/trainers/compile_utils.py:CompileLoss.build"],
