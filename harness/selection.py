@@ -32,7 +32,7 @@ import hashlib
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -151,32 +151,31 @@ def choose(stored: Sequence[Case], profiles: Sequence[str] = PROFILES, seed: int
             tick()
     stored_part, pool_part = measured[:len(stored)], measured[len(stored):]
 
-    def elements(m: CaseChanges) -> set[str]:
-        return {f"{p}: {c}" for p in profiles for c in m.distinguished[p]}
+    def elements(m: CaseChanges) -> set[tuple[str, str]]:  # (profile, change)
+        return {(p, c) for p in profiles for c in m.distinguished[p]}
 
-    covered: set[str] = set().union(*(elements(m) for m in stored_part))
+    covered: set[tuple[str, str]] = set().union(*(elements(m) for m in stored_part))
     remaining = {i: elements(m) - covered for i, m in enumerate(pool_part)}
     chosen = []
     while True:
         best = max(remaining, key=lambda i: (len(remaining[i]), -i), default=None)
         if best is None or not remaining[best]:
             break
-        adds = sorted(remaining.pop(best))
-        covered |= set(adds)
+        gained = remaining.pop(best)
+        covered |= gained
         for i in remaining:
-            remaining[i] -= set(adds)
-        chosen.append({"index": best, "adds": adds})
-    for entry in chosen:
-        entry["case"] = strategies.corpus_case(seed, entry["index"], vocabulary_version=version).id
+            remaining[i] -= gained
+        chosen.append({"index": best, "case": strategies.corpus_case(seed, best, vocabulary_version=version).id,
+                       "adds": sorted(f"{p}: {c}" for p, c in gained)})
 
     distinguished, undistinguished = {}, {}
     for p in profiles:
-        mine = {e.split(": ", 1)[1] for e in covered if e.startswith(p + ": ")}
+        mine = {c for q, c in covered if q == p}
         distinguished[p] = sorted(mine)
         singles = [coverage.label([f]) for f in coverage.single_flips(rules.profile(p))]
         undistinguished[p] = [{"change": c, "reason": _reason(c, p, measured)} for c in singles if c not in mine]
     return Selection(seed, candidates, version, list(profiles), key(profiles, seed, candidates, version),
-                     [c.id for c in stored], [{k: e[k] for k in ("index", "case", "adds")} for e in chosen],
+                     [c.id for c in stored], chosen,
                      distinguished, undistinguished, time.perf_counter() - start)
 
 

@@ -103,8 +103,6 @@ def run(args: argparse.Namespace) -> int:
     return _stats(args.n, args.seed, args.hypothesis, args.verbose)
 
 
-
-
 def coverage_cases(args: argparse.Namespace) -> tuple[list[spec.Case], str]:
     """The cases --coverage measures and a description of them (a spec.CaseError or ValueError on bad input)."""
     from harness import strategies

@@ -87,12 +87,12 @@ class Breakdown:
     regularization: list[forward.Penalty]
     batches: list[dict[str, Any]] = field(default_factory=list)  # evaluate/fit: size, total, magnitude
     notes: list[str] = field(default_factory=list)  # e.g. a broadcast error an implementation would raise
-    # The "output/<name>" entries of the path's logs (Keras's '<name>_loss'), derived from terms and
-    # the profile (rule per_output_log_entries); judged by harness/compare_observations.py.
-    log_entries: list[str] = field(init=False, default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.log_entries = logged_outputs(self.terms, self.profile)
+    @property
+    def log_entries(self) -> list[str]:
+        """The "output/<name>" entries of the path's logs (Keras's '<name>_loss') under the profile
+        (rule per_output_log_entries); judged by harness/compare_observations.py."""
+        return logged_outputs(self.terms, self.profile)
 
     def to_json(self) -> dict[str, Any]:
         return {
