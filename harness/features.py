@@ -54,6 +54,8 @@ FEATURES: dict[str, str] = {
     "loss_weights:omitted": "loss_weights not passed",
     "loss_weights:list": "loss_weights as a list",
     "loss_weights:dict": "loss_weights as a dict",
+    "loss_weights:scalar": "loss_weights as a bare number (one output)",
+    "int_loss_weight": "a loss weight given as a Python int",
     "zero_loss_weight": "a loss weight of exactly 0",
     "loss_form:single": "one loss for all outputs",
     "loss_form:list": "losses as a list",
@@ -119,6 +121,7 @@ CONDITIONS: dict[str, str] = {
     "large_logits": "from_logits",
     "time_equals_batch": "temporal_output",
     "y:list": "one_output",  # a list y differs from one array only for one output
+    "loss_weights:scalar": "one_output",  # a bare number only for one output
 }
 
 GROUPS = ("loss:", "layer:", "activation:")
@@ -186,6 +189,8 @@ def features(case: Case) -> set[str]:
 
     f.add(f"sample_weight:{case.sample_weight_form}")
     f.add(f"loss_weights:{case.loss_weights_form}")
+    if any(type(o.loss_weight) is int for o in case.outputs):
+        f.add("int_loss_weight")
     if case.y_form != "auto":
         f.add(f"y:{case.y_form}")
     f.add(f"loss_form:{case.loss_form}")

@@ -15,7 +15,7 @@ Layout of the JSON (``schema`` 1)::
 
     {"schema": 1, "dtype": "float32", "evaluate_batch_size": 3, "note": "...",
      "loss_form": "single" | "list" | "dict",
-     "loss_weights_form": "omitted" | "list" | "dict",
+     "loss_weights_form": "omitted" | "list" | "dict" | "scalar",   (scalar: one output, a bare number)
      "sample_weight_form": "omitted" | "single" | "list" | "dict",
      "y_form": "list" | "dict",      (optional; absent: one array for one output, else a list)
      "inputs":  [{"name": "x0", "kind": "float" | "int", "data": [[...], ...]}],
@@ -25,7 +25,10 @@ Layout of the JSON (``schema`` 1)::
                   "regularizers": {"kernel": {"l1": 0.01, "l2": 0.0}, "activity": ...}}],
      "outputs": [{"layer": "d0", "target": [...], "loss": "mean_squared_error",
                   "loss_options": {"reduction": "sum_over_batch_size"},
-                  "loss_weight": 0.5 | null, "sample_weight": [...] | null}]}
+                  "loss_weight": 0.5 | 2 | null, "sample_weight": [...] | null}]}
+
+A loss weight keeps its JSON type: `2` is handed to Keras as the int 2 and `2.0` as the float
+(Keras 3's CompileLoss refuses a bare int, rule one_output_loss_weights).
 
 An output's name is the name of the layer that produces it (Keras names outputs after their
 layer), and dict forms are keyed by it.
@@ -48,7 +51,10 @@ SCHEMA_VERSION = 1
 
 DTYPES = ("float32", "float64")
 LOSS_FORMS = ("single", "list", "dict")
-LOSS_WEIGHTS_FORMS = ("omitted", "list", "dict")
+# "scalar": `loss_weights=0.5`, a bare number, for a one-output model (drawn from vocabulary
+# version FORMS_SINCE["scalar_loss_weights"] on; the releases disagree on it, rule
+# one_output_loss_weights).
+LOSS_WEIGHTS_FORMS = ("omitted", "list", "dict", "scalar")
 SAMPLE_WEIGHT_FORMS = ("omitted", "single", "list", "dict")
 # How `y` is handed to Keras: "auto" one array for one output and a list for several (a case file
 # omits the field, so every case written before it keeps its id), "list" a list also for one
@@ -135,7 +141,8 @@ class Output:
     target: np.ndarray
     loss: str  # a key of harness.vocabulary.LOSSES
     loss_options: Mapping[str, Any] = field(default_factory=dict)
-    loss_weight: float | None = None  # None exactly when loss_weights_form == "omitted"
+    # None exactly when loss_weights_form == "omitted"; an int stays an int (JSON `2`, not `2.0`)
+    loss_weight: float | int | None = None
     sample_weight: np.ndarray | None = None  # (batch,) or (batch, time); None when omitted
 
     @property
@@ -375,6 +382,10 @@ class _Reader:
             raise self.fail(path, f"a number >= {minimum}", value)
         return float(value)
 
+    def int_or_float(self, value: Any, path: str) -> int | float:
+        """A finite number that keeps its JSON type: `2` an int, `2.0` a float."""
+        return value if type(value) is int else self.number(value, path)
+
     def integer(self, value: Any, path: str, minimum: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(path, "an integer", value)
@@ -471,7 +482,7 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
                 target=r.array(target_raw, f"{p}.target", target_kind),
                 loss=r.string(r.get(item, "loss", p), f"{p}.loss"),
                 loss_options=r.obj(r.get(item, "loss_options", p, {}), f"{p}.loss_options"),
-                loss_weight=None if lw is None else r.number(lw, f"{p}.loss_weight"),
+                loss_weight=None if lw is None else r.int_or_float(lw, f"{p}.loss_weight"),
                 sample_weight=None if sw is None else r.array(sw, f"{p}.sample_weight"),
             )
         )
@@ -586,6 +597,9 @@ def validate(case: Case, source: str = "<case>") -> None:
                 else f"a number, as loss_weights_form is {case.loss_weights_form!r}",
                 out.loss_weight,
             )
+        if case.loss_weights_form == "scalar" and len(case.outputs) != 1:
+            raise fail("$.loss_weights_form", "'scalar' only for a model with one output "
+                       f"(this one has {len(case.outputs)})", case.loss_weights_form)
         if (out.sample_weight is None) != (case.sample_weight_form == "omitted"):
             raise fail(
                 f"{p}.sample_weight",

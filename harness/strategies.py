@@ -180,11 +180,11 @@ def _weight_value(src: Source, zero: float = 0.15) -> float:
     return src.integer(1, 64) / 16
 
 
-def _not_all_equal(a: np.ndarray) -> np.ndarray:
+def _not_all_equal(a: np.ndarray, step: float = 0.5) -> np.ndarray:
     """Weights are drawn so that they matter: an array of 2+ equal weights gets one changed."""
     if a.size >= 2 and np.all(a == a.flat[0]):
         a = a.copy()
-        a.flat[-1] = a.flat[0] + 0.5
+        a.flat[-1] = a.flat[0] + step
     return a
 
 
@@ -242,6 +242,9 @@ class Constraints:
             bad = [v for v in value if v not in allowed]
             if bad or (not value and name != "regularizers"):
                 raise ValueError(f"constraint {name}: expected a non-empty subset of {allowed}, got {value!r}")
+        if self.loss_weights_forms == ("scalar",) and self.max_outputs != 1:
+            raise ValueError("constraint loss_weights_forms: ('scalar',) alone needs max_outputs=1 "
+                             "(a bare number is the loss weight of a one-output model)")
 
 
 def _constraints(**kwargs: Any) -> Constraints:
@@ -299,6 +302,7 @@ class _Plan:
     edge: bool
     outputs: list[_OutputPlan]
     y_form: str = "auto"
+    int_loss_weights: bool = False  # loss weights drawn as Python ints
     inputs: list[dict[str, Any]] = field(default_factory=list)  # name, kind, shape, mask, mask_value
     layers: list[_LayerPlan] = field(default_factory=list)
     pool: list[_Tensor] = field(default_factory=list)
@@ -555,7 +559,11 @@ def _plan(src: Source, c: Constraints) -> _Plan:
     else:
         ebs = src.integer(1, batch)
     loss_form = choice(src, c.loss_forms)
-    lw_form = choice(src, c.loss_weights_forms)
+    # "scalar" is not among the first choice, so that earlier versions draw as they did; from
+    # version FORMS_SINCE["scalar_loss_weights"] on a one-output model's weights are then a bare
+    # number half the time (below).
+    lw_forms = [f for f in c.loss_weights_forms if f != "scalar"] or ["omitted"]
+    lw_form = choice(src, lw_forms)
     sw_form = choice(src, c.sample_weight_forms)
 
     if loss_form == "single":
@@ -570,6 +578,13 @@ def _plan(src: Source, c: Constraints) -> _Plan:
     edge = c.edge_values and boolean(src, 0.35)
     sw_temporal = sw_form == "single" and all(o.temporal for o in outs) and boolean(src, 0.5)
     plan = _Plan(dtype, batch, time, ebs, loss_form, lw_form, sw_form, sw_temporal, edge, outs)
+    if c.vocabulary_version >= vocabulary.FORMS_SINCE["scalar_loss_weights"]:
+        only_scalar = c.loss_weights_forms == ("scalar",)
+        if n_out == 1 and (only_scalar or "scalar" in c.loss_weights_forms and lw_form != "omitted"
+                           and boolean(src, 0.5)):
+            plan.loss_weights_form = "scalar"
+        # Python ints as loss weights (the JSON keeps the type, Keras gets an int)
+        plan.int_loss_weights = plan.loss_weights_form != "omitted" and boolean(src, 0.3)
     if c.vocabulary_version >= vocabulary.FORMS_SINCE["y_form"]:
         y_forms = [f for f in c.y_forms if not (f == "list" and n_out > 1)
                    and not (f == "dict" and sw_form in ("single", "list"))]
@@ -740,9 +755,11 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
     elif plan.sample_weight_form in ("list", "dict"):
         sws = [_sample_weight(src, (batch, time) if o.temporal and boolean(src, 0.5) else (batch,)) for o in outs]
 
-    lws: list[float | None] = [None] * len(outs)
+    lws: list[float | int | None] = [None] * len(outs)
     if like is not None:
         lws = [o.loss_weight for o in like.outputs]
+    elif plan.loss_weights_form != "omitted" and plan.int_loss_weights:
+        lws = [int(w) for w in _not_all_equal(np.array([src.integer(0, 4) for _ in outs]), step=1)]
     elif plan.loss_weights_form != "omitted":
         lws = list(_not_all_equal(np.array([_weight_value(src, zero=0.2) for _ in outs])).tolist())
 

@@ -578,7 +578,9 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # ids, of every earlier version as they were (tests/test_strategies.py pins them).
 # A form of the Case that the generator draws from a version on (spec.Y_FORMS: y as a list for one
 # output, or a dict keyed by output name), like an entry's `since`.
-FORMS_SINCE = {"y_form": 5}
+# Version 6: loss_weights as a bare number for one output (spec.LOSS_WEIGHTS_FORMS "scalar"), and
+# loss weights as Python ints.
+FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))
 
 

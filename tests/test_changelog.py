@@ -20,13 +20,17 @@ def test_keras3_3_14_changes_are_listed_with_their_upstream_and_scope():
     activity = got[("keras3", "3.14.0", "activity_regularizer_scaling")]
     assert (activity.old, activity.new, activity.where) == ("sum", "batch_mean", "every scope")
     assert activity.row.upstream == "keras-team/keras#22021"
+    bare_float = got[("keras3", "3.3.0", "one_output_loss_weights")]
+    assert (bare_float.old, bare_float.new) == ("none", "bare_float_only")
+    assert got[("keras3", "3.5.0", "one_output_loss_weights")].new == "no_bare_int"
     l1 = got[("keras3", "3.14.0", "l1_regularizer_float64")]
     assert (l1.old, l1.new, l1.where) == ("error", "computed", "backend=tensorflow")
 
 
 def test_from_and_to_select_releases():
     assert changelog.entries("keras3", since="3.15") == []
-    assert {c.release for c in changelog.entries("keras3", since="3.0", until="3.14")} == {"3.5.0", "3.7.0", "3.14.0"}
+    assert {c.release for c in changelog.entries("keras3", since="3.0", until="3.14")} == {"3.3.0", "3.5.0", "3.7.0",
+                                                                                              "3.14.0"}
     assert {c.release for c in changelog.entries("keras3", since="3.8", until="3.14")} == {"3.14.0"}
     assert all(c.lineage == "keras" for c in changelog.entries("keras"))
 

@@ -280,7 +280,17 @@ def _error_cases() -> list[tuple[str, Case, dict]]:
         ("single weight", two_temporal_outputs([[1.0, 0.5], [2.0, 0.0]]),
          {"single_sample_weight_not_per_sample": "error_in_data_adapter"}),
         ("odd batch on 2 devices", wide_case(HX + [[2.0, 1.0]]), {"replica_split": "sharded_even"}),
+        ("bare loss weight, graph mode", one_weight(2.0, "scalar"), {"one_output_loss_weights": "no_bare_number"}),
+        ("bare int loss weight", one_weight(2, "scalar"), {"one_output_loss_weights": "no_bare_int"}),
+        ("list loss weight, one output", one_weight(2.0, "list"), {"one_output_loss_weights": "bare_float_only"}),
+        ("bare float loss weight, Keras 3.0", one_weight(2.0, "scalar"), {"one_output_loss_weights": "none"}),
     ]
+
+
+def one_weight(weight: float | int, form: str) -> Case:
+    """wide_case(HX) with loss_weights `weight` in `form` (one output)."""
+    case = wide_case(HX, loss="mean_squared_error")
+    return replace(case, loss_weights_form=form, outputs=(replace(case.outputs[0], loss_weight=weight),))
 
 
 @pytest.mark.parametrize("what, case, flip", _error_cases(), ids=[c[0] for c in _error_cases()])

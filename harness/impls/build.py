@@ -11,7 +11,8 @@ is assigned from the Case (`assign_weights`); the initializers never matter.
 
 Argument forms (the Case says which):
 - `loss_argument`: "single" one loss object, "list" one per output, "dict" keyed by output name.
-- `loss_weights_argument`: None ("omitted"), a list, or a dict keyed by output name.
+- `loss_weights_argument`: None ("omitted"), a list, a dict keyed by output name, or one number
+  ("scalar"); each weight an int or a float as the Case has it.
 - `sample_weight_argument`: None, one array ("single"), a list (also for one output: the form is
   the Case's, not ours to simplify), or a dict keyed by output name.
 - `x_argument` / `y_argument`: one array when there is one input / output, else a list in Case
@@ -246,6 +247,8 @@ def loss_argument(keras: Any, case: Case) -> Any:
 def loss_weights_argument(case: Case) -> Any:
     if case.loss_weights_form == "omitted":
         return None
+    if case.loss_weights_form == "scalar":  # one output: the bare number, int or float as the Case has it
+        return case.outputs[0].loss_weight
     if case.loss_weights_form == "list":
         return [o.loss_weight for o in case.outputs]
     return {o.name: o.loss_weight for o in case.outputs}

@@ -246,7 +246,9 @@ def _weighted(lw: float, value: float, rules: Mapping[str, str]) -> float:
 def _loss_weights(case: Case, rules: Mapping[str, str], notes: list[str]) -> list[float]:
     """Each output's loss weight as applied (1.0 when omitted), rounded to the case dtype."""
     given = [1.0 if o.loss_weight is None else forward.round_scalar(case.dtype, o.loss_weight) for o in case.outputs]
-    if case.loss_weights_form == "omitted" or len(case.outputs) == 1:
+    if case.loss_weights_form != "omitted" and len(case.outputs) == 1:
+        return _one_output_loss_weight(case, rules, notes, given)
+    if case.loss_weights_form == "omitted":
         return given
     if case.loss_form == "single" and rules_mod.chooses(rules, "single_loss_with_loss_weights", "error"):
         notes.append(Note("one loss with per-output loss_weights: ValueError `loss_weights` must match the number "
@@ -267,6 +269,46 @@ def _loss_weights(case: Case, rules: Mapping[str, str], notes: list[str]) -> lis
             by_name = dict(zip((o.name for o in case.outputs), given))
             return [by_name[name] for name in sorted(by_name)]
     return given
+
+
+_COMPILE_LOSS = "keras/src/trainers/compile_utils.py"
+_PREPARE_LOSS_WEIGHTS = ("tf_keras/src/engine/training_utils_v1.py", "keras/src/engine/training_utils_v1.py",
+                         "keras/engine/training_utils.py", "keras/engine/training.py")
+
+
+def _one_output_loss_weight(case: Case, rules: Mapping[str, str], notes: list[str], given: list[float]) -> list[float]:
+    """The loss weight of a one-output model as the rule one_output_loss_weights applies it: the
+    weight, 1.0 (a falsy bare zero in Keras 3 before 3.5), or NaN and a note (a refused form)."""
+    weight = case.outputs[0].loss_weight
+    bare = case.loss_weights_form == "scalar"
+    if rules_mod.chooses(rules, "one_output_loss_weights", "any_form"):
+        return given
+    if rules_mod.chooses(rules, "one_output_loss_weights", "no_bare_number"):
+        if not bare:
+            return given
+        notes.append(Note(f"loss_weights={weight!r}, a bare number: TypeError Could not interpret loss_weights "
+                          "argument (tf_keras/src/engine/training_utils_v1.py:prepare_loss_weights; keras 2.x: "
+                          "keras/engine/training_utils.py)",
+                          ErrorSite(("TypeError",), _PREPARE_LOSS_WEIGHTS, "prepare_loss_weights", own_check=True)))
+        return [math.nan]
+    # Keras 3: CompileLoss.__init__ refuses a truthy bare number that is not a float (an int, or
+    # any number before 3.3); CompileLoss.build before 3.5 refuses a list or dict for one output
+    # and counts a falsy bare zero as 1.0.
+    floats_pass = not rules_mod.chooses(rules, "one_output_loss_weights", "none")
+    if bare and weight and not (floats_pass and type(weight) is float):
+        notes.append(Note(f"loss_weights={weight!r}, a bare {type(weight).__name__}: ValueError Expected "
+                          "`loss_weights` argument to be a float (single output case) or a list, tuple, or dict "
+                          f"({_COMPILE_LOSS}:CompileLoss.__init__)",
+                          ErrorSite(("ValueError",), (_COMPILE_LOSS,), "CompileLoss.__init__", own_check=True)))
+        return [math.nan]
+    if rules_mod.chooses(rules, "one_output_loss_weights", "no_bare_int"):
+        return given
+    if not bare:
+        notes.append(Note(f"loss_weights as a {case.loss_weights_form} for one output: ValueError the `loss_weights` "
+                          f"argument must be a Python float ({_COMPILE_LOSS}:CompileLoss.build)",
+                          ErrorSite(("ValueError",), (_COMPILE_LOSS,), "CompileLoss.build", own_check=True)))
+        return [math.nan]
+    return given if weight else [1.0]
 
 
 @dataclass

@@ -458,6 +458,49 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "one_output_loss_weights",
+            "loss_weights for a one-output model, as a bare number, a list of one or a dict of one:",
+            {
+                "any_form": Alternative(
+                    "every form weights the one loss, an int as well as a float.",
+                    [f"{_TFK}/engine/compile_utils.py:LossesContainer.build",
+                     f"{_TFK}/engine/compile_utils.py:Container._conform_to_outputs"],
+                ),
+                "no_bare_number": Alternative(
+                    "a list or a dict weights the loss; a bare number (zero too) raises TypeError 'Could not "
+                    "interpret loss_weights argument' (the reference gives NaN and notes it).",
+                    [f"{_TFK}/engine/training_utils_v1.py:prepare_loss_weights",
+                     f"{_K231}/engine/training_utils.py:prepare_loss_weights",
+                     f"{_K224}/engine/training.py:Model.compile"],
+                ),
+                "no_bare_int": Alternative(
+                    "a list, a dict and a bare float weight the loss; a bare non-zero int raises ValueError "
+                    "'Expected `loss_weights` argument to be a float (single output case) or a list, tuple, "
+                    "or dict' (the check is `if loss_weights and not isinstance(..., (list, tuple, dict, "
+                    "float))`: a zero int is falsy, passes and weights the loss); the reference gives NaN and notes it.",
+                    [f"{_K3}/trainers/compile_utils.py:CompileLoss.__init__",
+                     f"{_K3}/trainers/compile_utils.py:CompileLoss.build"],
+                ),
+                "bare_float_only": Alternative(
+                    "only a bare float weights the loss: a list or a dict raises ValueError 'When there is only "
+                    "a single output, the `loss_weights` argument must be a Python float' (CompileLoss.build), "
+                    "a bare non-zero int raises ValueError in CompileLoss.__init__, and a bare zero (falsy) "
+                    "counts as 1.0 (`if loss_weights: ... else: flat_loss_weights.append(1.0)`); the reference gives NaN "
+                    "and notes each error.",
+                    ["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss.build",
+                     "keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss.__init__"],
+                ),
+                "none": Alternative(
+                    "no form weights the loss: a list or a dict raises ValueError 'the `loss_weights` argument "
+                    "must be a Python float' (CompileLoss.build), a bare non-zero number ValueError 'Expected "
+                    "`loss_weights` argument to be a list, tuple, or dict' (CompileLoss.__init__); a bare zero "
+                    "(falsy) passes both and counts as 1.0; the reference gives NaN and notes each error.",
+                    ["keras==3.0.5: keras/src/trainers/compile_utils.py:CompileLoss.build",
+                     "keras==3.0.5: keras/src/trainers/compile_utils.py:CompileLoss.__init__"],
+                ),
+            },
+        ),
+        Rule(
             "single_sample_weight_not_per_sample",
             "One sample_weight array for several outputs that is not one score per sample (e.g. "
             "(batch, time)), in evaluate/fit:",

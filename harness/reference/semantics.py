@@ -108,6 +108,7 @@ _TF_KERAS_2_21 = {
     "l1_regularizer_float64": "computed",
     "dict_targets_one_output": "as_array",
     "dict_sample_weight_with_dict_targets": "by_name",
+    "one_output_loss_weights": "any_form",
 }
 
 _KERAS3_3_15_TENSORFLOW = {
@@ -126,6 +127,7 @@ _KERAS3_3_15_TENSORFLOW = {
     "dict_targets_one_output": "error",
     "dict_sample_weight_with_dict_targets": "error",
     "single_sample_weight_not_per_sample": "error_in_data_adapter",
+    "one_output_loss_weights": "no_bare_int",
     # compiled (run_eagerly=False): the static batch size is None in tf.function; see the
     # eager row below.
     "evaluate_output_log": "batch_mean",
@@ -144,6 +146,7 @@ _KERAS_2_3_1 = {
     # recovers logits from a Sigmoid/Softmax op only `if not hasattr(output, '_keras_history')`,
     # and every keras 2.3.1 layer output has _keras_history (cases bd67015682ecf111, f8cb97e9ffdb2972).
     "probability_crossentropy": "clip_epsilon",
+    "one_output_loss_weights": "no_bare_number",  # keras/engine/training_utils.py:prepare_loss_weights
 }
 
 _MIRRORED = {"replica_loss_scaling": "mean_reductions_divided", "replica_regularization_scaling": "divided",
@@ -152,9 +155,12 @@ _MIRRORED = {"replica_loss_scaling": "mean_reductions_divided", "replica_regular
 TABLE: list[Rows] = [
     # ---- tf-keras ------------------------------------------------------------------------
     Rows("tf_keras", _TF_KERAS_2_21, read="tf-keras==2.21.0", note="RULES' tf_keras/src sources"),
-    Rows("tf_keras", {"evaluate_output_log": "batch_mean"}, mode="graph", read="tf-keras==2.21.0",
-         sources=["tf_keras/src/engine/training_v1.py:Model._prepare_total_loss"],
-         note="training_v1 (graph mode) logs each output's batch mean, averaged over batches"),
+    Rows("tf_keras", {"evaluate_output_log": "batch_mean", "one_output_loss_weights": "no_bare_number"},
+         mode="graph", read="tf-keras==2.21.0",
+         sources=["tf_keras/src/engine/training_v1.py:Model._prepare_total_loss",
+                  "tf_keras/src/engine/training_utils_v1.py:prepare_loss_weights"],
+         note="training_v1 (graph mode) logs each output's batch mean, averaged over batches; its "
+              "prepare_loss_weights takes None, a dict or a list and raises TypeError for anything else"),
     Rows("tf_keras", {**_MIRRORED, "replica_split": "rebatch"}, strategy="mirrored",
          read="tf-keras==2.21.0", sources=["tf_keras/src/engine/compile_utils.py:LossesContainer.__call__"],
          note="MirroredStrategy (issue 10)"),
@@ -178,8 +184,16 @@ TABLE: list[Rows] = [
     Rows("tf.keras", {"mask_normalisation": "valid_entries_no_nan"}, mode="jit", read="keras==2.15.0",
          sources=["tf 2.15: keras/src/utils/losses_utils.py:apply_valid_mask"],
          note="XLA: a fully masked output gives 0 (observed, case 378563e15ecbf403)"),
-    Rows("tf.keras", {"evaluate_output_log": "batch_mean"}, mode="graph", read="keras==2.15.0",
-         sources=["tf 2.15: keras/src/engine/training_v1.py:Model._prepare_total_loss"],
+    # The folding of x * 0.0 is TensorFlow's graph optimizer's: eager runs multiply NaN by 0 (the
+    # rule's own text; observed on TF 2.15.1, cases 5b50327f41340645 and c90cc0362a84e5ed, every eager
+    # path NaN where a batch's loss is NaN, function and jit 0).
+    Rows("tf.keras", {"zero_loss_weight": "nan_propagates"}, mode="eager", read="keras==2.15.0",
+         sources=["tf 2.15: keras/src/engine/compile_utils.py:LossesContainer.__call__"],
+         note="run_eagerly=True: no graph, nothing folds (observed, cases 5b50327f41340645, c90cc0362a84e5ed)"),
+    Rows("tf.keras", {"evaluate_output_log": "batch_mean", "one_output_loss_weights": "no_bare_number"},
+         mode="graph", read="keras==2.15.0",
+         sources=["tf 2.15: keras/src/engine/training_v1.py:Model._prepare_total_loss",
+                  "tf 2.15: keras/src/engine/training_utils_v1.py:prepare_loss_weights"],
          note="training_v1 (graph mode), as in tf-keras"),
     # ---- standalone keras 2.x ------------------------------------------------------------
     Rows("keras", _KERAS_2_3_1, read="keras==2.3.1", note="RULES' keras 2.3.1 sources"),
@@ -278,6 +292,21 @@ TABLE: list[Rows] = [
               "commit f6a81cc2f5 ('Bring back loss information for multiple outputs') adds one per loss in "
               "CompileLoss.build, first in v3.5.0 (`git tag --contains`). Run: Keras 3.0.5 on JAX logs 'loss' "
               "alone for every multi-output case of the ci corpus"),
+    # loss_weights for one output (Keras 3.15.1 base row: a bare int refused, CompileLoss.__init__).
+    Rows("keras3", {"one_output_loss_weights": "bare_float_only"}, before="3.5", read="keras==3.4.1",
+         sources=["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss.build"],
+         upstream="keras-team/keras#20015",
+         note="CompileLoss.build's one-output branch (`if is_function_like(loss)`) takes `loss_weights` only "
+              "as a Python float (`if loss_weights: if not isinstance(loss_weights, float): raise`), else 1.0; "
+              "read in the v3.0.5 and v3.4.1 tags. Commit 8f5ad1e75b ('Simplify and improve CompileLoss') "
+              "flattens every form instead (`tree.flatten(loss_weights)`), first in v3.5.0. Run: Keras 3.0.5 on "
+              "JAX raises it for a one-output list (case b98e76eaa7818922)"),
+    Rows("keras3", {"one_output_loss_weights": "none"}, before="3.3", read="keras==3.0.5",
+         sources=["keras==3.0.5: keras/src/trainers/compile_utils.py:CompileLoss.__init__"],
+         upstream="keras-team/keras@4919ea1702",
+         note="CompileLoss.__init__ refuses a truthy loss_weights that is not a list, tuple or dict, so no "
+              "form passes both checks; commit 4919ea1702 ('Fix loss_weights handling in single output case') "
+              "admits a float, first in v3.3.0 (`git tag --contains`)"),
     Rows("keras3", {"activity_regularizer_scaling": "sum"}, before="3.14", read="keras==3.13.2",
          sources=["keras==3.13.2: keras/src/layers/layer.py:Layer.__call__"],
          upstream="keras-team/keras#22021",

@@ -231,8 +231,10 @@ def reproducer(case: dict[str, Any], case_id: str, impl: str, key: str, *,
     if case["loss_weights_form"] == "omitted":
         w("loss_weights = None  # form: omitted")
     else:
-        lw = [repr(float(o["loss_weight"])) for o in outputs]
-        w(f"loss_weights = {_structure(case, lw, names, case['loss_weights_form'])}  # form: {case['loss_weights_form']}")
+        lw = [repr(o["loss_weight"]) for o in outputs]  # an int stays an int (Keras 3 refuses a bare int)
+        lw_form = case["loss_weights_form"]
+        w(f"loss_weights = {_structure(case, lw, names, 'single' if lw_form == 'scalar' else lw_form)}"
+          f"  # form: {lw_form}")
     mode_kw = MODE_KWARGS.get(mode, "")
     if keras2_3 or flavor.endswith("-graph"):
         mode_kw = ""  # graph mode: the session runs the graph; no eager / function switch
