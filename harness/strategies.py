@@ -242,9 +242,11 @@ class Constraints:
             bad = [v for v in value if v not in allowed]
             if bad or (not value and name != "regularizers"):
                 raise ValueError(f"constraint {name}: expected a non-empty subset of {allowed}, got {value!r}")
-        if self.loss_weights_forms == ("scalar",) and self.max_outputs != 1:
-            raise ValueError("constraint loss_weights_forms: ('scalar',) alone needs max_outputs=1 "
-                             "(a bare number is the loss weight of a one-output model)")
+        if self.loss_weights_forms == ("scalar",) and (
+                self.max_outputs != 1 or self.vocabulary_version < vocabulary.FORMS_SINCE["scalar_loss_weights"]):
+            raise ValueError("constraint loss_weights_forms: ('scalar',) alone needs max_outputs=1 (a bare number is "
+                             "the loss weight of a one-output model) and vocabulary_version >= "
+                             f"{vocabulary.FORMS_SINCE['scalar_loss_weights']} (the form's first)")
 
 
 def _constraints(**kwargs: Any) -> Constraints:

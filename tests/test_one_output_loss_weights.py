@@ -147,6 +147,8 @@ def test_earlier_vocabulary_versions_draw_neither():
 def test_only_bare_weights_needs_one_output():
     with pytest.raises(ValueError, match="max_outputs=1"):
         strategies.corpus_case(0, 0, loss_weights_forms=("scalar",))
+    with pytest.raises(ValueError, match="vocabulary_version >= 6"):
+        strategies.corpus_case(0, 0, loss_weights_forms=("scalar",), max_outputs=1, vocabulary_version=5)
     case = strategies.corpus_case(0, 0, loss_weights_forms=("scalar",), max_outputs=1)
     assert case.loss_weights_form == "scalar"
     assert replace(case).id == case.id
