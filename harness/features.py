@@ -20,7 +20,7 @@ import numpy as np
 
 from harness import vocabulary
 from harness.reference import forward as reference_forward
-from harness.spec import Case
+from harness.spec import Case, sample_weight_kind
 
 # Masks merged by AND (Keras 2's merge_mask); any profile would do for the values.
 LABELLING_PROFILE = "tf_keras-2.21"
@@ -47,6 +47,7 @@ FEATURES: dict[str, str] = {
     "sample_weight:dict": "sample_weight as a dict keyed by output name",
     "temporal_sample_weight": "a (batch, time) sample weight on a temporal output",
     "rank1_sample_weight_on_temporal": "a (batch,) sample weight on a temporal output",
+    "sample_weight_column": "a (batch, 1) sample weight, a column (on a temporal output: with time != 1)",
     "zero_sample_weight": "a sample weight of exactly 0",
     "tiny_weight": "a sample or loss weight in (0, 2**-8)",
     "y:list": "y as a list of one array, for a one-output model",
@@ -218,8 +219,11 @@ def features(case: Case) -> set[str]:
                 f.add("fully_masked_batch")
         sw = out.sample_weight
         if sw is not None:
-            if value.ndim == 3:
-                f.add("temporal_sample_weight" if sw.ndim == 2 else "rank1_sample_weight_on_temporal")
+            kind = sample_weight_kind(case, out)
+            if kind == "column":
+                f.add("sample_weight_column")
+            elif value.ndim == 3:
+                f.add("temporal_sample_weight" if kind == "timestep" else "rank1_sample_weight_on_temporal")
             if np.any(sw == 0):
                 f.add("zero_sample_weight")
             if tiny(sw):

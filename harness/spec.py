@@ -27,6 +27,9 @@ Layout of the JSON (``schema`` 1)::
                   "loss_options": {"reduction": "sum_over_batch_size"},
                   "loss_weight": 0.5 | 2 | null, "sample_weight": [...] | null}]}
 
+A sample weight is (batch,), a column (batch, 1), or (batch, time) on a temporal output
+(`sample_weight_kind`; Keras 2's graph loop refuses a column, rule sample_weight_column).
+
 A loss weight keeps its JSON type: `2` is handed to Keras as the int 2 and `2.0` as the float
 (Keras 3's CompileLoss refuses a bare int, rule one_output_loss_weights).
 
@@ -143,7 +146,9 @@ class Output:
     loss_options: Mapping[str, Any] = field(default_factory=dict)
     # None exactly when loss_weights_form == "omitted"; an int stays an int (JSON `2`, not `2.0`)
     loss_weight: float | int | None = None
-    sample_weight: np.ndarray | None = None  # (batch,) or (batch, time); None when omitted
+    # (batch,), (batch, 1) (a column) or, on a temporal output, (batch, time); None when omitted.
+    # Which of them an array is: `sample_weight_kind` (it needs the output's shape).
+    sample_weight: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -609,9 +614,9 @@ def validate(case: Case, source: str = "<case>") -> None:
             )
         if out.sample_weight is not None:
             sw = out.sample_weight
-            # Per sample (batch,) or per timestep (batch, time) of a temporal output.
-            allowed = [(batch,)]
-            if len(pred_shape) == 3:
+            # Per sample (batch,) or (batch, 1), or per timestep (batch, time) of a temporal output.
+            allowed = [(batch,), (batch, 1)]
+            if len(pred_shape) == 3 and pred_shape[:2] not in allowed:
                 allowed.append(pred_shape[:2])
             if tuple(sw.shape) not in allowed:
                 raise fail(f"{p}.sample_weight", "shape " + " or ".join(map(str, allowed)), sw.shape)
@@ -641,3 +646,36 @@ def validate(case: Case, source: str = "<case>") -> None:
             assert out.sample_weight is not None and first_sw is not None
             if out.sample_weight.shape != first_sw.shape or not np.array_equal(out.sample_weight, first_sw):
                 raise fail(f"$.outputs[{i}].sample_weight", "the same array as outputs[0] (sample_weight_form 'single')")
+
+
+# --------------------------------------------------------------------------------------
+# Derived shapes of a valid Case
+# --------------------------------------------------------------------------------------
+
+
+def output_shapes(case: Case) -> dict[str, tuple[int, ...]]:
+    """Output name -> the shape of its predictions, batch first, of a Case that `validate` passed
+    (each layer's vocabulary entry computes its output shape, as in `validate`)."""
+    shapes = {inp.name: tuple(inp.data.shape[1:]) for inp in case.inputs}
+    kinds = {inp.name: inp.kind for inp in case.inputs}
+    for layer in case.layers:
+        entry = vocabulary.LAYERS[layer.type]
+        shapes[layer.name] = entry.check(layer, [shapes[n] for n in layer.inbound], [kinds[n] for n in layer.inbound])
+        kinds[layer.name] = "float"
+    return {o.name: (case.batch_size,) + shapes[o.layer] for o in case.outputs}
+
+
+SAMPLE_WEIGHT_KINDS = ("per_sample", "column", "timestep")
+
+
+def sample_weight_kind(case: Case, out: Output) -> str | None:
+    """What an output's sample weight is: "per_sample" (batch,), "timestep" (batch, time) on a
+    temporal output (time == 1 included: then it is also a column, and every lineage reads it per
+    step), "column" (batch, 1) otherwise; None when it has none."""
+    sw = out.sample_weight
+    if sw is None:
+        return None
+    if sw.ndim == 1:
+        return "per_sample"
+    pred = output_shapes(case)[out.name]
+    return "timestep" if len(pred) == 3 and tuple(sw.shape) == pred[:2] else "column"

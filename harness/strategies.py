@@ -305,6 +305,7 @@ class _Plan:
     outputs: list[_OutputPlan]
     y_form: str = "auto"
     int_loss_weights: bool = False  # loss weights drawn as Python ints
+    weight_columns: bool = False  # per-sample weights drawn as (batch, 1) columns half the time
     inputs: list[dict[str, Any]] = field(default_factory=list)  # name, kind, shape, mask, mask_value
     layers: list[_LayerPlan] = field(default_factory=list)
     pool: list[_Tensor] = field(default_factory=list)
@@ -587,6 +588,8 @@ def _plan(src: Source, c: Constraints) -> _Plan:
             plan.loss_weights_form = "scalar"
         # Python ints as loss weights (the JSON keeps the type, Keras gets an int)
         plan.int_loss_weights = plan.loss_weights_form != "omitted" and boolean(src, 0.3)
+    if c.vocabulary_version >= vocabulary.FORMS_SINCE["weight_columns"]:
+        plan.weight_columns = sw_form != "omitted" and boolean(src, 0.35)
     if c.vocabulary_version >= vocabulary.FORMS_SINCE["y_form"]:
         y_forms = [f for f in c.y_forms if not (f == "list" and n_out > 1)
                    and not (f == "dict" and sw_form in ("single", "list"))]
@@ -748,14 +751,21 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
     outs = [plan.outputs[i] for i in order]
     targets = [src.group(_target, o, batch, time) for o in outs]
 
+    def per_sample() -> tuple[int, ...]:  # (batch,), or from FORMS_SINCE["weight_columns"] on a column
+        return (batch, 1) if plan.weight_columns and boolean(src, 0.5) else (batch,)
+
     sws: list[np.ndarray | None] = [None] * len(outs)
     if plan.sample_weight_form == "single":
-        shared = _sample_weight(src, (batch, time) if plan.sample_weight_temporal else (batch,))
+        if like is not None:
+            shape = like.outputs[0].sample_weight.shape  # type: ignore[union-attr]
+        else:
+            shape = (batch, time) if plan.sample_weight_temporal else per_sample()
+        shared = _sample_weight(src, shape)
         sws = [shared] * len(outs)
     elif plan.sample_weight_form in ("list", "dict") and like is not None:
         sws = [_sample_weight(src, o.sample_weight.shape) for o in like.outputs]  # type: ignore[union-attr]
     elif plan.sample_weight_form in ("list", "dict"):
-        sws = [_sample_weight(src, (batch, time) if o.temporal and boolean(src, 0.5) else (batch,)) for o in outs]
+        sws = [_sample_weight(src, (batch, time) if o.temporal and boolean(src, 0.5) else per_sample()) for o in outs]
 
     lws: list[float | int | None] = [None] * len(outs)
     if like is not None:

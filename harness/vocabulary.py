@@ -580,7 +580,8 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # output, or a dict keyed by output name), like an entry's `since`.
 # Version 6: loss_weights as a bare number for one output (spec.LOSS_WEIGHTS_FORMS "scalar"), and
 # loss weights as Python ints.
-FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6}
+# Version 7: sample weights as (batch, 1) columns (spec.sample_weight_kind "column").
+FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))
 
 

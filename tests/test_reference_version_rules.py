@@ -284,6 +284,10 @@ def _error_cases() -> list[tuple[str, Case, dict]]:
         ("bare int loss weight", one_weight(2, "scalar"), {"one_output_loss_weights": "no_bare_int"}),
         ("list loss weight, one output", one_weight(2.0, "list"), {"one_output_loss_weights": "bare_float_only"}),
         ("bare float loss weight, Keras 3.0", one_weight(2.0, "scalar"), {"one_output_loss_weights": "none"}),
+        ("sample weight column, graph mode", wide_case(HX, loss="mean_squared_error", sample_weight=[[1.0], [0.0]]),
+         {"sample_weight_column": "error_not_1d"}),
+        ("sample weight column, in-place mask", seq_case(X, sample_weight=[[2.0], [0.0]]),
+         {"sample_weight_broadcast": "trailing_axis_inplace_mask"}),
     ]
 
 

@@ -104,9 +104,13 @@ def test_no_module_reads_a_choice_but_through_the_accessor():
 _V5 = [c for c in strategies.corpus(0, 200, vocabulary_version=5) if c.y_form == "dict"]
 _DICT_Y = [next(c for c in _V5 if len(c.outputs) == 1), next(c for c in _V5 if c.sample_weight_form == "dict")]
 
+# A (batch, 1) sample-weight column (vocabulary version 7): the first.
+_COLUMN = next(c for c in strategies.corpus(0, 40, vocabulary_version=7)
+               if any(spec.sample_weight_kind(c, o) == "column" for o in c.outputs))
+
 CASES = ([spec.load(p) for p in sorted((ROOT / "cases").rglob("*.json"))]
          + strategies.corpus(0, 40, vocabulary_version=1)  # corpus case 35 is the first with a SimpleRNN activity regularizer
-         + _DICT_Y)
+         + _DICT_Y + [_COLUMN])
 
 
 def _run(case: spec.Case, profile: dict[str, str]) -> None:

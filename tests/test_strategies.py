@@ -188,14 +188,17 @@ def _rates(drawn: list[spec.Case]) -> dict[str, float]:
 
 
 def test_corpus_features_each_reach_ten_percent() -> None:
-    rates = _rates(corpus(0, 400))
+    # 1000 cases, not 400: a feature drawn at about 12% (mask_merge: 11.5% of 2000) has a standard
+    # error of 1.6 points at 400 and fell to 8% there by chance when version 7 changed the draws;
+    # at 1000 it is 1 point. The bar stays 10%.
+    rates = _rates(corpus(0, 1000))
     each = ("loss:", "layer:")
     low = {n: round(r, 3) for n, r in rates.items() if not n.startswith(each) and not r >= 0.10}
-    assert not low, f"features below 10% of 400 corpus cases: {low}"
+    assert not low, f"features below 10% of 1000 corpus cases: {low}"
     # 20 losses drawn per output and 9 body layers (3 of them only on a sequence): each cannot reach
     # 10% by design; each must be well present: 5%, issue 19's bar for every new loss and layer.
     low_entries = {n: r for n, r in rates.items() if n.startswith(each) and r < 0.05}
-    assert not low_entries, f"losses or layers below 5% of 400 corpus cases: {low_entries}"
+    assert not low_entries, f"losses or layers below 5% of 1000 corpus cases: {low_entries}"
 
 
 _DRAW_FEATURES = """

@@ -65,7 +65,7 @@ import numpy as np
 from harness.impls import build, paths
 from harness.impls.paths import installed_versions, to_array, to_float
 from harness.results import ImplResult
-from harness.spec import Case
+from harness.spec import Case, sample_weight_kind
 from harness.vocabulary import LOSSES
 
 # Feeds of the whole batch for `model.total_loss`: (keras, model, x, y, sample_weight, training)
@@ -209,11 +209,12 @@ def graph_flavor(calls: GraphCalls, impl: str, gradient_source: str = "keras/eng
 
 
 def sample_weight_mode(case: Case) -> Any:
-    """`compile(sample_weight_mode=...)` for the Case: None unless some output has rank-2 sample
-    weights; then "temporal" for those outputs and None for the others, keyed by output name
-    (keras 2.3.1 training_utils.prepare_sample_weights and training_v1 accept a dict naming
-    every output)."""
-    temporal = {o.name: o.sample_weight is not None and o.sample_weight.ndim == 2 for o in case.outputs}
+    """`compile(sample_weight_mode=...)` for the Case: None unless some output has (batch, time)
+    sample weights (spec.sample_weight_kind "timestep"); then "temporal" for those outputs and
+    None for the others, keyed by output name (keras 2.3.1 training_utils.prepare_sample_weights
+    and training_v1 accept a dict naming every output). A (batch, 1) column gets None: it is a
+    weight per sample, which standardize_weights then refuses (rule sample_weight_column)."""
+    temporal = {o.name: sample_weight_kind(case, o) == "timestep" for o in case.outputs}
     if not any(temporal.values()):
         return None
     if len(case.outputs) == 1:

@@ -2,7 +2,8 @@
 
 One batch (sources in rules.py; the rule names in brackets):
   output loss = reduce(sum(losses * sample_weight * mask_weight))       [mask_normalisation,
-                                                                          sample_weight_broadcast]
+                                                                          sample_weight_broadcast,
+                                                                          sample_weight_column]
       sum_over_batch_size: divided by the number of entries of `losses`; sum: not divided.
   weighted    = loss_weight * output loss (no factor when loss_weights are omitted)
   total       = sum of weighted output losses + sum(model.losses)
@@ -44,7 +45,7 @@ from harness.reference import forward
 from harness.reference.errors import BROADCAST, CONVERSION, DTYPE, ErrorSite, Note, prefixed
 from harness.reference import losses as loss_fns
 from harness.reference import rules as rules_mod
-from harness.spec import Case
+from harness.spec import Case, sample_weight_kind
 
 rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
@@ -125,19 +126,45 @@ def _sample_weight_for(per: np.ndarray, sw: np.ndarray, rules: Mapping[str, str]
         sw = sw[..., 0]
     if sw.shape == per.shape:
         return sw, None
+    in_place = has_mask and rules_mod.chooses(rules, "sample_weight_broadcast", "trailing_axis_inplace_mask")
+    if in_place and sw.ndim == 2 and sw.shape[1] == 1:  # a (batch, 1) column cannot grow in place either
+        return None, _in_place_mask_error(sw.shape, per.shape)
     if sw.ndim == 1 and per.ndim == 2:
         if per.shape[1] == 1 or rules_mod.chooses(rules, "sample_weight_broadcast", "per_sample"):
             return np.broadcast_to(sw[:, None], per.shape), None
-        if has_mask and rules_mod.chooses(rules, "sample_weight_broadcast", "trailing_axis_inplace_mask"):
-            return None, Note(f"sample weight of shape {sw.shape} multiplied in place by a mask of shape "
-                              f"{per.shape} (keras/src/losses/loss.py:apply_mask `sample_weight *= float_mask`)",
-                              ErrorSite(BROADCAST, ("keras/src/losses/loss.py",), "apply_mask"))
+        if in_place:
+            return None, _in_place_mask_error(sw.shape, per.shape)
         if sw.shape[0] in (per.shape[1], 1):  # NumPy broadcasting against the trailing (time) axis
             return np.broadcast_to(sw[None, :], per.shape), None
         return None, Note(f"sample weight of shape {sw.shape} does not broadcast against losses of shape "
                           f"{per.shape} (keras/src/losses/loss.py:squeeze_or_expand_to_same_rank)",
                           ErrorSite(BROADCAST, ("keras/src/losses/loss.py",), "reduce_weighted_values"))
     return np.broadcast_to(sw, per.shape), None
+
+
+def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        return None
+
+
+def _in_place_mask_error(sw_shape: tuple[int, ...], loss_shape: tuple[int, ...]) -> Note:
+    return Note(f"sample weight of shape {sw_shape} multiplied in place by a mask of shape "
+                f"{loss_shape} (keras/src/losses/loss.py:apply_mask `sample_weight *= float_mask`)",
+                ErrorSite(BROADCAST, ("keras/src/losses/loss.py",), "apply_mask"))
+
+
+_STANDARDIZE_WEIGHTS = ("tf_keras/src/engine/training_utils_v1.py", "keras/src/engine/training_utils_v1.py",
+                        "keras/engine/training_utils_v1.py", "keras/engine/training_utils.py")
+
+
+def _column_error(out, shape: tuple[int, ...]) -> Note:
+    """Keras 2's graph loop refuses a (batch, 1) sample weight (rule sample_weight_column="error_not_1d")."""
+    return Note(f"output {out.name!r}: a sample weight of shape {shape}, a column: ValueError 'Found a "
+                "sample_weight array with shape ...' (tf_keras/src/engine/training_utils_v1.py:"
+                "standardize_weights; keras 2.x: keras/engine/training_utils.py)",
+                ErrorSite(("ValueError",), _STANDARDIZE_WEIGHTS, "standardize_weights", own_check=True))
 
 
 def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Mapping[str, str],
@@ -168,9 +195,15 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     loss_shape = per.shape  # the shape of the losses the mask applies to
     if out.sample_weight is not None:
         raw = r(out.sample_weight[rows])
+        if (sample_weight_kind(case, out) == "column"
+                and rules_mod.chooses(rules, "sample_weight_column", "error_not_1d")):
+            notes.append(_column_error(out, raw.shape))
+            return math.nan, math.nan, None
         if (len(case.outputs) == 1 and _sample_weight_is_list(case, batched)
                 and rules_mod.chooses(rules, "single_output_sample_weight_list", "leading_axis")):
-            per, sw, err = _list_as_leading_axis(per, raw)
+            in_place = (t.mask is not None and t.mask.shape == per.shape
+                        and rules_mod.chooses(rules, "sample_weight_broadcast", "trailing_axis_inplace_mask"))
+            per, sw, err = _list_as_leading_axis(per, raw, in_place)
             weights = np.ones(per.shape)
         else:
             sw, err = _sample_weight_for(per, raw, rules, t.mask is not None and t.mask.shape == per.shape)
@@ -215,16 +248,23 @@ def _sample_weight_is_list(case: Case, batched: bool) -> bool:
     return case.sample_weight_form == "list" or (batched and case.sample_weight_form == "single" and case.y_form == "list")
 
 
-def _list_as_leading_axis(per: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+def _list_as_leading_axis(per: np.ndarray, raw: np.ndarray,
+                          in_place: bool = False) -> tuple[np.ndarray, np.ndarray | None, str | None]:
     """Keras 3, one output, sample_weight=[w] (rule single_output_sample_weight_list="leading_axis"):
     the whole list reaches the loss as a tensor of shape (1, *w.shape); squeeze_or_expand_to_same_rank
     drops its last axis only when that is 1 and it has one rank more than the losses; then the
     losses and the weights broadcast against each other. Returns (losses, weights) in the broadcast
     shape (per-sample for (batch,) losses; an outer product batch x batch for (batch, 1) losses;
-    weights along time for (batch, time) losses when time == batch), or (losses, None, why)."""
+    weights along time for (batch, time) losses when time == batch), or (losses, None, why).
+    `in_place`: the output has a mask of the losses' shape and the backend multiplies it into the
+    weights in place (sample_weight_broadcast="trailing_axis_inplace_mask", torch and NumPy):
+    weights of another shape than the mask cannot take the broadcast shape, an error (found case
+    6be2706e1661e5be)."""
     sw = raw[None, ...]
     if sw.ndim == per.ndim + 1 and sw.shape[-1] == 1:
         sw = sw[..., 0]
+    if in_place and _broadcast_shape(sw.shape, per.shape) != sw.shape:
+        return per, None, _in_place_mask_error(sw.shape, per.shape)
     try:
         shape = np.broadcast_shapes(per.shape, sw.shape)
     except ValueError:

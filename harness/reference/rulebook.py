@@ -92,6 +92,28 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "sample_weight_column",
+            "A sample weight given as a (batch, 1) column instead of a (batch,) vector:",
+            {
+                "per_sample": Alternative(
+                    "the column is one weight per sample, as a (batch,) vector: its last axis is squeezed "
+                    "against per-sample losses, and it broadcasts over the steps of per-step losses.",
+                    [f"{_TFK}/engine/compile_utils.py:match_dtype_and_rank",
+                     f"{_TFK}/utils/losses_utils.py:squeeze_or_expand_dimensions",
+                     f"{_K3}/losses/loss.py:squeeze_or_expand_to_same_rank",
+                     f"{_K3}/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__"],
+                ),
+                "error_not_1d": Alternative(
+                    "every path raises ValueError 'Found a sample_weight array with shape (batch, 1)' (without "
+                    "sample_weight_mode='temporal' a weight must be 1D; with it, (batch, 1) does not match "
+                    "(batch, time) unless time is 1); the reference gives NaN and notes it.",
+                    [f"{_TFK}/engine/training_utils_v1.py:standardize_weights",
+                     f"{_K231}/engine/training_utils.py:standardize_weights",
+                     f"{_K224}/engine/training_utils.py:standardize_weights"],
+                ),
+            },
+        ),
+        Rule(
             "single_output_sample_weight_list",
             "A one-output model given sample_weight=[w] (a list of one array): what reaches the loss?",
             {

@@ -109,6 +109,7 @@ _TF_KERAS_2_21 = {
     "dict_targets_one_output": "as_array",
     "dict_sample_weight_with_dict_targets": "by_name",
     "one_output_loss_weights": "any_form",
+    "sample_weight_column": "per_sample",
 }
 
 _KERAS3_3_15_TENSORFLOW = {
@@ -147,6 +148,7 @@ _KERAS_2_3_1 = {
     # and every keras 2.3.1 layer output has _keras_history (cases bd67015682ecf111, f8cb97e9ffdb2972).
     "probability_crossentropy": "clip_epsilon",
     "one_output_loss_weights": "no_bare_number",  # keras/engine/training_utils.py:prepare_loss_weights
+    "sample_weight_column": "error_not_1d",  # keras/engine/training_utils.py:standardize_weights (2.2.4 too)
 }
 
 _MIRRORED = {"replica_loss_scaling": "mean_reductions_divided", "replica_regularization_scaling": "divided",
@@ -155,12 +157,16 @@ _MIRRORED = {"replica_loss_scaling": "mean_reductions_divided", "replica_regular
 TABLE: list[Rows] = [
     # ---- tf-keras ------------------------------------------------------------------------
     Rows("tf_keras", _TF_KERAS_2_21, read="tf-keras==2.21.0", note="RULES' tf_keras/src sources"),
-    Rows("tf_keras", {"evaluate_output_log": "batch_mean", "one_output_loss_weights": "no_bare_number"},
+    Rows("tf_keras", {"evaluate_output_log": "batch_mean", "one_output_loss_weights": "no_bare_number",
+                      "sample_weight_column": "error_not_1d"},
          mode="graph", read="tf-keras==2.21.0",
          sources=["tf_keras/src/engine/training_v1.py:Model._prepare_total_loss",
-                  "tf_keras/src/engine/training_utils_v1.py:prepare_loss_weights"],
+                  "tf_keras/src/engine/training_utils_v1.py:prepare_loss_weights",
+                  "tf_keras/src/engine/training_utils_v1.py:standardize_weights"],
          note="training_v1 (graph mode) logs each output's batch mean, averaged over batches; its "
-              "prepare_loss_weights takes None, a dict or a list and raises TypeError for anything else"),
+              "prepare_loss_weights takes None, a dict or a list and raises TypeError for anything else; "
+              "its standardize_weights (every path, through _standardize_user_data) refuses a weight that "
+              "is not 1D unless sample_weight_mode is 'temporal', and then one that is not (batch, time)"),
     Rows("tf_keras", {**_MIRRORED, "replica_split": "rebatch"}, strategy="mirrored",
          read="tf-keras==2.21.0", sources=["tf_keras/src/engine/compile_utils.py:LossesContainer.__call__"],
          note="MirroredStrategy (issue 10)"),
@@ -190,10 +196,12 @@ TABLE: list[Rows] = [
     Rows("tf.keras", {"zero_loss_weight": "nan_propagates"}, mode="eager", read="keras==2.15.0",
          sources=["tf 2.15: keras/src/engine/compile_utils.py:LossesContainer.__call__"],
          note="run_eagerly=True: no graph, nothing folds (observed, cases 5b50327f41340645, c90cc0362a84e5ed)"),
-    Rows("tf.keras", {"evaluate_output_log": "batch_mean", "one_output_loss_weights": "no_bare_number"},
+    Rows("tf.keras", {"evaluate_output_log": "batch_mean", "one_output_loss_weights": "no_bare_number",
+                      "sample_weight_column": "error_not_1d"},
          mode="graph", read="keras==2.15.0",
          sources=["tf 2.15: keras/src/engine/training_v1.py:Model._prepare_total_loss",
-                  "tf 2.15: keras/src/engine/training_utils_v1.py:prepare_loss_weights"],
+                  "tf 2.15: keras/src/engine/training_utils_v1.py:prepare_loss_weights",
+                  "tf 2.15: keras/src/engine/training_utils_v1.py:standardize_weights"],
          note="training_v1 (graph mode), as in tf-keras"),
     # ---- standalone keras 2.x ------------------------------------------------------------
     Rows("keras", _KERAS_2_3_1, read="keras==2.3.1", note="RULES' keras 2.3.1 sources"),

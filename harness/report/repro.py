@@ -16,7 +16,8 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from harness.impls import IMPLEMENTATIONS
+from harness import spec
+from harness.impls import IMPLEMENTATIONS, keras2_graph
 from harness.vocabulary import LAYERS, LOSSES, REGULARIZER_KEYWORDS
 
 def keras231_shims_source() -> str:
@@ -310,15 +311,8 @@ def _is_sparse(loss: str) -> bool:
 
 
 def _sample_weight_mode(case: dict[str, Any]) -> Any:
-    """As harness/impls/keras2_graph.py sample_weight_mode: "temporal" for outputs with
-    (batch, time) sample weights (a dict naming every output when there are several)."""
-    outs = case["outputs"]
-    temporal = {o["layer"]: o.get("sample_weight") is not None and len(nested_shape(o["sample_weight"])) == 2 for o in outs}
-    if not any(temporal.values()):
-        return None
-    if len(outs) == 1:
-        return "temporal"
-    return {name: ("temporal" if t else None) for name, t in temporal.items()}
+    """harness/impls/keras2_graph.py sample_weight_mode of the case's JSON."""
+    return keras2_graph.sample_weight_mode(spec.from_json(case))
 
 
 def nested_shape(value: Any) -> list[int]:
