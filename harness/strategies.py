@@ -354,7 +354,12 @@ class _Draws:
 
 def _loss_options(src: Source, entry: vocabulary.LossEntry, c: Constraints) -> dict[str, Any]:
     opts: dict[str, Any] = {}
-    reduction = choice(src, ("default", "sum_over_batch_size", "sum"))
+    if c.vocabulary_version >= vocabulary.FORMS_SINCE["more_reductions"]:
+        # the refused-somewhere ones less often: a case whose loss a lineage refuses tests nothing
+        # else there
+        reduction = choice(src, ("default",) + vocabulary.REDUCTIONS, (4, 4, 4, 1, 1, 1))
+    else:
+        reduction = choice(src, ("default", "sum_over_batch_size", "sum"))
     if reduction != "default":
         opts["reduction"] = reduction
     draws = _Draws(src, c)

@@ -40,7 +40,10 @@ class Draws(Protocol):
 
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "elu", "softplus")
-REDUCTIONS = ("sum_over_batch_size", "sum")
+# Reductions a Case can name. The first two every lineage accepts; "mean", "mean_with_sample_weight"
+# (Keras 3.7+) and "auto" (tf-keras) some refuse (rule reduction_values); drawn from version
+# FORMS_SINCE["more_reductions"] on.
+REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "auto")
 
 
 # --------------------------------------------------------------------------------------
@@ -581,7 +584,8 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # Version 6: loss_weights as a bare number for one output (spec.LOSS_WEIGHTS_FORMS "scalar"), and
 # loss weights as Python ints.
 # Version 7: sample weights as (batch, 1) columns (spec.sample_weight_kind "column").
-FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7}
+# Version 8: the reductions "mean", "mean_with_sample_weight" and "auto" (REDUCTIONS).
+FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))
 
 

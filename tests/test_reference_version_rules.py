@@ -286,6 +286,11 @@ def _error_cases() -> list[tuple[str, Case, dict]]:
         ("bare float loss weight, Keras 3.0", one_weight(2.0, "scalar"), {"one_output_loss_weights": "none"}),
         ("sample weight column, graph mode", wide_case(HX, loss="mean_squared_error", sample_weight=[[1.0], [0.0]]),
          {"sample_weight_column": "error_not_1d"}),
+        ("reduction mean, tf-keras", wide_case(HX, options={"reduction": "mean"}), {"reduction_values": "tf_keras"}),
+        ("reduction auto, Keras 3", wide_case(HX, options={"reduction": "auto"}), {"reduction_values": "keras3"}),
+        ("reduction auto, keras 2", wide_case(HX, options={"reduction": "auto"}), {"reduction_values": "keras2"}),
+        ("reduction mean, Keras 3.6", wide_case(HX, options={"reduction": "mean"}),
+         {"reduction_values": "keras3_before_3_7"}),
         ("sample weight column, in-place mask", seq_case(X, sample_weight=[[2.0], [0.0]]),
          {"sample_weight_broadcast": "trailing_axis_inplace_mask"}),
     ]

@@ -108,9 +108,13 @@ _DICT_Y = [next(c for c in _V5 if len(c.outputs) == 1), next(c for c in _V5 if c
 _COLUMN = next(c for c in strategies.corpus(0, 40, vocabulary_version=7)
                if any(spec.sample_weight_kind(c, o) == "column" for o in c.outputs))
 
+# A reduction some lineage refuses (vocabulary version 8): the first.
+_REDUCTION = next(c for c in strategies.corpus(0, 40, vocabulary_version=8)
+                  if any(o.loss_options.get("reduction") in ("mean", "mean_with_sample_weight", "auto") for o in c.outputs))
+
 CASES = ([spec.load(p) for p in sorted((ROOT / "cases").rglob("*.json"))]
          + strategies.corpus(0, 40, vocabulary_version=1)  # corpus case 35 is the first with a SimpleRNN activity regularizer
-         + _DICT_Y + [_COLUMN])
+         + _DICT_Y + [_COLUMN, _REDUCTION])
 
 
 def _run(case: spec.Case, profile: dict[str, str]) -> None:

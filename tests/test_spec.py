@@ -143,7 +143,7 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("target shape does not fit the output", _set(["outputs", 1, "target"], [[1.0, 0.0]] * 3), "$.outputs[1].target"),
     ("unknown loss", _set(["outputs", 0, "loss"], "mean_cubed_error"), "$.outputs[0].loss"),
     ("unknown loss option", _set(["outputs", 0, "loss_options", "gamma"], 2.0), "$.outputs[0].loss_options.gamma"),
-    ("unknown reduction", _set(["outputs", 0, "loss_options", "reduction"], "mean"),
+    ("unknown reduction", _set(["outputs", 0, "loss_options", "reduction"], "average"),
      "$.outputs[0].loss_options.reduction"),
     ("label smoothing out of range", _set(["outputs", 1, "loss_options", "label_smoothing"], 1.5),
      "$.outputs[1].loss_options.label_smoothing"),

@@ -172,7 +172,6 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     r = forward.rounder(case.dtype)
     options = {k: (forward.round_scalar(case.dtype, v) if isinstance(v, float) and not isinstance(v, bool) else v)
                for k, v in out.loss_options.items() if k != "reduction"}
-    reduction = out.loss_options.get("reduction", "sum_over_batch_size")
     y = out.target[rows]
     if out.target.dtype.kind not in "iu":
         y = r(y)
@@ -180,6 +179,13 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         notes.append(Note(f"output {out.name!r}: log_cosh under floatx float64 subtracts the float32 constant "
                           "K.log(2.) from a float64 tensor: a dtype error (keras/losses.py:logcosh)",
                           ErrorSite(DTYPE, ("keras/losses.py",), "logcosh")))
+        return math.nan, math.nan, None
+    # After log_cosh's error: keras 2.x validates the reduction in compute_weighted_loss, once the
+    # loss function has run; tf-keras and Keras 3 when the loss is constructed (log_cosh_float64
+    # is keras 2.3.1's alone, so the order is theirs too).
+    reduction, err = _reduction(out.loss_options.get("reduction", "sum_over_batch_size"), rules)
+    if err is not None:
+        notes.append(prefixed(f"output {out.name!r}: ", err))
         return math.nan, math.nan, None
     ctx = loss_fns.LossContext(rules=rules, dtype=case.dtype, keras_logits=t.keras_logits)
     per = loss_fns.per_element(out.loss, y, t.value, options, ctx)
@@ -229,7 +235,14 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         weighted = per * weights
         total = float(np.sum(weighted))
         magnitude = float(np.sum(np.abs(weighted)))
-    if reduction == "sum_over_batch_size":
+    if reduction == "mean_with_sample_weight" and (out.sample_weight is not None or valid is not None):
+        # keras/src/losses/loss.py:reduce_values divides by ops.sum(sample_weight) as Keras holds it:
+        # with a mask, the weights times the mask (apply_mask), else the weights in their own shape
+        # (a (batch,) or (batch, 1) weight on (batch, time) losses counts once per sample, not per
+        # step); divide_no_nan: 0 for a zero sum.
+        held = float(np.sum(weights)) if valid is not None else float(np.sum(raw))
+        total, magnitude = (total / held, magnitude / held) if held else (0.0, 0.0)
+    elif reduction in ("sum_over_batch_size", "mean_with_sample_weight"):
         # divide_no_nan / _safe_mean: a replica without rows (reference/distributed.py) computes 0.
         count = per.size * entries_per_loss
         total, magnitude = (total / count, magnitude / count) if count else (0.0, 0.0)
@@ -238,6 +251,29 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         total = total / nonzero_fraction if nonzero_fraction else math.nan
         magnitude = magnitude / nonzero_fraction if nonzero_fraction else math.nan
     return total, magnitude, valid
+
+
+def _reduction(given: str, rules: Mapping[str, str]) -> tuple[str, Note | None]:
+    """The reduction an output's loss computes under rule reduction_values ("mean" and tf-keras's
+    "auto" are sum_over_batch_size), or an error note where the release refuses the name."""
+    if given in ("sum_over_batch_size", "sum"):
+        return given, None
+    if rules_mod.chooses(rules, "reduction_values", "keras3"):
+        if given != "auto":
+            return ("sum_over_batch_size" if given == "mean" else given), None
+        where = ("keras/src/losses/loss.py",), "keras/src/losses/loss.py:standardize_reduction"
+    elif rules_mod.chooses(rules, "reduction_values", "tf_keras"):
+        if given == "auto":
+            return "sum_over_batch_size", None
+        where = (("tf_keras/src/utils/losses_utils.py", "keras/src/utils/losses_utils.py", "keras/utils/losses_utils.py"),
+                 "tf_keras/src/utils/losses_utils.py:ReductionV2.validate, from Loss.__init__")
+    elif rules_mod.chooses(rules, "reduction_values", "keras2"):
+        where = ("keras/utils/losses_utils.py",), "keras/utils/losses_utils.py:Reduction.validate, from compile"
+    else:  # keras3_before_3_7
+        where = ("keras/src/losses/loss.py",), "keras/src/losses/loss.py:standardize_reduction"
+    files, text = where
+    return given, Note(f"reduction={given!r}: ValueError, a reduction this release does not take ({text})",
+                       ErrorSite(("ValueError",), files, "reduction", own_check=True))
 
 
 def _sample_weight_is_list(case: Case, batched: bool) -> bool:

@@ -131,9 +131,10 @@ def _local(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool
 
 
 def _output_scale(reduction: str, rules: Mapping[str, str], replicas: int) -> float:
-    """The factor scale_loss_for_distribution applies to an output's loss in a replica."""
-    if reduction == "sum_over_batch_size" and rules_mod.chooses(rules, "replica_loss_scaling",
-                                                                "mean_reductions_divided"):
+    """The factor scale_loss_for_distribution applies to an output's loss in a replica: every
+    reduction but "sum" is a mean ("mean", "mean_with_sample_weight" and tf-keras's "auto" too:
+    keras/src/losses/loss.py:reduce_values scales inside the same branch)."""
+    if reduction != "sum" and rules_mod.chooses(rules, "replica_loss_scaling", "mean_reductions_divided"):
         return 1.0 / replicas
     return 1.0
 

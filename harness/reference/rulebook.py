@@ -114,6 +114,43 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "reduction_values",
+            "A loss constructed with reduction 'mean', 'mean_with_sample_weight' or 'auto' (every lineage "
+            "takes 'sum_over_batch_size' and 'sum'): which does the release accept, and what does it compute?",
+            {
+                "tf_keras": Alternative(
+                    "'auto' is 'sum_over_batch_size' (in compile and fit); 'mean' and 'mean_with_sample_weight' "
+                    "raise ValueError 'Invalid Reduction Key' when the loss is constructed; the reference "
+                    "gives NaN and notes it.",
+                    [f"{_TFK}/utils/losses_utils.py:ReductionV2.validate", f"{_TFK}/losses.py:Loss.__init__",
+                     f"{_TFK}/losses.py:Loss._get_reduction"],
+                ),
+                "keras2": Alternative(
+                    "only 'none', 'sum' and 'sum_over_batch_size': the other three raise ValueError 'Invalid "
+                    "Reduction Key' when compile builds the loss; the reference gives NaN and notes it.",
+                    [f"{_K231}/utils/losses_utils.py:Reduction.validate",
+                     f"{_K231}/utils/losses_utils.py:compute_weighted_loss"],
+                ),
+                "keras3_before_3_7": Alternative(
+                    "only 'sum_over_batch_size', 'sum', 'none' and None: the other three raise ValueError "
+                    "'Invalid value for argument `reduction`' when the loss is constructed; the reference "
+                    "gives NaN and notes it.",
+                    ["keras==3.6.0: keras/src/losses/loss.py:standardize_reduction"],
+                ),
+                "keras3": Alternative(
+                    "'mean' is 'sum_over_batch_size' (a mask is normalised the same way); "
+                    "'mean_with_sample_weight' divides the weighted sum by ops.sum(sample_weight) as Keras "
+                    "holds it: with a mask, the weights times the (unnormalised) mask; without one, the "
+                    "weights in their own shape, so a (batch,) or (batch, 1) weight on (batch, time) losses "
+                    "counts once per sample while the sum runs over every step; neither weights nor mask: "
+                    "divided by the number of entries. 'auto' raises ValueError (the reference gives NaN "
+                    "and notes it).",
+                    [f"{_K3}/losses/loss.py:standardize_reduction", f"{_K3}/losses/loss.py:reduce_values",
+                     f"{_K3}/losses/loss.py:apply_mask", f"{_K3}/losses/loss.py:reduce_weighted_values"],
+                ),
+            },
+        ),
+        Rule(
             "single_output_sample_weight_list",
             "A one-output model given sample_weight=[w] (a list of one array): what reaches the loss?",
             {

@@ -110,6 +110,7 @@ _TF_KERAS_2_21 = {
     "dict_sample_weight_with_dict_targets": "by_name",
     "one_output_loss_weights": "any_form",
     "sample_weight_column": "per_sample",
+    "reduction_values": "tf_keras",
 }
 
 _KERAS3_3_15_TENSORFLOW = {
@@ -129,6 +130,7 @@ _KERAS3_3_15_TENSORFLOW = {
     "dict_sample_weight_with_dict_targets": "error",
     "single_sample_weight_not_per_sample": "error_in_data_adapter",
     "one_output_loss_weights": "no_bare_int",
+    "reduction_values": "keras3",
     # compiled (run_eagerly=False): the static batch size is None in tf.function; see the
     # eager row below.
     "evaluate_output_log": "batch_mean",
@@ -149,6 +151,7 @@ _KERAS_2_3_1 = {
     "probability_crossentropy": "clip_epsilon",
     "one_output_loss_weights": "no_bare_number",  # keras/engine/training_utils.py:prepare_loss_weights
     "sample_weight_column": "error_not_1d",  # keras/engine/training_utils.py:standardize_weights (2.2.4 too)
+    "reduction_values": "keras2",  # keras/utils/losses_utils.py:Reduction (no AUTO)
 }
 
 _MIRRORED = {"replica_loss_scaling": "mean_reductions_divided", "replica_regularization_scaling": "divided",
@@ -267,6 +270,14 @@ TABLE: list[Rows] = [
               "L1.__init__ `self.l1 = ops.convert_to_tensor(l1)`); commit 5973ad4705 ('Fix Inconsistent "
               "tensor conversion') casts it to the input's dtype from 3.14.0 on. Run: Keras 3.0.5 and 3.7.0 "
               "on TF raise for L1 and not for L2 or L1L2 (their factors are Python floats); 3.15.1 computes"),
+    Rows("keras3", {"reduction_values": "keras3_before_3_7"}, before="3.7", read="keras==3.6.0",
+         sources=["keras==3.6.0: keras/src/losses/loss.py:standardize_reduction",
+                  "keras==3.0.5: keras/src/losses/loss.py:standardize_reduction"],
+         upstream="keras-team/keras#20410",
+         note="standardize_reduction allows {'sum_over_batch_size', 'sum', None, 'none'} in the v3.0.5 to v3.6.0 "
+              "tags; commit 813fbc548f (keras-team/keras#20352) adds 'mean', a synonym of sum_over_batch_size, "
+              "and 093b055aa0 (#20410) 'mean_with_sample_weight' (reduce_values divides by ops.sum(sample_weight)), "
+              "both first in v3.7.0 (`git tag --contains`)"),
     Rows("keras3", {"single_loss_with_loss_weights": "broadcast_as_list"}, before="3.7", read="keras==3.6.0",
          sources=["keras==3.6.0: keras/src/trainers/compile_utils.py:CompileLoss.build",
                   "keras==3.0.5: keras/src/trainers/compile_utils.py:CompileLoss.build"],
