@@ -58,6 +58,7 @@ FEATURES: dict[str, str] = {
     "loss_weights:scalar": "loss_weights as a bare number (one output)",
     "int_loss_weight": "a loss weight given as a Python int",
     "zero_loss_weight": "a loss weight of exactly 0",
+    "loss_by_name": "a loss given by its name (loss='mean_squared_error'), not as a loss object",
     "loss_form:single": "one loss for all outputs",
     "loss_form:list": "losses as a list",
     "loss_form:dict": "losses as a dict",
@@ -202,6 +203,8 @@ def features(case: Case) -> set[str]:
     for out in case.outputs:
         value, mask = tensors[out.layer]
         f.add(f"loss:{out.loss}")
+        if out.loss_by == "name":
+            f.add("loss_by_name")
         opts = dict(out.loss_options)
         if opts.get("from_logits"):
             f.add("from_logits")

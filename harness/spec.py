@@ -25,6 +25,7 @@ Layout of the JSON (``schema`` 1)::
                   "regularizers": {"kernel": {"l1": 0.01, "l2": 0.0}, "activity": ...}}],
      "outputs": [{"layer": "d0", "target": [...], "loss": "mean_squared_error",
                   "loss_options": {"reduction": "sum_over_batch_size"},
+                  "loss_by": "name",   (optional; absent: a loss object. "name": loss="mean_squared_error")
                   "loss_weight": 0.5 | 2 | null, "sample_weight": [...] | null}]}
 
 A sample weight is (batch,), a column (batch, 1), or (batch, time) on a temporal output
@@ -59,6 +60,9 @@ LOSS_FORMS = ("single", "list", "dict")
 # one_output_loss_weights).
 LOSS_WEIGHTS_FORMS = ("omitted", "list", "dict", "scalar")
 SAMPLE_WEIGHT_FORMS = ("omitted", "single", "list", "dict")
+# An output's loss as a loss object or by its name (Output.loss_by; drawn from vocabulary version
+# FORMS_SINCE["loss_names"] on).
+LOSS_BY = ("object", "name")
 # How `y` is handed to Keras: "auto" one array for one output and a list for several (a case file
 # omits the field, so every case written before it keeps its id), "list" a list also for one
 # output, "dict" keyed by output name (docs/y-structures.md: the releases disagree on it).
@@ -149,6 +153,10 @@ class Output:
     # (batch,), (batch, 1) (a column) or, on a temporal output, (batch, time); None when omitted.
     # Which of them an array is: `sample_weight_kind` (it needs the output's shape).
     sample_weight: np.ndarray | None = None
+    # How the loss is handed to compile: "object" keras.losses.<Class>(**loss_options), or "name"
+    # the string (loss="mean_squared_error"), which takes no options. A case file omits the field
+    # for "object", so every case written before it keeps its id.
+    loss_by: str = "object"
 
     @property
     def name(self) -> str:
@@ -165,6 +173,7 @@ class Output:
             "loss_options": dict(self.loss_options),
             "loss_weight": self.loss_weight,
             "sample_weight": None if self.sample_weight is None else _array_to_json(self.sample_weight),
+            **({} if self.loss_by == "object" else {"loss_by": self.loss_by}),
         }
 
 
@@ -273,6 +282,7 @@ def structure_key(case: Case) -> str:
                     {w: shape(v) for w, v in layer.weights.items()},
                     {k: r.to_json() for k, r in layer.regularizers.items()}] for layer in case.layers],
         "outputs": [[o.layer, shape(o.target), o.loss, dict(o.loss_options), o.loss_weight, shape(o.sample_weight)]
+                    + ([] if o.loss_by == "object" else [o.loss_by])
                     for o in case.outputs],
         "forms": [case.loss_form, case.loss_weights_form, case.sample_weight_form, case.y_form],
         "evaluate_batch_size": case.evaluate_batch_size,
@@ -474,8 +484,8 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
         )
 
     outputs = []
-    for p, item in r.items(top, "outputs", ("layer", "target", "loss", "loss_options", "loss_weight", "sample_weight"),
-                           "outputs"):
+    for p, item in r.items(top, "outputs", ("layer", "target", "loss", "loss_options", "loss_weight", "sample_weight",
+                                            "loss_by"), "outputs"):
         lw = r.get(item, "loss_weight", p, None)
         sw = r.get(item, "sample_weight", p, None)
         target_raw = r.get(item, "target", p)
@@ -489,6 +499,7 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
                 loss_options=r.obj(r.get(item, "loss_options", p, {}), f"{p}.loss_options"),
                 loss_weight=None if lw is None else r.int_or_float(lw, f"{p}.loss_weight"),
                 sample_weight=None if sw is None else r.array(sw, f"{p}.sample_weight"),
+                loss_by=r.string(r.get(item, "loss_by", p, "object"), f"{p}.loss_by", LOSS_BY),
             )
         )
 
@@ -590,6 +601,9 @@ def validate(case: Case, source: str = "<case>") -> None:
         if loss is None:
             raise fail(f"{p}.loss", "one of " + ", ".join(sorted(vocabulary.LOSSES)), out.loss)
         pred_shape = (batch,) + shapes[out.layer]
+        if out.loss_by == "name" and out.loss_options:
+            raise fail(f"{p}.loss_options", "{} (a loss given by name, loss_by 'name', takes no options)",
+                       dict(out.loss_options))
         try:
             loss.check(out.target, pred_shape, dict(out.loss_options))
         except vocabulary.SpecProblem as exc:
@@ -638,8 +652,9 @@ def validate(case: Case, source: str = "<case>") -> None:
     if case.loss_form == "single":
         first = case.outputs[0]
         for i, out in enumerate(case.outputs[1:], start=1):
-            if out.loss != first.loss or dict(out.loss_options) != dict(first.loss_options):
-                raise fail(f"$.outputs[{i}].loss", "the same loss and options as outputs[0] (loss_form 'single')")
+            if (out.loss != first.loss or dict(out.loss_options) != dict(first.loss_options)
+                    or out.loss_by != first.loss_by):
+                raise fail(f"$.outputs[{i}].loss", "the same loss, options and loss_by as outputs[0] (loss_form 'single')")
     if case.sample_weight_form == "single":
         first_sw = case.outputs[0].sample_weight
         for i, out in enumerate(case.outputs[1:], start=1):

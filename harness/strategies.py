@@ -289,6 +289,7 @@ class _OutputPlan:
     activation: str = "linear"
     layer: str = ""  # name of the producing layer
     mask: np.ndarray | None = None
+    loss_by: str = "object"  # spec.LOSS_BY
 
 
 @dataclass
@@ -583,6 +584,13 @@ def _plan(src: Source, c: Constraints) -> _Plan:
         for _ in range(n_out):
             loss = choice(src, c.losses)
             outs.append(src.group(_output_plan, c, loss, _loss_options(src, vocabulary.LOSSES[loss], c)))
+    if c.vocabulary_version >= vocabulary.FORMS_SINCE["loss_names"]:
+        # loss="name": no options (a name carries none); one choice for all outputs of the single form
+        by_name = [boolean(src, 0.2)] * n_out if loss_form == "single" else [boolean(src, 0.2) for _ in outs]
+        for o, name in zip(outs, by_name):
+            required = any(opt.required for opt in vocabulary.LOSSES[o.loss].options.values())  # Dice(axis=)
+            if name and not required:
+                o.loss_by, o.options = "name", {}
     edge = c.edge_values and boolean(src, 0.35)
     sw_temporal = sw_form == "single" and all(o.temporal for o in outs) and boolean(src, 0.5)
     plan = _Plan(dtype, batch, time, ebs, loss_form, lw_form, sw_form, sw_temporal, edge, outs)
@@ -781,7 +789,7 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
         lws = list(_not_all_equal(np.array([_weight_value(src, zero=0.2) for _ in outs])).tolist())
 
     outputs = tuple(
-        Output(names[o.layer], y, o.loss, dict(o.options), lw, sw)
+        Output(names[o.layer], y, o.loss, dict(o.options), lw, sw, o.loss_by)
         for o, y, lw, sw in zip(outs, targets, lws, sws)
     )
     return Case(

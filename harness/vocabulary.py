@@ -585,7 +585,8 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # loss weights as Python ints.
 # Version 7: sample weights as (batch, 1) columns (spec.sample_weight_kind "column").
 # Version 8: the reductions "mean", "mean_with_sample_weight" and "auto" (REDUCTIONS).
-FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8}
+# Version 9: a loss given by its name (spec.Output.loss_by "name").
+FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8, "loss_names": 9}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))
 
 

@@ -193,7 +193,7 @@ def test_an_unknown_field_names_the_known_ones(tmp_path: Path) -> None:
     path = tmp_path / "misspelt.json"
     path.write_text(json.dumps(raw))
     with pytest.raises(spec.CaseError, match="expected a known field: layer, target, loss, loss_options, "
-                                             "loss_weight, sample_weight; got 'sampel_weight'"):
+                                             "loss_weight, sample_weight, loss_by; got 'sampel_weight'"):
         spec.load(path)
 
 

@@ -213,16 +213,30 @@ def make_loss(keras: Any, loss_name: str, options: dict[str, Any]) -> Any:
 
 
 def missing_loss_classes(keras: Any, case: Case) -> str | None:
-    """The Case's loss classes that `keras.losses` lacks, or options a class's `__init__` does not
-    take (Dice(axis=...) before Keras 3.4), as a reason (every path of the case is then
-    unsupported: that release has no such loss), or None."""
+    """The Case's loss classes that `keras.losses` lacks, loss names `keras.losses.get` does not
+    know (what compile resolves a string with: keras/src/trainers/compile_utils.py get_loss,
+    tf_keras/src/engine/compile_utils.py get_loss_function, keras 2.3.1 training_utils
+    get_loss_function), or options a class's `__init__` does not take (Dice(axis=...) before
+    Keras 3.4), as a reason (every path of the case is then unsupported: that release has no
+    such loss), or None."""
+    unknown = sorted({o.loss for o in case.outputs if o.loss_by == "name" and not _known_name(keras, o.loss)})
+    if unknown:
+        return f"{keras.__name__}.losses.get does not know the name " + ", ".join(map(repr, unknown))
     missing = sorted({LOSSES[o.loss].keras_class for o in case.outputs
-                      if getattr(keras.losses, LOSSES[o.loss].keras_class, None) is None})
+                      if o.loss_by == "object" and getattr(keras.losses, LOSSES[o.loss].keras_class, None) is None})
     if missing:
         return f"{keras.__name__}.losses has no class " + ", ".join(missing)
     refused = sorted({f"{LOSSES[o.loss].keras_class}({key}=...)" for o in case.outputs for key in o.loss_options
                       if not _takes(getattr(keras.losses, LOSSES[o.loss].keras_class), key)})
     return f"{keras.__name__}.losses takes no " + ", ".join(refused) if refused else None
+
+
+def _known_name(keras: Any, name: str) -> bool:
+    try:
+        keras.losses.get(name)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
 
 
 def _takes(cls: Any, keyword: str) -> bool:
@@ -235,10 +249,16 @@ def _takes(cls: Any, keyword: str) -> bool:
 
 
 def loss_argument(keras: Any, case: Case) -> Any:
+    """compile(loss=...) in the Case's loss_form: each output's loss object, or its name (a
+    string) where the output's loss_by is "name"."""
     outs = case.outputs
+
+    def one(o: Any) -> Any:
+        return o.loss if o.loss_by == "name" else make_loss(keras, o.loss, dict(o.loss_options))
+
     if case.loss_form == "single":
-        return make_loss(keras, outs[0].loss, dict(outs[0].loss_options))
-    losses = [make_loss(keras, o.loss, dict(o.loss_options)) for o in outs]
+        return one(outs[0])
+    losses = [one(o) for o in outs]
     if case.loss_form == "list":
         return losses
     return {o.name: loss for o, loss in zip(outs, losses)}

@@ -45,6 +45,12 @@ if keras.__version__ != "2.2.4":
 
 def _unsupported(keras_module: Any, case: Case) -> str | None:
     for out in case.outputs:
+        if out.loss_by == "name":
+            try:
+                keras_module.losses.get(out.loss)
+            except ValueError:
+                return f"keras 2.2.4 keras.losses.get does not know the name {out.loss!r}"
+            continue
         if LOSSES[out.loss].keras224_function is None:
             return f"keras 2.2.4 keras/losses.py has no {out.loss} loss"
         defaults = {"reduction": "sum_over_batch_size", **LOSSES[out.loss].defaults}
@@ -56,7 +62,9 @@ def _unsupported(keras_module: Any, case: Case) -> str | None:
 
 
 def _loss_argument(keras_module: Any, case: Case) -> Any:
-    fns = [getattr(keras_module.losses, LOSSES[o.loss].keras224_function) for o in case.outputs]
+    # a loss given by name: the string, which compile resolves (keras 2.2.4 losses.get)
+    fns = [o.loss if o.loss_by == "name" else getattr(keras_module.losses, LOSSES[o.loss].keras224_function)
+           for o in case.outputs]
     if case.loss_form == "single":
         return fns[0]
     if case.loss_form == "list":

@@ -137,6 +137,8 @@ def _layer_call(layer: dict[str, Any], dtype: str, keras2_3: bool) -> str:
 
 
 def _loss_expr(out: dict[str, Any]) -> str:
+    if out.get("loss_by") == "name":  # loss="mean_squared_error": the string, as the Case hands it
+        return repr(out["loss"])
     cls = LOSSES[out["loss"]].keras_class
     opts = ", ".join(f"{k}={v!r}" for k, v in sorted(out.get("loss_options", {}).items()))
     return f"keras.losses.{cls}({opts})"
