@@ -199,6 +199,7 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     weights = np.ones(per.shape)
     nonzero_fraction = 1.0
     loss_shape = per.shape  # the shape of the losses the mask applies to
+    has_mask = t.mask is not None and t.mask.shape == per.shape
     if out.sample_weight is not None:
         raw = r(out.sample_weight[rows])
         if (sample_weight_kind(case, out) == "column"
@@ -207,12 +208,11 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
             return math.nan, math.nan, None
         if (len(case.outputs) == 1 and _sample_weight_is_list(case, batched)
                 and rules_mod.chooses(rules, "single_output_sample_weight_list", "leading_axis")):
-            in_place = (t.mask is not None and t.mask.shape == per.shape
-                        and rules_mod.chooses(rules, "sample_weight_broadcast", "trailing_axis_inplace_mask"))
+            in_place = has_mask and rules_mod.chooses(rules, "sample_weight_broadcast", "trailing_axis_inplace_mask")
             per, sw, err = _list_as_leading_axis(per, raw, in_place)
             weights = np.ones(per.shape)
         else:
-            sw, err = _sample_weight_for(per, raw, rules, t.mask is not None and t.mask.shape == per.shape)
+            sw, err = _sample_weight_for(per, raw, rules, has_mask)
         if sw is None:
             notes.append(prefixed(f"output {out.name!r}: ", err))
             return math.nan, math.nan, None
