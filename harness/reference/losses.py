@@ -115,6 +115,8 @@ def binary_crossentropy_elements(t: np.ndarray, output: np.ndarray, from_logits:
         p = ctx.clip(output, eps, hi)
         if rules_mod.chooses(ctx.rules, "bce_probability_log", "log_plus_epsilon"):
             return -(t * np.log(p + eps) + (1.0 - t) * np.log(1.0 - p + eps))
+        if rules_mod.chooses(ctx.rules, "bce_probability_log", "log_plus_epsilon_folded"):
+            return -(t * np.log(p + eps) + (1.0 - t) * np.log(ctx.round(1.0 + EPSILON) - p))
         return -(t * np.log(p) + (1.0 - t) * np.log(1.0 - p))
 
 

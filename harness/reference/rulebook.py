@@ -220,6 +220,13 @@ RULES: dict[str, Rule] = {
                     "clip to [eps, 1 - eps], then -(t log(p + eps) + (1 - t) log(1 - p + eps)).",
                     [f"{_TFK}/backend.py:binary_crossentropy"],
                 ),
+                "log_plus_epsilon_folded": Alternative(
+                    "tf_keras's expression as a TensorFlow graph runs it: grappler's constant folding "
+                    "rewrites log(1 - p + eps) as log((1 + eps) - p), 1 + eps rounded to the dtype "
+                    "(float32: 1 + 2**-23, so a p clipped to 1 - eps gives log 2**-22); eager runs the "
+                    "literal expression (docs/probes/bce_constant_folding.py).",
+                    [f"{_K231}/backend/tensorflow_backend.py:binary_crossentropy", f"{_TFK}/backend.py:binary_crossentropy"],
+                ),
                 "log": Alternative(
                     "clip to [eps, 1 - eps], then -(t log p + (1 - t) log(1 - p)).",
                     [f"{_K3}/backend/tensorflow/nn.py:binary_crossentropy",

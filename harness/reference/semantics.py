@@ -149,6 +149,9 @@ _KERAS_2_3_1 = {
     # recovers logits from a Sigmoid/Softmax op only `if not hasattr(output, '_keras_history')`,
     # and every keras 2.3.1 layer output has _keras_history (cases bd67015682ecf111, f8cb97e9ffdb2972).
     "probability_crossentropy": "clip_epsilon",
+    # tf_keras's expression, run as a TF1 graph on every path: grappler folds 1 + eps (case
+    # 3754fe3322dd577f, docs/probes/bce_constant_folding.py)
+    "bce_probability_log": "log_plus_epsilon_folded",
     "one_output_loss_weights": "no_bare_number",  # keras/engine/training_utils.py:prepare_loss_weights
     "sample_weight_column": "error_not_1d",  # keras/engine/training_utils.py:standardize_weights (2.2.4 too)
     "reduction_values": "keras2",  # keras/utils/losses_utils.py:Reduction (no AUTO)
