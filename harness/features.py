@@ -127,6 +127,8 @@ CONDITIONS: dict[str, str] = {
     "time_equals_batch": "temporal_output",
     "y:list": "one_output",  # a list y differs from one array only for one output
     "loss_weights:scalar": "one_output",  # a bare number only for one output
+    "layer_norm_on_temporal": "layer:LayerNormalization",
+    "conv1d_even_kernel": "layer:Conv1D",
 }
 
 GROUPS = ("loss:", "layer:", "activation:")

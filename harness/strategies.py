@@ -436,7 +436,7 @@ def _regularizers(src: Source, c: Constraints, weights: Sequence[str], activity:
     if not c.regularizers:
         return regs
     for w in weights:
-        p = {"bias": 0.12, "kernel": 0.15}.get(w, 0.2)
+        p = {"bias": 0.12, "kernel": 0.15, "gamma": 0.3, "beta": 0.3}.get(w, 0.2)
         if boolean(src, p):
             regs[w] = _regularizer(src, c)
     if activity and boolean(src, 0.1):
@@ -609,7 +609,7 @@ def _plan(src: Source, c: Constraints) -> _Plan:
         plan.y_form = choice(src, y_forms) if y_forms else "auto"
     b = _Builder(plan, src, c)
     b.group(_plan_inputs)
-    n_body = src.integer(0, 3)
+    n_body = src.integer(0, 4 if c.vocabulary_version >= vocabulary.FORMS_SINCE["four_body_layers"] else 3)
     for _ in range(n_body):
         b.group(_Builder.body_op)
     if c.add_loss and boolean(b.src, 0.28):

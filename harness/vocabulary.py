@@ -84,7 +84,8 @@ class LayerEntry:
 # The keyword that gives a weight its regularizer, in the order the reproducers write them.
 REGULARIZER_KEYWORDS: dict[str, str] = {"kernel": "kernel_regularizer", "bias": "bias_regularizer",
                                         "embeddings": "embeddings_regularizer",
-                                        "recurrent_kernel": "recurrent_regularizer"}
+                                        "recurrent_kernel": "recurrent_regularizer",
+                                        "gamma": "gamma_regularizer", "beta": "beta_regularizer"}
 
 
 class LayerDraws(Draws, Protocol):
@@ -231,6 +232,42 @@ def _check_lstm(layer, shapes, kinds):
     return _check_recurrent(layer, shapes, kinds, 4, lambda units, cfg: (4 * units,))
 
 
+def _check_layer_normalization(layer, shapes, kinds):
+    shape = _one_float_input(shapes, kinds)
+    epsilon = _need(layer.config, "epsilon", (int, float))
+    if not epsilon > 0:
+        raise SpecProblem("config.epsilon", "a float > 0", epsilon)
+    _weights(layer, {"gamma": (shape[-1],), "beta": (shape[-1],)})
+    return shape
+
+
+CONV_PADDINGS = ("valid", "same")
+
+
+def _conv1d_steps(steps: int, kernel_size: int, padding: str) -> int:
+    """Output steps of a stride-1 Conv1D: `same` keeps them, `valid` has steps - kernel_size + 1."""
+    return steps if padding == "same" else steps - kernel_size + 1
+
+
+def _check_conv1d(layer, shapes, kinds):
+    shape = _one_float_input(shapes, kinds, min_rank=2, max_rank=2)
+    filters = _need(layer.config, "filters", int)
+    kernel_size = _need(layer.config, "kernel_size", int)
+    padding = _need(layer.config, "padding", str, CONV_PADDINGS)
+    _need(layer.config, "activation", str, ACTIVATIONS)
+    use_bias = _need(layer.config, "use_bias", bool)
+    if filters < 1:
+        raise SpecProblem("config.filters", "an integer >= 1", filters)
+    if kernel_size < 1 or (padding == "valid" and kernel_size > shape[0]):
+        raise SpecProblem("config.kernel_size", f"an integer >= 1, at most the input's {shape[0]} steps under "
+                          "padding 'valid'", kernel_size)
+    expected = {"kernel": (kernel_size, shape[-1], filters)}
+    if use_bias:
+        expected["bias"] = (filters,)
+    _weights(layer, expected)
+    return (_conv1d_steps(shape[0], kernel_size, padding), filters)
+
+
 BRANCH_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")  # units may be 1
 
 
@@ -313,6 +350,39 @@ def _draw_lstm(d: LayerDraws) -> Any:
     return _draw_recurrent(d, "LSTM", 4, lambda d: {}, lambda units, extra: (4 * units,))
 
 
+def _draw_layer_normalization(d: LayerDraws) -> Any:
+    """Over the last axis (of a vector or of each step), of a tensor with at least 2 features (one
+    feature normalises to beta alone); the mask passes on."""
+    base = d.pick(pred=lambda t: t.shape[-1] >= 2)
+    if base is None:
+        return None
+    shapes = {"gamma": (base.shape[-1],), "beta": (base.shape[-1],)}
+    regs = d.regularizers(tuple(shapes))
+    return d.append("LayerNormalization", [base], {"epsilon": d.choice((1e-3, 1e-2))}, shapes, regs,
+                    base.shape, base.mask)
+
+
+def _draw_conv1d(d: LayerDraws) -> Any:
+    """A stride-1 Conv1D with padding 'same' on an unmasked sequence: a masked one is not drawn (Keras 3 drops the
+    mask with a warning, keras/src/layers/layer.py Layer.__call__; tf_keras raises TypeError,
+    tf_keras/src/engine/base_layer.py Layer.compute_mask: not yet a rule of the table)."""
+    base = d.pick(rank=2, pred=lambda t: t.mask is None)
+    if base is None:
+        return None
+    steps = base.shape[0]
+    padding = "same"  # a case has one number of steps (its targets', masks' and weights'): 'valid' is not drawn
+    kernel_size = d.integer(1, 3)  # 2: 'same' pads unevenly (0 before, 1 after)
+    act = d.choice(BRANCH_ACTIVATIONS)
+    filters = d.integer(1, d.max_features)
+    use_bias = d.boolean(0.8)
+    shapes = {"kernel": (kernel_size, base.shape[-1], filters)}
+    if use_bias:
+        shapes["bias"] = (filters,)
+    regs = d.regularizers(tuple(shapes))
+    cfg = {"filters": filters, "kernel_size": kernel_size, "padding": padding, "activation": act, "use_bias": use_bias}
+    return d.append("Conv1D", [base], cfg, shapes, regs, (_conv1d_steps(steps, kernel_size, padding), filters), None)
+
+
 def _on_temporal(label: str) -> Callable[[Any, Sequence[tuple[np.ndarray, Any]], bool], set[str]]:
     return lambda layer, inbound, is_output: {label} if inbound[0][0].ndim == 3 else set()
 
@@ -384,6 +454,30 @@ LAYERS: dict[str, LayerEntry] = {
                    draw=_draw_lstm, draw_weight=0.2, since=4,
                    doc="Gates i, f, candidate c, o in kernel order; return_sequences=True; a masked step "
                        "keeps the previous state, carry and output."),
+        # keras 3.15.1 keras/src/layers/normalization/layer_normalization.py:LayerNormalization.call ->
+        # keras/src/ops/nn.py:_layer_normalization (moments, rsqrt(var + epsilon) * gamma; torch:
+        # F.layer_norm), tf-keras 2.21 tf_keras/src/layers/normalization/layer_normalization.py:
+        # LayerNormalization.call (batch_normalization of the moments); supports_masking in both.
+        # keras 2.3.1 has no LayerNormalization (unsupported there).
+        LayerEntry("LayerNormalization", "LayerNormalization", ("epsilon",), ("gamma", "beta"), "pass",
+                   _check_layer_normalization, lambda c: ((), {"axis": -1, "epsilon": float(c["epsilon"])}),
+                   _on_temporal("layer_norm_on_temporal"),
+                   {"layer_norm_on_temporal": "a LayerNormalization of each step of a rank-3 tensor"},
+                   _draw_layer_normalization, 0.2, since=10,
+                   doc="(x - mean) / sqrt(var + epsilon) * gamma + beta over the last axis (biased variance); "
+                       "passes a mask on."),
+        # keras 3.15.1 keras/src/layers/convolutional/base_conv.py:BaseConv.call (ops.conv, then bias and
+        # activation), tf-keras 2.21 tf_keras/src/layers/convolutional/base_conv.py:Conv.call, keras 2.3.1
+        # keras/layers/convolutional.py:_Conv.call. Cross-correlation; 'same' pads (k - 1) // 2 before.
+        LayerEntry("Conv1D", "Conv1D", ("filters", "kernel_size", "padding", "activation", "use_bias"),
+                   ("kernel", "bias"), "none", _check_conv1d,
+                   lambda c: ((c["filters"], c["kernel_size"]), {"padding": c["padding"], "activation": c["activation"],
+                                                                "use_bias": c["use_bias"]}),
+                   lambda layer, inbound, is_output: {"conv1d_even_kernel"} if layer.config["kernel_size"] % 2 == 0
+                   else set(), {"conv1d_even_kernel": "a Conv1D of even kernel_size (padding 'same' pads unevenly)"},
+                   _draw_conv1d, 0.5, since=10,
+                   doc="Stride 1 over time, padding 'valid' or 'same' (drawn: 'same'); drawn on unmasked "
+                       "sequences only."),
     ]
 }
 
@@ -586,7 +680,10 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # Version 7: sample weights as (batch, 1) columns (spec.sample_weight_kind "column").
 # Version 8: the reductions "mean", "mean_with_sample_weight" and "auto" (REDUCTIONS).
 # Version 9: a loss given by its name (spec.Output.loss_by "name").
-FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8, "loss_names": 9}
+# Version 10 added the layers LayerNormalization and Conv1D (their entries' `since`) and a fourth
+# body layer slot, so that 13 body layers keep the earlier ones' shares (mask_merge >= 10%).
+FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8, "loss_names": 9,
+               "four_body_layers": 10}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))
 
 

@@ -177,6 +177,61 @@ def test_lstm_bias_and_tanh():
     close(float(t.value[0, 0, 0]), 0.5 * math.tanh(0.5 * math.tanh(1.0)))
 
 
+def test_layer_normalization_by_hand_over_the_last_axis_passes_the_mask():
+    # step 0: x = [1, 3]: mean 2, biased variance 1, so (x - 2) / sqrt(1 + 0.25) = [-1, 1] / sqrt(1.25);
+    # gamma [2, 1], beta [0, 10]. Step 1 is masked and still normalised (the mask only passes on).
+    ln = Layer("n", "LayerNormalization", ("m",), {"epsilon": 0.25},
+               {"gamma": np.array([2.0, 1.0]), "beta": np.array([0.0, 10.0])})
+    t = run([("x", [[[1.0, 3.0], [0.0, 0.0]]])], [Layer("m", "Masking", ("x",), {"mask_value": 0.0}), ln])["n"]
+    r = 1 / math.sqrt(1.25)
+    np.testing.assert_allclose(t.value[0, 0], [-2 * r, 10 + r], rtol=1e-12)
+    np.testing.assert_allclose(t.value[0, 1], [0.0, 10.0], atol=1e-12)  # all-equal features: beta alone
+    np.testing.assert_array_equal(t.mask, [[True, False]])
+
+
+def test_layer_normalization_of_vectors_is_per_sample():
+    ln = Layer("n", "LayerNormalization", ("x",), {"epsilon": 1e-3},
+               {"gamma": np.ones(3), "beta": np.zeros(3)})
+    t = run([("x", [[0.0, 0.0, 3.0], [1.0, 2.0, 3.0]])], [ln])["n"]
+    # sample 0: mean 1, var 2; sample 1: mean 2, var 2/3
+    np.testing.assert_allclose(t.value[0], np.array([-1.0, -1.0, 2.0]) / math.sqrt(2 + 1e-3), rtol=1e-12)
+    np.testing.assert_allclose(t.value[1], np.array([-1.0, 0.0, 1.0]) / math.sqrt(2 / 3 + 1e-3), rtol=1e-12)
+
+
+def conv1d(kernel, bias=None, padding="same", activation="linear"):
+    kernel = np.asarray(kernel, dtype=np.float64)
+    w = {"kernel": kernel} if bias is None else {"kernel": kernel, "bias": np.asarray(bias, dtype=np.float64)}
+    cfg = {"filters": kernel.shape[2], "kernel_size": kernel.shape[0], "padding": padding,
+           "activation": activation, "use_bias": bias is not None}
+    return Layer("c", "Conv1D", ("x",), cfg, w)
+
+
+def test_conv1d_is_a_cross_correlation_and_valid_drops_steps():
+    # one feature, one filter, kernel [1, 10, 100] over x = [1, 2, 3, 4]: out[t] = x[t] + 10 x[t+1] + 100 x[t+2]
+    x = [[[1.0], [2.0], [3.0], [4.0]]]
+    t = run([("x", x)], [conv1d([[[1.0]], [[10.0]], [[100.0]]], [0.5], padding="valid")])["c"]
+    np.testing.assert_allclose(t.value[0, :, 0], [321.5, 432.5])
+    assert t.mask is None
+
+
+def test_conv1d_same_pads_an_odd_kernel_evenly_and_an_even_one_after():
+    x = [[[1.0], [2.0], [3.0]]]
+    # k = 3: one zero step before and after
+    t3 = run([("x", x)], [conv1d([[[1.0]], [[10.0]], [[100.0]]])])["c"]
+    np.testing.assert_allclose(t3.value[0, :, 0], [0 + 10 + 200, 1 + 20 + 300, 2 + 30 + 0])
+    # k = 2: (2 - 1) // 2 = 0 before, 1 after (TensorFlow's SAME): out[t] = x[t] + 10 x[t+1]
+    t2 = run([("x", x)], [conv1d([[[1.0]], [[10.0]]])])["c"]
+    np.testing.assert_allclose(t2.value[0, :, 0], [21.0, 32.0, 3.0])
+
+
+def test_conv1d_mixes_features_into_filters_and_keeps_sigmoid_logits():
+    # kernel_size 1, two features -> two filters: a Dense per step
+    kernel = [[[1.0, 0.0], [1.0, -1.0]]]
+    t = run([("x", [[[1.0, 2.0]]])], [conv1d(kernel, [0.0, 1.0], activation="sigmoid")])["c"]
+    np.testing.assert_allclose(t.keras_logits[1][0, 0], [3.0, -1.0])
+    np.testing.assert_allclose(t.value[0, 0], [_sig(3.0), _sig(-1.0)], rtol=1e-12)
+
+
 def test_add_loss_layer_is_identity_and_records_its_penalty():
     case = Case("float64", (Input("x", "float", np.array([[1.0, -2.0]])),),
                 (Layer("a", "AddLossL2", ("x",), {"factor": 0.5}), dense("d", "a", [[1.0], [1.0]], None, "sigmoid")),

@@ -277,3 +277,29 @@ def test_a_field_of_the_wrong_type_names_the_field_and_never_raises_anything_els
         spec.load(path)
     assert info.value.field_path == field, f"{what}: {info.value}"
     assert str(path) in str(info.value) and "expected" in str(info.value)
+
+
+def _conv_case(kernel_size: int, padding: str, steps: int = 2) -> spec.Case:
+    x = np.zeros((1, steps, 1))
+    conv = spec.Layer("c", "Conv1D", ("x",), {"filters": 1, "kernel_size": kernel_size, "padding": padding,
+                                             "activation": "linear", "use_bias": False},
+                      {"kernel": np.ones((kernel_size, 1, 1))})
+    out_steps = steps if padding == "same" else steps - kernel_size + 1
+    return spec.Case("float64", (spec.Input("x", "float", x),), (conv,),
+                     (spec.Output("c", np.zeros((1, out_steps, 1)), "mean_squared_error", {}),))
+
+
+def test_a_conv1d_kernel_longer_than_the_valid_input_names_the_config_field() -> None:
+    spec.validate(_conv_case(3, "same"))  # 'same' pads: any kernel_size
+    spec.validate(_conv_case(2, "valid"))  # one step out
+    with pytest.raises(spec.CaseError, match=r"\$\.layers\[0\]\.config\.kernel_size: expected an integer >= 1, "
+                                             r"at most the input's 2 steps under padding 'valid'; got 3"):
+        spec.validate(_conv_case(3, "valid"))
+
+
+def test_a_layer_normalization_needs_a_positive_epsilon() -> None:
+    ln = spec.Layer("n", "LayerNormalization", ("x",), {"epsilon": 0.0}, {"gamma": np.ones(2), "beta": np.zeros(2)})
+    case = spec.Case("float64", (spec.Input("x", "float", np.zeros((1, 2))),), (ln,),
+                     (spec.Output("n", np.zeros((1, 2)), "mean_squared_error", {}),))
+    with pytest.raises(spec.CaseError, match=r"\$\.layers\[0\]\.config\.epsilon: expected a float > 0"):
+        spec.validate(case)

@@ -212,6 +212,20 @@ def make_loss(keras: Any, loss_name: str, options: dict[str, Any]) -> Any:
     return cls(**options)
 
 
+def missing_classes(keras: Any, case: Case) -> str | None:
+    """Why this release cannot run any path of `case` (`missing_layer_classes`, then
+    `missing_loss_classes`), or None."""
+    return missing_layer_classes(keras, case) or missing_loss_classes(keras, case)
+
+
+def missing_layer_classes(keras: Any, case: Case) -> str | None:
+    """The Case's layer classes that `keras.layers` lacks (keras 2.3.1 has no LayerNormalization),
+    as a reason, or None."""
+    missing = sorted({LAYERS[layer.type].keras_class for layer in case.layers if not LAYERS[layer.type].custom
+                      and getattr(keras.layers, LAYERS[layer.type].keras_class, None) is None})
+    return f"{keras.__name__}.layers has no class " + ", ".join(missing) if missing else None
+
+
 def missing_loss_classes(keras: Any, case: Case) -> str | None:
     """The Case's loss classes that `keras.losses` lacks, loss names `keras.losses.get` does not
     know (what compile resolves a string with: keras/src/trainers/compile_utils.py get_loss,

@@ -31,7 +31,7 @@ with keras231_shims.tensorflow_is_compat_v1():
     import keras  # noqa: E402  (after the shims, by design)
 import tensorflow as tf  # noqa: E402
 
-from harness.impls import keras2_graph, paths  # noqa: E402
+from harness.impls import build, keras2_graph, paths  # noqa: E402
 from harness.impls.paths import installed_versions  # noqa: E402
 from harness.results import ImplResult  # noqa: E402
 from harness.spec import Case  # noqa: E402
@@ -44,6 +44,9 @@ if keras.__version__ != "2.2.4":
     raise ImportError(f"harness.impls.keras224 needs keras==2.2.4; `import keras` gave {keras.__version__}")
 
 def _unsupported(keras_module: Any, case: Case) -> str | None:
+    layers = build.missing_layer_classes(keras_module, case)
+    if layers:
+        return layers
     for out in case.outputs:
         if out.loss_by == "name":
             try:

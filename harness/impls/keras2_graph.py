@@ -88,7 +88,7 @@ class GraphCalls(paths.Calls):
     loss_argument: Callable[[Any, Case], Any] = build.loss_argument
     # Why this implementation cannot run the Case at all, or None (default: a loss class of the
     # Case is missing from keras.losses).
-    unsupported_reason: Callable[[Any, Case], str | None] = build.missing_loss_classes
+    unsupported_reason: Callable[[Any, Case], str | None] = build.missing_classes
     # The method that assembles the total loss (keras 2.2.4 does it inline in `compile`).
     total_loss_method: str = "_prepare_total_loss"
 

@@ -96,7 +96,7 @@ class Calls:
 
     def unsupported(self, keras: Any, case: Case) -> str | None:
         """Why nothing of `case` can run here (a loss class this release lacks), or None."""
-        return build.missing_loss_classes(keras, case)
+        return build.missing_classes(keras, case)
 
     def targets(self, case: Case) -> Any:
         return build.y_argument(case)

@@ -313,6 +313,35 @@ def _lstm(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: St
     return _recurrent(x, u, cell)
 
 
+def _layer_normalization(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    """keras/src/ops/nn.py:_layer_normalization (Keras 3.15), tf_keras/src/layers/normalization/
+    layer_normalization.py:LayerNormalization.call: over the last axis, mean and biased variance,
+    (x - mean) * rsqrt(var + epsilon) * gamma + beta; the mask passes on."""
+    x = ins[0]
+    mean = np.mean(x.value, axis=-1, keepdims=True)
+    var = np.mean(np.square(x.value - mean), axis=-1, keepdims=True)
+    eps = round_scalar(step.dtype, layer.config["epsilon"])
+    return Tensor((x.value - mean) / np.sqrt(var + eps) * w["gamma"] + w["beta"], x.mask)
+
+
+def _conv1d(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    """keras/src/layers/convolutional/base_conv.py:BaseConv.call (Keras 3.15), tf_keras/src/layers/
+    convolutional/base_conv.py:Conv.call: stride 1, out[t] = sum_j x[t + j] @ kernel[j] (a
+    cross-correlation); padding 'same' adds (k - 1) // 2 zero steps before and the rest after,
+    as TensorFlow's SAME does. Drawn on unmasked inputs only (the output has no mask)."""
+    x, kernel = ins[0].value, w["kernel"]
+    k = kernel.shape[0]
+    if layer.config["padding"] == "same":
+        x = np.pad(x, ((0, 0), ((k - 1) // 2, k - 1 - (k - 1) // 2), (0, 0)))
+    steps = x.shape[1] - k + 1
+    pre = sum(np.tensordot(x[:, j:j + steps], kernel[j], axes=([-1], [0])) for j in range(k))
+    if layer.config["use_bias"]:
+        pre = pre + w["bias"]
+    act = layer.config["activation"]
+    out = activation(act, pre)
+    return Tensor(out, None, _with_logits(act, pre, out))
+
+
 # Layer type -> its forward pass (every type of harness.vocabulary.LAYERS: tests/test_reference_forward.py).
 FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step], Tensor]] = {
     "Dense": _dense,
@@ -326,6 +355,8 @@ FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step
     "SimpleRNN": _simple_rnn,
     "GRU": _gru,
     "LSTM": _lstm,
+    "LayerNormalization": _layer_normalization,
+    "Conv1D": _conv1d,
 }
 
 def _activity_ignored(layer: Layer, rules: Mapping[str, str]) -> bool:
