@@ -129,6 +129,7 @@ CONDITIONS: dict[str, str] = {
     "loss_weights:scalar": "one_output",  # a bare number only for one output
     "layer_norm_on_temporal": "layer:LayerNormalization",
     "conv1d_even_kernel": "layer:Conv1D",
+    "time_distributed_activity": "layer:TimeDistributedDense",
 }
 
 GROUPS = ("loss:", "layer:", "activation:")

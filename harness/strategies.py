@@ -431,7 +431,8 @@ def _regularizer(src: Source, c: Constraints) -> Regularizer:
     return Regularizer("l1_l2", l1=factor(), l2=factor())
 
 
-def _regularizers(src: Source, c: Constraints, weights: Sequence[str], activity: bool = True) -> dict[str, Regularizer]:
+def _regularizers(src: Source, c: Constraints, weights: Sequence[str], activity: bool = True,
+                  activity_p: float = 0.1) -> dict[str, Regularizer]:
     regs: dict[str, Regularizer] = {}
     if not c.regularizers:
         return regs
@@ -439,7 +440,7 @@ def _regularizers(src: Source, c: Constraints, weights: Sequence[str], activity:
         p = {"bias": 0.12, "kernel": 0.15, "gamma": 0.3, "beta": 0.3}.get(w, 0.2)
         if boolean(src, p):
             regs[w] = _regularizer(src, c)
-    if activity and boolean(src, 0.1):
+    if activity and boolean(src, activity_p):
         regs["activity"] = _regularizer(src, c)
     return regs
 
@@ -507,8 +508,8 @@ class _Builder(_Draws):
     def poolable(self, tensor: _Tensor) -> bool:
         return _can_pool(tensor)
 
-    def regularizers(self, weights: Sequence[str]) -> dict[str, Regularizer]:
-        return _regularizers(self.src, self.c, tuple(weights))
+    def regularizers(self, weights: Sequence[str], activity_p: float = 0.1) -> dict[str, Regularizer]:
+        return _regularizers(self.src, self.c, tuple(weights), activity_p=activity_p)
 
     def append(self, type: str, inbound: Sequence[_Tensor], config: dict[str, Any],
                weight_shapes: dict[str, tuple[int, ...]], regularizers: dict[str, Regularizer],

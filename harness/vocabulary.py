@@ -77,6 +77,9 @@ class LayerEntry:
     draw: Callable[[Any], Any] | None = None
     draw_weight: float = 0.0
     custom: bool = False  # a class of the harness (harness.impls.build, the reproducer's preamble)
+    # A wrapper (keras_class "TimeDistributed"): the class in keras.layers of the layer it wraps.
+    # keras_args and the regularizers are the wrapped layer's; name and dtype go to both.
+    wraps: str | None = None
     since: int = 1  # the vocabulary version that added it (harness.strategies draws by version)
     doc: str = ""
 
@@ -95,7 +98,7 @@ class LayerDraws(Draws, Protocol):
     def pick(self, rank: int | None = None, pred: Callable[[Any], bool] | None = None) -> Any: ...
     def pool(self) -> list[Any]: ...
     def poolable(self, tensor: Any) -> bool: ...
-    def regularizers(self, weights: Sequence[str]) -> dict[str, Any]: ...
+    def regularizers(self, weights: Sequence[str], activity_p: float = 0.1) -> dict[str, Any]: ...
     def dense(self, base: Any, units: int, activation: str) -> Any: ...
     def append(self, type: str, inbound: Sequence[Any], config: dict[str, Any],
             weight_shapes: dict[str, tuple[int, ...]], regularizers: dict[str, Any],
@@ -136,11 +139,15 @@ def _one_float_input(shapes: Sequence[tuple[int, ...]], kinds: Sequence[str], mi
 
 
 def _check_dense(layer, shapes, kinds):
-    shape = _one_float_input(shapes, kinds)
+    return _check_units(layer, _one_float_input(shapes, kinds), ACTIVATIONS)
+
+
+def _check_units(layer, shape, activations):
+    """A Dense's config and weights on an input of `shape`; its output shape."""
     units = _need(layer.config, "units", int)
     if units < 1:
         raise SpecProblem("config.units", "an integer >= 1", units)
-    _need(layer.config, "activation", str, ACTIVATIONS)
+    _need(layer.config, "activation", str, activations)
     use_bias = _need(layer.config, "use_bias", bool)
     expected = {"kernel": (shape[-1], units)}
     if use_bias:
@@ -239,6 +246,16 @@ def _check_layer_normalization(layer, shapes, kinds):
         raise SpecProblem("config.epsilon", "a float > 0", epsilon)
     _weights(layer, {"gamma": (shape[-1],), "beta": (shape[-1],)})
     return shape
+
+
+# Activations of a TimeDistributed(Dense): not sigmoid or softmax, whose output's logits each
+# lineage may or may not recover through the wrapper's reshape (tf_keras) or stack (Keras 3);
+# not read yet, so not expressible (rule probability_crossentropy covers plain layers only).
+TIME_DISTRIBUTED_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a not in ("sigmoid", "softmax"))
+
+
+def _check_time_distributed_dense(layer, shapes, kinds):
+    return _check_units(layer, _one_float_input(shapes, kinds, min_rank=2, max_rank=2), TIME_DISTRIBUTED_ACTIVATIONS)
 
 
 CONV_PADDINGS = ("valid", "same")
@@ -383,6 +400,24 @@ def _draw_conv1d(d: LayerDraws) -> Any:
     return d.append("Conv1D", [base], cfg, shapes, regs, (_conv1d_steps(steps, kernel_size, padding), filters), None)
 
 
+def _draw_time_distributed_dense(d: LayerDraws) -> Any:
+    """TimeDistributed(Dense) on a sequence, masked or not (the mask passes on in every lineage);
+    an activity regularizer on the wrapped Dense half the time, what the wrapper changes (rule
+    time_distributed_activity_regularizer)."""
+    base = d.pick(rank=2)
+    if base is None:
+        return None
+    act = d.choice(TIME_DISTRIBUTED_ACTIVATIONS)
+    units = d.integer(1, d.max_features)
+    use_bias = d.boolean(0.8)
+    shapes = {"kernel": (base.shape[-1], units)}
+    if use_bias:
+        shapes["bias"] = (units,)
+    regs = d.regularizers(tuple(shapes), activity_p=0.5)
+    return d.append("TimeDistributedDense", [base], {"units": units, "activation": act, "use_bias": use_bias},
+                    shapes, regs, base.shape[:-1] + (units,), base.mask)
+
+
 def _on_temporal(label: str) -> Callable[[Any, Sequence[tuple[np.ndarray, Any]], bool], set[str]]:
     return lambda layer, inbound, is_output: {label} if inbound[0][0].ndim == 3 else set()
 
@@ -463,7 +498,7 @@ LAYERS: dict[str, LayerEntry] = {
                    _check_layer_normalization, lambda c: ((), {"axis": -1, "epsilon": float(c["epsilon"])}),
                    _on_temporal("layer_norm_on_temporal"),
                    {"layer_norm_on_temporal": "a LayerNormalization of each step of a rank-3 tensor"},
-                   _draw_layer_normalization, 0.2, since=10,
+                   _draw_layer_normalization, 0.3, since=10,
                    doc="(x - mean) / sqrt(var + epsilon) * gamma + beta over the last axis (biased variance); "
                        "passes a mask on."),
         # keras 3.15.1 keras/src/layers/convolutional/base_conv.py:BaseConv.call (ops.conv, then bias and
@@ -478,6 +513,20 @@ LAYERS: dict[str, LayerEntry] = {
                    _draw_conv1d, 0.5, since=10,
                    doc="Stride 1 over time, padding 'valid' or 'same' (drawn: 'same'); drawn on unmasked "
                        "sequences only."),
+        # keras 3.15.1 keras/src/layers/rnn/time_distributed.py:TimeDistributed.call (self.layer.call per
+        # step, stacked), tf-keras 2.21 tf_keras/src/layers/rnn/time_distributed.py:TimeDistributed.call
+        # (self.layer on the (batch * time, features) reshape when the batch size is not static), keras
+        # 2.3.1 keras/layers/wrappers.py:TimeDistributed.call. The values are a Dense's on each step; the
+        # lineages differ in the wrapped layer's activity regularizer.
+        LayerEntry("TimeDistributedDense", "TimeDistributed", ("units", "activation", "use_bias"), ("kernel", "bias"),
+                   "pass", _check_time_distributed_dense,
+                   lambda c: ((), {"units": c["units"], "activation": c["activation"], "use_bias": c["use_bias"]}),
+                   lambda layer, inbound, is_output: {"time_distributed_activity"} if "activity" in layer.regularizers
+                   else set(),
+                   {"time_distributed_activity": "a TimeDistributed(Dense) whose Dense has an activity regularizer"},
+                   _draw_time_distributed_dense, 0.2, since=11, wraps="Dense",
+                   doc="TimeDistributed(Dense(units, activation, use_bias)) on a sequence: the Dense on each step; "
+                       "passes a mask on; regularizers are the Dense's; not sigmoid or softmax."),
     ]
 }
 
@@ -682,6 +731,7 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # Version 9: a loss given by its name (spec.Output.loss_by "name").
 # Version 10 added the layers LayerNormalization and Conv1D (their entries' `since`) and a fourth
 # body layer slot, so that 13 body layers keep the earlier ones' shares (mask_merge >= 10%).
+# Version 11 added TimeDistributedDense (TimeDistributed(Dense)).
 FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8, "loss_names": 9,
                "four_body_layers": 10}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))

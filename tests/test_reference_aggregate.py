@@ -297,6 +297,26 @@ def test_rnn_activity_regularizer_rule(alt):
     close(total(case, rnn_activity_regularizer=alt), want)
 
 
+@pytest.mark.parametrize("alt", ["once_flattened", "ignored", "once_on_output"])
+@pytest.mark.parametrize("scaling", ["batch_mean", "sum"])
+def test_time_distributed_activity_regularizer_rule(alt, scaling):
+    # TimeDistributed(Dense(1 unit, linear, kernel 2, no bias)) on 2 samples x 3 steps: outputs 2x,
+    # sum of |y| = 2 * (1 + 2 + 3 + 1 + 1 + 1) = 18; l1 factor 0.5 -> penalty 9.
+    from harness import spec
+    from harness.spec import Case, Input, Layer, Output
+
+    td = Layer("t", "TimeDistributedDense", ("x",), {"units": 1, "activation": "linear", "use_bias": False},
+               {"kernel": np.array([[2.0]])}, {"activity": Regularizer("l1", 0.5, 0.0)})
+    x = np.array([[[1.0], [2.0], [3.0]], [[1.0], [1.0], [1.0]]])
+    case = Case("float64", (Input("x", "float", x),), (td,), (Output("t", np.zeros((2, 3, 1)), "mean_absolute_error", {}),))
+    spec.validate(case)
+    loss = 18 / 6  # mean |y - 0| over the 6 entries
+    rows = {"once_flattened": 2 * 3, "once_on_output": 2, "ignored": 1}[alt] if scaling == "batch_mean" else 1
+    times = {"once_flattened": 1, "once_on_output": 1, "ignored": 0}[alt]
+    close(total(case, time_distributed_activity_regularizer=alt, activity_regularizer_scaling=scaling),
+          loss + times * 9 / rows)
+
+
 @pytest.mark.parametrize("alt", ["nan_propagates", "folded_to_zero"])
 def test_zero_loss_weight_rule(alt):
     # Fully masked batch (NaN under valid_entries) with loss weight 0.0, plus a kernel penalty 0.5.

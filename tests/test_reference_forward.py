@@ -232,6 +232,15 @@ def test_conv1d_mixes_features_into_filters_and_keeps_sigmoid_logits():
     np.testing.assert_allclose(t.value[0, 0], [_sig(3.0), _sig(-1.0)], rtol=1e-12)
 
 
+def test_time_distributed_dense_is_the_dense_on_each_step_and_passes_the_mask():
+    td = Layer("t", "TimeDistributedDense", ("m",), {"units": 2, "activation": "relu", "use_bias": True},
+               {"kernel": np.array([[1.0, -1.0]]), "bias": np.array([0.5, 0.5])})
+    t = run([("x", [[[1.0], [0.0], [-2.0]]])], [Layer("m", "Masking", ("x",), {"mask_value": 0.0}), td])["t"]
+    np.testing.assert_allclose(t.value[0], [[1.5, 0.0], [0.5, 0.5], [0.0, 2.5]])
+    np.testing.assert_array_equal(t.mask, [[True, False, True]])
+    assert t.keras_logits is None
+
+
 def test_add_loss_layer_is_identity_and_records_its_penalty():
     case = Case("float64", (Input("x", "float", np.array([[1.0, -2.0]])),),
                 (Layer("a", "AddLossL2", ("x",), {"factor": 0.5}), dense("d", "a", [[1.0], [1.0]], None, "sigmoid")),

@@ -103,6 +103,22 @@ def test_log_cosh_float64_computed_elsewhere():
     assert not bd.notes
 
 
+def hinge_case() -> Case:
+    """wide_case's model with categorical_hinge on one-hot targets."""
+    base = wide_case(HX, loss="mean_squared_error")
+    case = replace(base, outputs=(replace(base.outputs[0], loss="categorical_hinge", target=np.eye(2)),))
+    spec.validate(case)
+    return case
+
+
+def test_categorical_hinge_float64_is_an_error_in_keras_231_only():
+    case = hinge_case()
+    bd = reference.compute(case, "keras-2.3.1")
+    assert math.isnan(bd.total) and any("keras/losses.py:categorical_hinge" in n for n in bd.notes), bd.notes
+    assert not reference.compute(replace(case, dtype="float32"), "keras-2.3.1").notes
+    assert math.isfinite(reference.compute(case, "tf_keras-2.21").total)
+
+
 # --- sample_weight_normalisation (keras 2.2.4) ---------------------------------------------
 
 
@@ -271,6 +287,7 @@ def _error_cases() -> list[tuple[str, Case, dict]]:
         ("single loss as a list, dict weights", replace(single_loss, loss_weights_form="dict"),
          {"single_loss_with_loss_weights": "broadcast_as_list", "loss_weights_dict_with_list_loss": "error"}),
         ("log_cosh", seq_case(X, loss="log_cosh"), {"log_cosh_float64": "error"}),
+        ("categorical_hinge", hinge_case(), {"categorical_hinge_float64": "error"}),
         ("dict", two, {"dict_sample_weight": "error"}),
         ("dict y, one output", replace(wide_case(HX, loss="mean_squared_error"), y_form="dict"),
          {"dict_targets_one_output": "error"}),

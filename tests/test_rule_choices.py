@@ -112,9 +112,14 @@ _COLUMN = next(c for c in strategies.corpus(0, 40, vocabulary_version=7)
 _REDUCTION = next(c for c in strategies.corpus(0, 40, vocabulary_version=8)
                   if any(o.loss_options.get("reduction") in ("mean", "mean_with_sample_weight", "auto") for o in c.outputs))
 
+# A TimeDistributed(Dense) with an activity regularizer (vocabulary version 11): the first.
+_TIME_DISTRIBUTED = next(c for c in strategies.corpus(0, 100, vocabulary_version=11)
+                         if any(layer.type == "TimeDistributedDense" and "activity" in layer.regularizers
+                                for layer in c.layers))
+
 CASES = ([spec.load(p) for p in sorted((ROOT / "cases").rglob("*.json"))]
          + strategies.corpus(0, 40, vocabulary_version=1)  # corpus case 35 is the first with a SimpleRNN activity regularizer
-         + _DICT_Y + [_COLUMN, _REDUCTION])
+         + _DICT_Y + [_COLUMN, _REDUCTION, _TIME_DISTRIBUTED])
 
 
 def _run(case: spec.Case, profile: dict[str, str]) -> None:

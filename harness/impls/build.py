@@ -127,6 +127,9 @@ def _make_layer(keras: Any, layer: Layer, dtype: str) -> Any:
     for weight, reg in layer.regularizers.items():
         keyword = "activity_regularizer" if weight == "activity" else REGULARIZER_KEYWORDS[weight]
         kwargs[keyword] = _regularizer(keras, reg)
+    if entry.wraps:  # TimeDistributed(Dense(...)): the arguments and regularizers are the Dense's
+        inner = getattr(keras.layers, entry.wraps)(*args, name=f"{layer.name}_inner", dtype=dtype, **kwargs)
+        return getattr(keras.layers, entry.keras_class)(inner, name=layer.name, dtype=dtype)
     cls = CUSTOM_LAYERS[layer.type](keras) if entry.custom else getattr(keras.layers, entry.keras_class)
     return cls(*args, name=layer.name, dtype=dtype, **kwargs)
 
@@ -221,8 +224,9 @@ def missing_classes(keras: Any, case: Case) -> str | None:
 def missing_layer_classes(keras: Any, case: Case) -> str | None:
     """The Case's layer classes that `keras.layers` lacks (keras 2.3.1 has no LayerNormalization),
     as a reason, or None."""
-    missing = sorted({LAYERS[layer.type].keras_class for layer in case.layers if not LAYERS[layer.type].custom
-                      and getattr(keras.layers, LAYERS[layer.type].keras_class, None) is None})
+    classes = {cls for layer in case.layers if not LAYERS[layer.type].custom
+               for cls in (LAYERS[layer.type].keras_class, LAYERS[layer.type].wraps) if cls}
+    missing = sorted(cls for cls in classes if getattr(keras.layers, cls, None) is None)
     return f"{keras.__name__}.layers has no class " + ", ".join(missing) if missing else None
 
 

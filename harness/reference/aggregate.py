@@ -180,6 +180,12 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
                           "K.log(2.) from a float64 tensor: a dtype error (keras/losses.py:logcosh)",
                           ErrorSite(DTYPE, ("keras/losses.py",), "logcosh")))
         return math.nan, math.nan, None
+    if (out.loss == "categorical_hinge" and case.dtype == "float64"
+            and rules_mod.chooses(rules, "categorical_hinge_float64", "error")):
+        notes.append(Note(f"output {out.name!r}: categorical_hinge under floatx float64 takes K.maximum(0., x): "
+                          "the Python 0. becomes a float32 tensor, a dtype error (keras/losses.py:categorical_hinge)",
+                          ErrorSite(DTYPE, ("keras/losses.py",), "categorical_hinge")))
+        return math.nan, math.nan, None
     # After log_cosh's error: keras 2.x validates the reduction in compute_weighted_loss, once the
     # loss function has run; tf-keras and Keras 3 when the loss is constructed (log_cosh_float64
     # is keras 2.3.1's alone, so the order is theirs too).

@@ -342,6 +342,13 @@ def _conv1d(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: 
     return Tensor(out, None, _with_logits(act, pre, out))
 
 
+def _time_distributed_dense(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    """The Dense on each step (what TimeDistributed(Dense) computes in every lineage); the mask
+    passes on; its activation is never sigmoid or softmax (vocabulary), so no logits are kept."""
+    out = _dense(layer, ins, w, step)
+    return Tensor(out.value, out.mask)
+
+
 # Layer type -> its forward pass (every type of harness.vocabulary.LAYERS: tests/test_reference_forward.py).
 FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step], Tensor]] = {
     "Dense": _dense,
@@ -357,19 +364,31 @@ FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step
     "LSTM": _lstm,
     "LayerNormalization": _layer_normalization,
     "Conv1D": _conv1d,
+    "TimeDistributedDense": _time_distributed_dense,
 }
 
-def _activity_ignored(layer: Layer, rules: Mapping[str, str]) -> bool:
-    """Keras 3's SimpleRNN accepts activity_regularizer and never applies it (rule
-    rnn_activity_regularizer; its GRU passes it on)."""
-    return layer.type == "SimpleRNN" and rules_mod.chooses(rules, "rnn_activity_regularizer", "ignored")
+def _activity_applications(layer: Layer, out: Tensor, n: int, rules: Mapping[str, str]) -> tuple[int, int]:
+    """How many times the layer's activity penalty enters model.losses, and the rows it is divided
+    by under activity_regularizer_scaling=batch_mean. Keras 3's SimpleRNN accepts
+    activity_regularizer and never applies it (rule rnn_activity_regularizer; its GRU passes it
+    on); a TimeDistributed(Dense) adds it once on batch * time rows, never, or once on batch rows
+    (rule time_distributed_activity_regularizer)."""
+    if layer.type == "SimpleRNN" and rules_mod.chooses(rules, "rnn_activity_regularizer", "ignored"):
+        return 0, n
+    if layer.type == "TimeDistributedDense":
+        if rules_mod.chooses(rules, "time_distributed_activity_regularizer", "ignored"):
+            return 0, n
+        if rules_mod.chooses(rules, "time_distributed_activity_regularizer", "once_on_output"):
+            return 1, n
+        return 1, n * out.value.shape[1]
+    return 1, n
 
 
 def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_mod.DEFAULT_PROFILE) -> ForwardResult:
     """Run the case's layers on the samples `rows` (indices into the batch).
 
     `profile` (a name or a complete mapping, see rules.resolve) decides merge_mask,
-    activity_regularizer_scaling and rnn_activity_regularizer.
+    activity_regularizer_scaling, rnn_activity_regularizer and time_distributed_activity_regularizer.
     """
     rules = rules_mod.resolve(profile)
     r = rounder(case.dtype)
@@ -391,13 +410,12 @@ def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_m
         out = Tensor(r(out.value), out.mask,
                      None if out.keras_logits is None else (out.keras_logits[0], r(out.keras_logits[1])))
         activity = layer.regularizers.get("activity")
-        if activity is not None and _activity_ignored(layer, rules):
-            activity = None
         if activity is not None:
             value = penalty_value(activity, out.value, case.dtype)
+            times, rows = _activity_applications(layer, out, n, rules)
             if rules_mod.chooses(rules, "activity_regularizer_scaling", "batch_mean"):
-                value = value / n if n else 0.0
-            penalties.append(Penalty(layer.name, "activity", activity.kind, value, abs(value)))
+                value = value / rows if rows else 0.0
+            penalties.extend([Penalty(layer.name, "activity", activity.kind, value, abs(value))] * times)
         tensors[layer.name] = out
     return ForwardResult(tensors, penalties)
 

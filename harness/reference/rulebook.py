@@ -396,6 +396,40 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "time_distributed_activity_regularizer",
+            "TimeDistributed(Dense(activity_regularizer=...)): is the Dense's penalty added, and how often?",
+            {
+                "once_flattened": Alternative(
+                    "once: the wrapper calls the Dense (its __call__) on the (batch * time, features) reshape, "
+                    "so the penalty of the whole output is divided by batch * time where activity penalties "
+                    "are divided by the batch size (activity_regularizer_scaling=batch_mean).",
+                    [f"{_TFK}/layers/rnn/time_distributed.py:TimeDistributed.call",
+                     f"{_TFK}/engine/base_layer.py:Layer._handle_activity_regularization",
+                     f"{_TF215}/layers/rnn/time_distributed.py:TimeDistributed.call"],
+                ),
+                "ignored": Alternative(
+                    "no: the wrapper runs the Dense's call() on each step, which applies no activity "
+                    "regularizer, and the wrapper has none of its own.",
+                    [f"{_K3}/layers/rnn/time_distributed.py:TimeDistributed.call",
+                     f"{_K3}/layers/core/wrapper.py:Wrapper.__init__"],
+                ),
+                "once_on_output": Alternative(
+                    "once, on the wrapper's (batch, time, units) output: Layer.__call__ applies the "
+                    "wrapper's activity_regularizer, which the Wrapper's property returns as the Dense's "
+                    "(divided by the batch size under activity_regularizer_scaling=batch_mean). "
+                    "TimeDistributed.call adds the same penalty again, but keyed by the reshaped input "
+                    "(it reassigns `inputs`), and Network.losses asks only for the losses of each node's "
+                    "input tensors, so that one never counts (functional models, batch size not static).",
+                    [f"{_K231}/layers/wrappers.py:TimeDistributed.call",
+                     f"{_K231}/layers/wrappers.py:Wrapper.activity_regularizer",
+                     f"{_K231}/engine/base_layer.py:Layer.__call__",
+                     f"{_K231}/engine/network.py:Network.losses",
+                     f"{_K224}/layers/wrappers.py:TimeDistributed.call",
+                     f"{_K224}/engine/network.py:Network.losses"],
+                ),
+            },
+        ),
+        Rule(
             "zero_loss_weight",
             "An output's loss is NaN (e.g. a fully masked batch) and its loss weight is 0.0:",
             {
@@ -442,6 +476,22 @@ RULES: dict[str, Rule] = {
                     "float64 - float32 raises a TypeError/ValueError when the model is compiled "
                     "(the reference gives NaN and notes the error).",
                     [f"{_K231}/losses.py:logcosh", f"{_K224}/losses.py:logcosh"],
+                ),
+            },
+        ),
+        Rule(
+            "categorical_hinge_float64",
+            "categorical_hinge with floatx float64:",
+            {
+                "computed": Alternative(
+                    "computed in float64 (the constant 0 converted to the input dtype).",
+                    [f"{_TFK}/losses.py:categorical_hinge", f"{_K3}/losses/losses.py:categorical_hinge"],
+                ),
+                "error": Alternative(
+                    "`K.maximum(0., neg - pos + 1.)`: tf.maximum converts the Python 0. to a float32 tensor "
+                    "first, and float32 vs float64 raises a TypeError when the model is compiled (the "
+                    "reference gives NaN and notes the error).",
+                    [f"{_K231}/losses.py:categorical_hinge", f"{_K224}/losses.py:categorical_hinge"],
                 ),
             },
         ),

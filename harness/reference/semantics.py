@@ -89,9 +89,14 @@ _TF_KERAS_2_21 = {
     "loss_weights_dict_with_list_loss": "by_name",
     "single_loss_with_loss_weights": "broadcast",
     "rnn_activity_regularizer": "applied",
+    # tf_keras/src/layers/rnn/time_distributed.py:TimeDistributed.call calls self.layer on the
+    # (batch * time, ...) reshape (the functional model's batch size is not static); the same
+    # since tf-keras v2.15.0 (git log of the file: no change to the call) and in keras 2.15.0.
+    "time_distributed_activity_regularizer": "once_flattened",
     "zero_loss_weight": "nan_propagates",
     "huber_last_axis": "mean",
     "log_cosh_float64": "computed",
+    "categorical_hinge_float64": "computed",
     "sample_weight_normalisation": "none",
     "dict_sample_weight": "by_name",
     "single_sample_weight_not_per_sample": "shared",
@@ -125,6 +130,9 @@ _KERAS3_3_15_TENSORFLOW = {
     "loss_weights_dict_with_list_loss": "sorted_names",
     "single_loss_with_loss_weights": "error",
     "rnn_activity_regularizer": "ignored",
+    # keras/src/layers/rnn/time_distributed.py:TimeDistributed.call: self.layer.call(inputs[i]) in
+    # every tag v3.0.0 ... v3.15.1 (keras-core's first version, a6f7799d77, already did)
+    "time_distributed_activity_regularizer": "ignored",
     "dict_sample_weight": "error",
     "dict_targets_one_output": "error",
     "dict_sample_weight_with_dict_targets": "error",
@@ -145,6 +153,9 @@ _KERAS_2_3_1 = {
     "evaluate_output_log": "batch_mean",
     "huber_last_axis": "none",
     "log_cosh_float64": "error",
+    # keras/losses.py:categorical_hinge, K.maximum(0., ...) (2.2.4 too; drawn case 05e6524d2a682b7c,
+    # which the error alternatives of other rules had explained before this row)
+    "categorical_hinge_float64": "error",
     # keras 2.3.1's backend delegates to TF's legacy tensorflow/python/keras/backend.py, which
     # recovers logits from a Sigmoid/Softmax op only `if not hasattr(output, '_keras_history')`,
     # and every keras 2.3.1 layer output has _keras_history (cases bd67015682ecf111, f8cb97e9ffdb2972).
@@ -155,6 +166,10 @@ _KERAS_2_3_1 = {
     "one_output_loss_weights": "no_bare_number",  # keras/engine/training_utils.py:prepare_loss_weights
     "sample_weight_column": "error_not_1d",  # keras/engine/training_utils.py:standardize_weights (2.2.4 too)
     "reduction_values": "keras2",  # keras/utils/losses_utils.py:Reduction (no AUTO)
+    # keras/engine/base_layer.py:Layer.__call__ adds it; TimeDistributed.call's add_loss is keyed
+    # by the reshaped input, which keras/engine/network.py:Network.losses never collects (2.2.4
+    # too; drawn cases c35ec2bb3fdc1220, d4987170551189df)
+    "time_distributed_activity_regularizer": "once_on_output",
 }
 
 _MIRRORED = {"replica_loss_scaling": "mean_reductions_divided", "replica_regularization_scaling": "divided",

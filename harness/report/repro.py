@@ -133,6 +133,10 @@ def _layer_call(layer: dict[str, Any], dtype: str, keras2_3: bool) -> str:
             kw.append(f"{arg}={r}")
     cls = entry.keras_class if entry.custom else f"keras.layers.{entry.keras_class}"
     given = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    if entry.wraps:  # as harness.impls.build: keras.layers.TimeDistributed(keras.layers.Dense(...))
+        inner_kw = [f"name={layer['name'] + '_inner'!r}", f"dtype={dtype!r}"] + kw[2:]
+        inner = f"keras.layers.{entry.wraps}(" + ", ".join(given + inner_kw) + ")"
+        return f"{cls}({inner}, " + ", ".join(kw[:2]) + ")"
     return f"{cls}(" + ", ".join(given + kw) + ")"
 
 
