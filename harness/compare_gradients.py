@@ -143,7 +143,10 @@ def judge_gradients(case: Case, grad: GradientResult, profile_name: str, cache: 
             return {f"{prefix}/*": Verdict("agree", profile_name, reason=f"expected error: {reason}")}
         return {f"{prefix}/*": Verdict("error", profile_name, reason=reason)}
 
-    floor = gradient_floor(max(expected.scale.values(), default=0.0), expected.magnitude)
+    # The finite terms' magnitude: a NaN total (a fully masked output) must not zero the floor of
+    # the weights the finite terms move (case 0dbcb4dc138879d5: a saturated sigmoid's gradient,
+    # 0.0 in the reference's central differences, -2.4e-15 in tf_keras, under a NaN total).
+    floor = gradient_floor(max(expected.scale.values(), default=0.0), expected.finite_magnitude)
 
     def dtype_of(ref: Any) -> str:  # the candidate profile's: float64_compute may be flipped
         return reference.effective_dtype(case, ref.profile)

@@ -225,7 +225,7 @@ def _gradient_differs(cache: compare.ReferenceCache, p: Mapping[str, str], q: Ma
         return None  # the implementation raises: no gradient (the error is judged on the loss)
     dtypes = {reference.effective_dtype(case, p), reference.effective_dtype(case, q)}
     rtol = GRADIENT_TOLERANCES["float32" if "float32" in dtypes else "float64"].rtol
-    floor = gradient_floor(max(max(a.scale.values(), default=0.0), max(b.scale.values(), default=0.0)), a.magnitude)
+    floor = gradient_floor(max(max(a.scale.values(), default=0.0), max(b.scale.values(), default=0.0)), a.finite_magnitude)
     for key in a.gradients:
         scale = max(a.scale[key], b.scale.get(key, 0.0), floor)
         ok, *_ = tensor_check(b.gradients.get(key), a, key, rtol, scale)

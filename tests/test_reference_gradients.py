@@ -134,3 +134,24 @@ def test_a_nan_term_leaves_the_other_outputs_gradient_and_undetermines_its_own_w
     np.testing.assert_allclose(g.gradients["b/kernel"], clean.gradients["b/kernel"], atol=TOL)
     assert g.undetermined("b/kernel") == 0
     assert g.undetermined("a/kernel") == 2 and g.kinks("a/kernel") == 0
+
+
+
+def test_a_nan_total_keeps_the_magnitude_of_its_finite_terms_for_the_gradient_floor():
+    # cases/fully_masked_temporal_output.json under tf_keras: both outputs are 0/0 = NaN, the
+    # regularization term is finite, and the floor under which gradients are not compared scales
+    # with it (compare_gradients; case 0dbcb4dc138879d5, a saturated sigmoid whose gradient is 0.0
+    # in central differences and -2.4e-15 in tf_keras, had a floor of 0 under its NaN total).
+    from pathlib import Path
+
+    from harness.reference import total
+
+    case = spec.load(Path(__file__).resolve().parents[1] / "cases" / "fully_masked_temporal_output.json")
+    b = total.compute(case, "tf_keras-2.21", "train_on_batch")
+    g = gradients.compute(case, "tf_keras-2.21")
+    assert np.isnan(g.loss) and np.isnan(g.magnitude) and all(np.isnan(o.weighted) for o in b.outputs)
+    regularization = abs(sum(p.value for p in b.regularization))
+    assert regularization > 0 and g.finite_magnitude == pytest.approx(regularization)
+    finite_case = gradients.compute(spec.load(Path(__file__).resolve().parents[1] / "cases" / "motivating_two_outputs.json"),
+                                    "tf_keras-2.21")
+    assert finite_case.finite_magnitude == finite_case.magnitude

@@ -67,6 +67,9 @@ class GradientBreakdown:
     # (the terms whose derivative is finite at that entry)
     term_gradients: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # term -> key -> array
     notes: list[str] = field(default_factory=list)  # the implementation raises (see aggregate)
+    # The sum of the absolute values of the finite terms (= `magnitude` when the loss is finite):
+    # what the gradient floor scales with when a fully masked output makes the total NaN.
+    finite_magnitude: float = 0.0
 
     def kinks(self, key: str) -> int:
         """Entries of `key` at a point where the loss is not differentiable (a finite kink)."""
@@ -147,7 +150,8 @@ def compute(case: Case, profile: str | Mapping[str, str], replicas: int = 1) -> 
             parts = [tg[t] for t in base_terms] if base_terms else [g]
             spread = sum((np.where(np.isfinite(d), np.abs(d), 0.0) for d in parts), np.zeros_like(w))
             scale[key] = float(np.max(spread, initial=0.0))
-    return GradientBreakdown(dict(rules), replicas, loss, magnitude, grads, low, high, scale, term_grads, notes)
+    finite = magnitude if math.isfinite(magnitude) else float(sum(abs(v) for v in base_terms.values() if math.isfinite(v)))
+    return GradientBreakdown(dict(rules), replicas, loss, magnitude, grads, low, high, scale, term_grads, notes, finite)
 
 
 def _upstream_layers(case: Case, layer_name: str) -> set[str]:
