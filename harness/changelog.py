@@ -33,13 +33,15 @@ class Change:
     old: str
     new: str
     scopes: list[dict[str, str]] = field(default_factory=list)  # where it holds; [{}] = every scope
+    exceptions: list[dict[str, str]] = field(default_factory=list)  # with [{}]: the scopes where it does not
     row: semantics.Rows | None = None  # the row bounded at `release` (its sources and upstream)
     evidence: coverage.Decision | None = None  # the smallest case that tells old from new
 
     @property
     def where(self) -> str:
         if {} in self.scopes:
-            return "every scope"
+            but = "; ".join(" ".join(f"{k}={v}" for k, v in sorted(s.items())) for s in self.exceptions)
+            return "every scope" + (f" but {but}" if but else "")
         return "; ".join(" ".join(f"{k}={v}" for k, v in sorted(s.items())) for s in self.scopes)
 
 
@@ -95,8 +97,15 @@ def entries(lineage: str | None = None, since: str | None = None, until: str | N
         # the least specific scopes: one where it holds implies every narrower one
         change.scopes = [s for s in change.scopes
                          if not any(t != s and t.items() <= s.items() for t in change.scopes)]
+        if {} in change.scopes:  # a narrower row may keep the old alternative (Keras 3.15 on NumPy)
+            change.exceptions = [s for s in _scopes(change.lineage) if s and not _changes_in(change, s)]
         change.evidence = smallest_evidence(change, caches)
     return found
+
+
+def _changes_in(change: Change, scope: dict[str, str]) -> bool:
+    before = semantics.at(change.lineage, change.release + ".dev0", **scope).choices[change.rule]
+    return (before, semantics.at(change.lineage, change.release, **scope).choices[change.rule]) == (change.old, change.new)
 
 
 def _profile_at(change: Change, release: str) -> dict[str, str]:

@@ -46,12 +46,13 @@ import numpy as np
 
 from harness import compare, compare_observations, reference
 from harness.reference import rules as rules_mod
+from harness.results import PATHS
 from harness.spec import Case
 from harness.tolerances import GRADIENT_TOLERANCES, TOLERANCES, Tolerance, gradient_floor
 
 rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
-LOSS_PATHS = ("compute_loss", "test_on_batch", "train_on_batch", "evaluate", "fit")
+LOSS_PATHS = PATHS  # every path the adapters run (harness.results)
 GRADIENT_PATH = "train_on_batch"
 
 Flip = tuple[str, str]  # (rule, alternative)

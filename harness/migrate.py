@@ -28,7 +28,7 @@ from harness import compare, coverage, spec
 from harness.reference import semantics
 from harness.spec import Case
 
-PATHS = ("train_on_batch", "evaluate")
+PATHS = ("train_on_batch", "evaluate", "test_on_batch_loop")
 
 
 def _number(breakdown) -> str:

@@ -15,13 +15,16 @@ def _rules(m: migrate.Migration) -> dict[str, migrate.RuleDifference]:
     return {d.rule: d for d in m.rules}
 
 
-def test_keras_3_13_to_3_15_is_the_activity_scaling_on_jax_and_the_l1_error_too_on_tensorflow():
+def test_keras_3_13_to_3_15_is_the_activity_scaling_and_the_metrics_reset_on_jax_and_the_l1_error_too_on_tensorflow():
     jax = migrate.compare_releases({"lineage": "keras3", "version": "3.13.2", "backend": "jax"},
                                    {"lineage": "keras3", "version": "3.15.1", "backend": "jax"}, STORED)
-    assert set(_rules(jax)) == {"activity_regularizer_scaling"}
+    # and test_on_batch's reset of the metrics in 3.15.0 (keras-team/keras#22617)
+    assert set(_rules(jax)) == {"activity_regularizer_scaling", "on_batch_metrics"}
+    loop = _rules(jax)["on_batch_metrics"].effects
+    assert loop["test_on_batch_loop"].changed >= 1 and loop["train_on_batch"].changed == 0
     tf = migrate.compare_releases({"lineage": "keras3", "version": "3.13.2", "backend": "tensorflow"},
                                   {"lineage": "keras3", "version": "3.15.1", "backend": "tensorflow"}, STORED)
-    assert set(_rules(tf)) == {"activity_regularizer_scaling", "l1_regularizer_float64"}
+    assert set(_rules(tf)) == {"activity_regularizer_scaling", "l1_regularizer_float64", "on_batch_metrics"}
     # the stored activity-regularizer case (08da4e4d6678ad1c, float64, an L1 activity penalty) shows both
     activity = _rules(tf)["activity_regularizer_scaling"].effects["train_on_batch"]
     assert activity.changed >= 1 and activity.smallest is not None and activity.relative

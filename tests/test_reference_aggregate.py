@@ -242,6 +242,48 @@ def test_fit_averages_like_evaluate_and_whole_batch_paths_agree():
             close(reference.compute(case, profile, path).total, tob)
 
 
+# --- several test_on_batch calls in a row (path test_on_batch_loop) ----------------------
+
+
+def test_test_on_batch_loop_returns_the_last_batch_when_each_call_resets():
+    # Calls on samples {0, 1} then {2}: the second returns batch {2}'s loss alone.
+    case = two_output_case(0.5, 2.0, evaluate_batch_size=2)
+    bd = reference.compute(case, {**TFK, "on_batch_metrics": "reset_each_call"}, "test_on_batch_loop")
+    a2, b2 = 0.25, 16.0
+    close(bd.total, 0.5 * a2 + 2.0 * b2)
+    close(bd.terms["output/a"], a2)
+    assert [b["size"] for b in bd.batches] == [1]
+
+
+def test_test_on_batch_loop_averages_every_call_when_the_metrics_accumulate():
+    # The same two calls averaged as evaluate averages its batches (Keras 3.0-3.14).
+    case = two_output_case(0.5, 2.0, evaluate_batch_size=2)
+    a1, a2 = (1 + 9) / 2, 0.25
+    b1, b2 = (4 + 1) / 2, 16.0
+    t1, t2 = 0.5 * a1 + 2.0 * b1, 0.5 * a2 + 2.0 * b2
+    accumulates = {**TFK, "on_batch_metrics": "accumulates"}
+    bd = reference.compute(case, accumulates, "test_on_batch_loop")
+    close(bd.total, (2 * t1 + 1 * t2) / 3)
+    close(bd.terms["output/a"], (2 * a1 + a2) / 3)
+    bd = reference.compute(case, {**accumulates, "evaluate_total": "batch_mean"}, "test_on_batch_loop")
+    close(bd.total, (t1 + t2) / 2)  # Keras 3.0-3.1: the loss tracker's Mean without weights
+
+
+def test_test_on_batch_loop_is_one_call_when_one_batch_holds_every_sample():
+    case = two_output_case(0.5, 2.0, evaluate_batch_size=3)
+    for alt in RULES["on_batch_metrics"].alternatives:
+        close(total(case, "test_on_batch_loop", on_batch_metrics=alt), total(case))
+
+
+def test_test_on_batch_loop_a_nan_call_poisons_the_accumulated_mean_only():
+    # Calls on sample 0 (fully masked: 0 * inf = NaN under valid_entries), then sample 1 (9, 16).
+    case = seq_case([[[0.0], [0.0]], [[3.0], [4.0]]], evaluate_batch_size=1)
+    assert math.isnan(total(case, "test_on_batch_loop", mask_normalisation="valid_entries",
+                            on_batch_metrics="accumulates"))
+    close(total(case, "test_on_batch_loop", mask_normalisation="valid_entries",
+                on_batch_metrics="reset_each_call"), (9 + 16) / 2)
+
+
 def test_evaluate_activity_regularizer_per_batch():
     # Batches of 1: activity l1 0.5 / batch size 1 on each sample's outputs: [1+2, 3].
     case = seq_case(X, activity_reg=Regularizer("l1", 0.5, 0.0), evaluate_batch_size=1)

@@ -124,7 +124,7 @@ CASES = ([spec.load(p) for p in sorted((ROOT / "cases").rglob("*.json"))]
 
 def _run(case: spec.Case, profile: dict[str, str]) -> None:
     """Every entry point of the reference, on every path compute supports."""
-    for path in aggregate.WHOLE_BATCH_PATHS + aggregate.BATCHED_PATHS:
+    for path in aggregate.WHOLE_BATCH_PATHS + aggregate.BATCHED_PATHS + aggregate.LOOP_PATHS:
         reference.compute(case, profile, path).log_entries  # the entries its logs hold, read per profile
     reference.effective_dtype(case, profile)
     reference.predictions(case, profile)

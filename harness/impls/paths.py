@@ -59,7 +59,7 @@ TRAIN_PATHS = ("train_on_batch", "fit")
 # power of two: `lr * g` is exact in binary floating point, so the update is -LEARNING_RATE * g
 # up to the one rounding of `w - lr * g`.
 LEARNING_RATE = 0.25
-MODE_PATHS = ("test_on_batch", "train_on_batch", "evaluate", "fit")
+MODE_PATHS = ("test_on_batch", "train_on_batch", "evaluate", "fit", "test_on_batch_loop")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,9 @@ class Calls:
     def reset(self, model: Any) -> None:
         """A kept model's optimizer and metrics back to a fresh compile's (its weights are set apart)."""
         reset_optimizer(model)
-        model.reset_metrics()  # tf_keras's *_on_batch reset after the step, not before
+        # a path starts from fresh metrics: Keras 3 before 3.15 (and on NumPy) never resets them itself
+        # (rule on_batch_metrics), and test_on_batch_loop measures what its calls do from there
+        model.reset_metrics()
 
     def predictions(self, model: Any, x: Any, case: Case) -> dict[str, Any]:
         return predictions(model, x, case)
@@ -550,7 +552,10 @@ def _run_path(calls: Calls, path: str, mode: str, model: Any, case: Case, x: Any
     train = path in TRAIN_PATHS
     with CLOCK:
         before = build.weights_snapshot(model) if train else None
-        logs = calls.logs(path, model, x, y, sw, case.evaluate_batch_size)
+        if path == "test_on_batch_loop":
+            logs = on_batch_loop(calls, model, case, x, y, sw)
+        else:
+            logs = calls.logs(path, model, x, y, sw, case.evaluate_batch_size)
     total = to_float(logs["loss"][-1]) if path == "fit" else _logs_total(logs)
     terms = {**_output_terms(logs, case), **(whole_batch_terms if path in ("test_on_batch", "train_on_batch") else {})}
     if not train:
@@ -558,6 +563,30 @@ def _run_path(calls: Calls, path: str, mode: str, model: Any, case: Case, x: Any
     with CLOCK:
         moved = not build.weights_equal(before, build.weights_snapshot(model))  # type: ignore[arg-type]
     return PathResult(path, mode, "ok", total=total, terms=terms, weights_moved=moved)
+
+
+def on_batch_loop(calls: Calls, model: Any, case: Case, x: Any, y: Any, sw: Any) -> dict[str, Any]:
+    """Path test_on_batch_loop: test_on_batch on each batch of case.evaluate_batch_size rows in
+    turn (evaluate's batches), as a hand-written loop calls it, nothing reset in between; the
+    logs of the last call (rule on_batch_metrics: its batch's loss, or every call's averaged)."""
+    logs: dict[str, Any] = {}
+    for start in range(0, case.batch_size, case.evaluate_batch_size):
+        rows = slice(start, start + case.evaluate_batch_size)
+        logs = calls.logs("test_on_batch", model, rows_of(x, rows), rows_of(y, rows), rows_of(sw, rows),
+                          case.evaluate_batch_size)
+    return logs
+
+
+def rows_of(value: Any, rows: slice) -> Any:
+    """The `rows` of every array in an argument structure (x, y or sample_weight: an array, a
+    list or dict of arrays, or None), along the leading (batch) axis."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: rows_of(v, rows) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(rows_of(v, rows) for v in value)
+    return value[rows]
 
 
 # --------------------------------------------------------------------------------------

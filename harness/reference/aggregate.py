@@ -12,7 +12,9 @@ One batch (sources in rules.py; the rule names in brackets):
 Paths: "compute_loss", "test_on_batch", "train_on_batch" run the whole batch once (at learning
 rate 0 train_on_batch reports the loss of the weights it starts from). "evaluate" and "fit" run
 consecutive batches of case.evaluate_batch_size (the last one may be shorter) and average them
-[evaluate_total, evaluate_output_log].
+[evaluate_total, evaluate_output_log]. "test_on_batch_loop" calls test_on_batch on each of those
+batches in turn, nothing reset in between, and reports what the last call returns: that batch's
+loss, or all of them averaged as evaluate averages them [on_batch_metrics].
 
 Errors: where a profile says the implementation raises (a broadcast error, a dtype error, a
 refused sample_weight structure, ...), the batch's total and every output are NaN and
@@ -51,6 +53,16 @@ rules_mod.check_reads(__file__)  # every rule and alternative named in this modu
 
 WHOLE_BATCH_PATHS = ("compute_loss", "test_on_batch", "train_on_batch")
 BATCHED_PATHS = ("evaluate", "fit")
+LOOP_PATHS = ("test_on_batch_loop",)  # test_on_batch over evaluate's batches, the last call's logs
+
+
+def reported_batches(path: str, rules: Mapping[str, str], count: int) -> range:
+    """Which of a multi-batch path's `count` batches its reported loss averages: all of them
+    (evaluate, fit; test_on_batch_loop when the metrics accumulate), or the last alone
+    (test_on_batch_loop under on_batch_metrics="reset_each_call")."""
+    if path in LOOP_PATHS and rules_mod.chooses(rules, "on_batch_metrics", "reset_each_call"):
+        return range(count - 1, count)
+    return range(count)
 
 
 def _enc(x: float) -> float | str:
@@ -538,11 +550,16 @@ def single_device(case: Case, rules: Mapping[str, str], path: str = "test_on_bat
         b = _one_batch(case, np.arange(n), rules)
         terms, mags = _terms(b.outputs, b.penalties, rules)
         return Breakdown(path, rules, b.total, b.magnitude, terms, mags, b.outputs, b.penalties, notes=b.notes)
-    if path not in BATCHED_PATHS:
-        raise ValueError(f"unknown path {path!r}; known: {', '.join(WHOLE_BATCH_PATHS + BATCHED_PATHS)}")
+    if path not in BATCHED_PATHS + LOOP_PATHS:
+        raise ValueError(f"unknown path {path!r}; known: {', '.join(WHOLE_BATCH_PATHS + BATCHED_PATHS + LOOP_PATHS)}")
 
     size = case.evaluate_batch_size
-    batches = [_one_batch(case, np.arange(s, min(s + size, n)), rules, batched=True) for s in range(0, n, size)]
+    # test_on_batch_loop's calls are test_on_batch calls: no data adapter (batched=False). A call
+    # that raises ends the loop, so every batch's errors count whichever batches are reported.
+    every = [_one_batch(case, np.arange(s, min(s + size, n)), rules, batched=path in BATCHED_PATHS)
+             for s in range(0, n, size)]
+    notes = [prefixed(f"batch {k}: ", note) for k, b in enumerate(every) for note in b.notes]
+    batches = [every[k] for k in reported_batches(path, rules, len(every))]
     sizes = np.array([b.size for b in batches], dtype=np.float64)
 
     def avg(values: list[float], by_size: bool) -> float:
@@ -572,10 +589,14 @@ def single_device(case: Case, rules: Mapping[str, str], path: str = "test_on_bat
             avg([b.penalties[j].value for b in batches], total_by_size),
             avg([b.penalties[j].magnitude for b in batches], total_by_size),
         ))
+    total, magnitude = avg([b.total for b in batches], total_by_size), avg([b.magnitude for b in batches], total_by_size)
+    if notes:  # an unreported batch's error too: the implementation raises, no number at all
+        total = magnitude = math.nan
+        for o in outputs:
+            o.unweighted = o.weighted = o.magnitude = o.weighted_magnitude = math.nan
     terms, mags = _terms(outputs, penalties, rules)
-    notes = [prefixed(f"batch {k}: ", note) for k, b in enumerate(batches) for note in b.notes]
     return Breakdown(
-        path, rules, avg([b.total for b in batches], total_by_size), avg([b.magnitude for b in batches], total_by_size),
+        path, rules, total, magnitude,
         terms, mags, outputs, penalties,
         batches=[{"size": b.size, "total": b.total, "magnitude": b.magnitude} for b in batches], notes=notes,
     )

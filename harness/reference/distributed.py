@@ -195,14 +195,17 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
     case = aggregate._as_computed(case, rules)
     n = case.batch_size
     batched = path in aggregate.BATCHED_PATHS
-    if not batched and path not in aggregate.WHOLE_BATCH_PATHS:
+    loop = path in aggregate.LOOP_PATHS  # test_on_batch calls, each placed as test_on_batch places its batch
+    if not batched and not loop and path not in aggregate.WHOLE_BATCH_PATHS:
         raise ValueError(f"unknown path {path!r}")
-    size = case.evaluate_batch_size if batched else n
+    size = case.evaluate_batch_size if batched or loop else n
+    starts = range(0, n, size)
+    reported_ks = set(aggregate.reported_batches(path, rules, len(starts)))
     notes: list[str] = []
     pieces = []  # (batch index, replica index, local result)
-    for k, start in enumerate(range(0, n, size)):
+    for k, start in enumerate(starts):
         batch = np.arange(start, min(start + size, n))
-        groups, error = replica_rows(batch, rules, replicas, path)
+        groups, error = replica_rows(batch, rules, replicas, "test_on_batch" if loop else path)
         if error is not None:
             notes.append(prefixed(f"batch {k}: ", error))
             # The loss's own errors too: Keras 3's data adapter checks the arrays before any batch
@@ -221,7 +224,8 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
             extra = ((), ()) if len(rows) else (("keras/src/backend/tensorflow/trainer.py",), ("InvalidArgumentError",))
             notes.extend(prefixed(f"batch {k} replica {r}: ", note, "" if len(rows) else _EMPTY_REPLICA, *extra)
                          for note in b.notes)
-            pieces.append((k, r, b))
+            if k in reported_ks:
+                pieces.append((k, r, b))
 
     def factor(reduction: str) -> float:
         if reduction == "sum" and rules_mod.chooses(rules, "replica_loss_metric", "row_weighted_sum_times_replicas"):
@@ -257,7 +261,7 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
         template = aggregate._one_batch(case, np.arange(min(size, n)), rules, batched=batched)
         outputs, penalties = template.outputs, template.penalties
     terms, mags = aggregate._terms(outputs, penalties, rules)
-    if not batched:
+    if path in aggregate.WHOLE_BATCH_PATHS:
         # The adapters' "regularization" term is sum(model.losses) of one forward pass of the whole
         # batch outside the replicas (harness/impls/paths.py), i.e. the single-device value; the
         # penalties in the total (and in Breakdown.regularization) are the replicas', row-weighted.

@@ -775,6 +775,32 @@ RULES: dict[str, Rule] = {
                 ),
             },
         ),
+        Rule(
+            "on_batch_metrics",
+            "Several test_on_batch calls in a row on one model, nothing reset in between (path "
+            "test_on_batch_loop): what does each call return?",
+            {
+                "reset_each_call": Alternative(
+                    "the loss of its own batch: the metrics (the loss tracker, each output's Mean) are reset "
+                    "before the step (Keras 3.15: `self.reset_metrics()` after make_test_function; tf-keras: "
+                    "`reset_metrics=True`, the default) or after it (training_v1, keras 2.3.1); keras 2.2.4's "
+                    "losses are not stateful metrics at all.",
+                    [f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.test_on_batch",
+                     f"{_K3}/backend/jax/trainer.py:JAXTrainer.test_on_batch",
+                     f"{_K3}/backend/torch/trainer.py:TorchTrainer.test_on_batch",
+                     f"{_TFK}/engine/training.py:Model.test_on_batch",
+                     f"{_TFK}/engine/training_v1.py:Model.test_on_batch",
+                     f"{_K231}/engine/training.py:Model.test_on_batch"],
+                ),
+                "accumulates": Alternative(
+                    "the mean over every call since compile (or reset_metrics): the loss tracker and each "
+                    "output's Mean keep their state across calls, so the k-th call returns the k batches "
+                    "combined as evaluate combines them (rules evaluate_total, evaluate_output_log).",
+                    ["keras==3.14.0: keras/src/backend/tensorflow/trainer.py:TensorFlowTrainer.test_on_batch",
+                     f"{_K3}/backend/numpy/trainer.py:NumpyTrainer.test_on_batch"],
+                ),
+            },
+        ),
         # ---- Distribution strategies (issue 10; harness/reference/distributed.py) ----
         Rule(
             "replica_split",

@@ -106,6 +106,7 @@ _TF_KERAS_2_21 = {
     "per_output_log_entries": "from_two_outputs",
     "evaluate_total": "batch_size_weighted",
     "evaluate_output_log": "batch_size_weighted",
+    "on_batch_metrics": "reset_each_call",
     "replica_split": "single_device",  # no distribution strategy
     "replica_loss_scaling": "none",
     "replica_regularization_scaling": "none",
@@ -344,6 +345,31 @@ TABLE: list[Rows] = [
          note="CompileLoss.__init__ refuses a truthy loss_weights that is not a list, tuple or dict, so no "
               "form passes both checks; commit 4919ea1702 ('Fix loss_weights handling in single output case') "
               "admits a float, first in v3.3.0 (`git tag --contains`)"),
+    Rows("keras3", {"evaluate_total": "batch_mean"}, before="3.2", read="keras==3.1.1",
+         sources=["keras==3.1.1: keras/src/backend/jax/trainer.py:JAXTrainer.test_step",
+                  "keras==3.1.1: keras/src/backend/tensorflow/trainer.py:TensorFlowTrainer.test_step"],
+         upstream="keras-team/keras#19363",
+         note="the trainers update the loss tracker with `self._loss_tracker.update_state(loss)`, no weight: "
+              "evaluate and fit average their batches' totals plainly (read in the v3.1.1 tag); commit a9f67cf7e1 "
+              "('fix bug for numerical difference in losses') passes sample_weight = the batch's row count, "
+              "first in v3.2.0 (`git tag --contains`)"),
+    # Several test_on_batch calls in a row (path test_on_batch_loop).
+    # Several test_on_batch calls in a row (path test_on_batch_loop).
+    Rows("keras3", {"on_batch_metrics": "accumulates"}, before="3.15", read="keras==3.14.0",
+         sources=["keras==3.14.0: keras/src/backend/tensorflow/trainer.py:TensorFlowTrainer.test_on_batch",
+                  "keras==3.14.0: keras/src/backend/jax/trainer.py:JAXTrainer.test_on_batch",
+                  "keras==3.14.0: keras/src/backend/torch/trainer.py:TorchTrainer.test_on_batch"],
+         upstream="keras-team/keras#22617",
+         note="test_on_batch and train_on_batch never reset the metrics in the v3.0.0 to v3.14.0 trainers (read in "
+              "the keras 3.14.0 wheel): the loss tracker's Mean runs on across calls. Commit bfe3412265 ('Fix "
+              "train_on_batch/test_on_batch returning cumulative metric instead of per-batch loss') calls "
+              "self.reset_metrics() after make_test_function in the TensorFlow, JAX and torch trainers, first in "
+              "v3.15.0 (`git tag --contains`)"),
+    Rows("keras3", {"on_batch_metrics": "accumulates"}, since="3.15", backend="numpy", read="keras==3.15.1",
+         sources=["keras/src/backend/numpy/trainer.py:NumpyTrainer.test_on_batch"],
+         upstream="keras-team/keras#22617",
+         note="#22617 left the NumPy trainer out: its test_on_batch still runs on from the metrics' last state "
+              "(read in the 3.15.1 wheel)"),
     Rows("keras3", {"activity_regularizer_scaling": "sum"}, before="3.14", read="keras==3.13.2",
          sources=["keras==3.13.2: keras/src/layers/layer.py:Layer.__call__"],
          upstream="keras-team/keras#22021",

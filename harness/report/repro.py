@@ -295,6 +295,23 @@ def _path_code(path: str, case: dict[str, Any], flavor: str) -> str:
     if path == "evaluate":
         return (f"out = model.evaluate(x, y, sample_weight=sample_weight, batch_size={ebs}, verbose=0)\n"
                 f"print(out)\nloss_value = {first}")
+    if path == "test_on_batch_loop":
+        n = len(case["inputs"][0]["data"])
+        return textwrap.dedent(f"""\
+            # test_on_batch on each of evaluate's batches in turn, nothing reset in between: the last call's return
+            def rows_of(value, rows):
+                if value is None:
+                    return None
+                if isinstance(value, dict):
+                    return {{k: rows_of(v, rows) for k, v in value.items()}}
+                if isinstance(value, (list, tuple)):
+                    return [rows_of(v, rows) for v in value]
+                return value[rows]
+            for start in range(0, {n}, {ebs}):
+                rows = slice(start, start + {ebs})
+                out = model.test_on_batch(rows_of(x, rows), rows_of(y, rows), sample_weight=rows_of(sample_weight, rows))
+                print(out)
+            loss_value = {first}""")
     if path == "fit":
         return (f"history = model.fit(x, y, sample_weight=sample_weight, batch_size={ebs}, epochs=1, "
                 "shuffle=False, verbose=0)\nprint(history.history)\nloss_value = history.history['loss'][-1]")
