@@ -52,6 +52,9 @@ FEATURES: dict[str, str] = {
     "tiny_weight": "a sample or loss weight in (0, 2**-8)",
     "y:list": "y as a list of one array, for a one-output model",
     "y:dict": "y as a dict keyed by output name",
+    "class_weight": "class_weight passed to fit and train_on_batch",
+    "class_weight_with_sample_weight": "class_weight beside a sample weight",
+    "class_weight_partial": "class_weight leaving out a class id below its largest",
     "loss_weights:omitted": "loss_weights not passed",
     "loss_weights:list": "loss_weights as a list",
     "loss_weights:dict": "loss_weights as a dict",
@@ -130,6 +133,8 @@ CONDITIONS: dict[str, str] = {
     "layer_norm_on_temporal": "layer:LayerNormalization",
     "conv1d_even_kernel": "layer:Conv1D",
     "time_distributed_activity": "layer:TimeDistributedDense",
+    "class_weight_with_sample_weight": "class_weight",
+    "class_weight_partial": "class_weight",
 }
 
 GROUPS = ("loss:", "layer:", "activation:")
@@ -201,6 +206,12 @@ def features(case: Case) -> set[str]:
         f.add("int_loss_weight")
     if case.y_form != "auto":
         f.add(f"y:{case.y_form}")
+    if case.class_weight is not None:
+        f.add("class_weight")
+        if case.sample_weight_form != "omitted":
+            f.add("class_weight_with_sample_weight")
+        if sorted(case.class_weight) != list(range(len(case.class_weight))):
+            f.add("class_weight_partial")
     f.add(f"loss_form:{case.loss_form}")
     tiny = lambda a: bool(np.any((a > 0) & (a < 2.0**-8)))  # noqa: E731
     for out in case.outputs:

@@ -189,6 +189,10 @@ class Case:
     evaluate_batch_size: int = 1
     y_form: str = "auto"
     note: str = ""
+    # `class_weight=` of fit and train_on_batch (and of nothing else): class id -> weight, for a
+    # one-output model whose targets name one class per sample (rank <= 2); None: not passed. A
+    # case file omits the field when None, so every case written before it keeps its id.
+    class_weight: Mapping[int, float] | None = None
 
     # ---- derived views -------------------------------------------------------------
     @property
@@ -225,6 +229,8 @@ class Case:
             "loss_weights_form": self.loss_weights_form,
             "sample_weight_form": self.sample_weight_form,
             **({} if self.y_form == "auto" else {"y_form": self.y_form}),
+            **({} if self.class_weight is None
+               else {"class_weight": {str(k): v for k, v in sorted(self.class_weight.items())}}),
             "evaluate_batch_size": self.evaluate_batch_size,
             "note": self.note,
         }
@@ -286,6 +292,8 @@ def structure_key(case: Case) -> str:
                     for o in case.outputs],
         "forms": [case.loss_form, case.loss_weights_form, case.sample_weight_form, case.y_form],
         "evaluate_batch_size": case.evaluate_batch_size,
+        # class_weight makes the train step receive sample weights where it may have had none
+        **({} if case.class_weight is None else {"class_weight": sorted(case.class_weight)}),
     }
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
@@ -436,7 +444,7 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
     """Build and validate a Case from parsed JSON. Raises CaseError naming source and field."""
     r = _Reader(source)
     top = r.obj(raw, "$", ("schema", "dtype", "evaluate_batch_size", "note", "inputs", "layers", "outputs",
-                           "loss_form", "loss_weights_form", "sample_weight_form", "y_form"))
+                           "loss_form", "loss_weights_form", "sample_weight_form", "y_form", "class_weight"))
     schema = r.get(top, "schema", "$")
     if schema != SCHEMA_VERSION:
         raise r.fail("$.schema", f"schema version {SCHEMA_VERSION}", schema)
@@ -516,9 +524,26 @@ def from_json(raw: Any, source: str = "<json>") -> Case:
         evaluate_batch_size=r.integer(r.get(top, "evaluate_batch_size", "$"), "$.evaluate_batch_size", 1),
         note=r.string(r.get(top, "note", "$", ""), "$.note"),
         y_form=r.string(r.get(top, "y_form", "$", "auto"), "$.y_form", Y_FORMS),
+        class_weight=_class_weight(r, r.get(top, "class_weight", "$", None)),
     )
     validate(case, source)
     return case
+
+
+def _class_weight(r: _Reader, raw: Any) -> dict[int, float] | None:
+    """`class_weight`: an object whose keys are class ids written as JSON strings ("0", "2") and
+    whose values are finite weights >= 0; null or absent: not passed."""
+    if raw is None:
+        return None
+    r.obj(raw, "$.class_weight")
+    out: dict[int, float] = {}
+    for key, value in raw.items():
+        if not (isinstance(key, str) and key.isdigit() and str(int(key)) == key):
+            raise r.fail(f"$.class_weight.{key}", "a class id: a non-negative integer written as a string (\"0\", \"1\")", key)
+        out[int(key)] = r.number(value, f"$.class_weight.{key}", minimum=0.0)
+    if not out:
+        raise r.fail("$.class_weight", "at least one class id (or null: no class_weight)", raw)
+    return out
 
 
 def _all_ints(value: Any) -> bool:
@@ -655,6 +680,21 @@ def validate(case: Case, source: str = "<case>") -> None:
             if (out.loss != first.loss or dict(out.loss_options) != dict(first.loss_options)
                     or out.loss_by != first.loss_by):
                 raise fail(f"$.outputs[{i}].loss", "the same loss, options and loss_by as outputs[0] (loss_form 'single')")
+    if case.class_weight is not None:
+        # What the case can say so far: class_weight beside one output, y as one array, and
+        # sample weights (batch,) or none. Keras 3 and tf-keras refuse class_weight for several
+        # outputs; the other forms (a temporal target, a (batch, 1) weight that tf-keras's map
+        # function multiplies into a (batch, batch) outer product) are not drawn yet.
+        out = case.outputs[0]
+        if len(case.outputs) != 1:
+            raise fail("$.class_weight", f"a one-output case (this one has {len(case.outputs)} outputs)")
+        if case.y_form != "auto":
+            raise fail("$.y_form", "'auto' (y one array) beside class_weight", case.y_form)
+        if out.target.ndim > 2:
+            raise fail("$.outputs[0].target", "rank <= 2 (one class per sample) beside class_weight", out.target.shape)
+        if out.sample_weight is not None and (case.sample_weight_form != "single" or out.sample_weight.ndim != 1):
+            raise fail("$.outputs[0].sample_weight", "shape (batch,) given as one array (sample_weight_form 'single') "
+                       "beside class_weight", out.sample_weight.shape)
     if case.sample_weight_form == "single":
         first_sw = case.outputs[0].sample_weight
         for i, out in enumerate(case.outputs[1:], start=1):

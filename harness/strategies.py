@@ -307,6 +307,7 @@ class _Plan:
     y_form: str = "auto"
     int_loss_weights: bool = False  # loss weights drawn as Python ints
     weight_columns: bool = False  # per-sample weights drawn as (batch, 1) columns half the time
+    class_weight: bool = False  # fit / train_on_batch get class_weight= (one output, spec.validate's forms)
     inputs: list[dict[str, Any]] = field(default_factory=list)  # name, kind, shape, mask, mask_value
     layers: list[_LayerPlan] = field(default_factory=list)
     pool: list[_Tensor] = field(default_factory=list)
@@ -604,7 +605,18 @@ def _plan(src: Source, c: Constraints) -> _Plan:
         plan.int_loss_weights = plan.loss_weights_form != "omitted" and boolean(src, 0.3)
     if c.vocabulary_version >= vocabulary.FORMS_SINCE["weight_columns"]:
         plan.weight_columns = sw_form != "omitted" and boolean(src, 0.35)
-    if c.vocabulary_version >= vocabulary.FORMS_SINCE["y_form"]:
+    if c.vocabulary_version >= vocabulary.FORMS_SINCE["class_weight"]:
+        # the forms spec.validate accepts beside class_weight (y one array, (batch,) weights);
+        # drawn only from that version on, so that earlier versions draw as they did
+        # a list or dict sample weight becomes none, where the constraints allow it
+        allowed = sw_form in ("omitted", "single") or "omitted" in c.sample_weight_forms
+        plan.class_weight = (n_out == 1 and not outs[0].temporal and "auto" in c.y_forms and allowed
+                             and boolean(src, 0.9))
+        if plan.class_weight:
+            plan.weight_columns = False
+            if sw_form in ("list", "dict"):  # one output: as often without weights as with
+                plan.sample_weight_form = "omitted"
+    if c.vocabulary_version >= vocabulary.FORMS_SINCE["y_form"] and not plan.class_weight:
         y_forms = [f for f in c.y_forms if not (f == "list" and n_out > 1)
                    and not (f == "dict" and sw_form in ("single", "list"))]
         plan.y_form = choice(src, y_forms) if y_forms else "auto"
@@ -793,6 +805,9 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
         Output(names[o.layer], y, o.loss, dict(o.options), lw, sw, o.loss_by)
         for o, y, lw, sw in zip(outs, targets, lws, sws)
     )
+    class_weight = None
+    if plan.class_weight:
+        class_weight = _class_weight(src, outs[0], like)
     return Case(
         dtype=plan.dtype,
         inputs=tuple(inputs),
@@ -804,7 +819,22 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
         evaluate_batch_size=plan.evaluate_batch_size,
         note=note,
         y_form=plan.y_form,
+        class_weight=class_weight,
     )
+
+
+def _class_weight(src: Source, out: _OutputPlan, like: Case | None) -> dict[int, float]:
+    """One weight per class id 0 .. C-1 (C: the output's units, or 2 for one unit, the ids a
+    rounded 0/1 target gives), or `like`'s ids; a third of the time one id other than 0 left out
+    (Keras 3 weighs a missing class 1.0, tf-keras wants the ids 0 .. n-1, keras 2.x every class of
+    the data: rules class_weight_lookup)."""
+    if like is not None and like.class_weight is not None:
+        ids = sorted(like.class_weight)
+    else:
+        ids = list(range(max(out.units, 2)))
+        if len(ids) > 1 and boolean(src, 0.33):
+            ids.remove(src.integer(1, len(ids) - 1))
+    return {i: w for i, w in zip(ids, _not_all_equal(np.array([_weight_value(src, zero=0.1) for _ in ids])).tolist())}
 
 
 def _draw_structure(src: Source, c: Constraints) -> tuple[_Plan, dict[str, str], list[int]]:

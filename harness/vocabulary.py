@@ -735,7 +735,7 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # LayerNormalization's draw weight to 0.3, which redrew some version-10 cases before version 10 had
 # landed (the ids cited in cases/found and docs/sweep-run.md still draw the same).
 FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8, "loss_names": 9,
-               "four_body_layers": 10}
+               "four_body_layers": 10, "class_weight": 12}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))
 
 

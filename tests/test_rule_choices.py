@@ -117,9 +117,13 @@ _TIME_DISTRIBUTED = next(c for c in strategies.corpus(0, 100, vocabulary_version
                          if any(layer.type == "TimeDistributedDense" and "activity" in layer.regularizers
                                 for layer in c.layers))
 
+# class_weight beside a sample weight (vocabulary version 12): the first.
+_CLASS_WEIGHT = next(c for c in strategies.corpus(0, 200, vocabulary_version=12)
+                     if c.class_weight is not None and c.sample_weight_form != "omitted")
+
 CASES = ([spec.load(p) for p in sorted((ROOT / "cases").rglob("*.json"))]
          + strategies.corpus(0, 40, vocabulary_version=1)  # corpus case 35 is the first with a SimpleRNN activity regularizer
-         + _DICT_Y + [_COLUMN, _REDUCTION, _TIME_DISTRIBUTED])
+         + _DICT_Y + [_COLUMN, _REDUCTION, _TIME_DISTRIBUTED, _CLASS_WEIGHT])
 
 
 def _run(case: spec.Case, profile: dict[str, str]) -> None:

@@ -63,9 +63,13 @@ def test_a_name_says_the_release_and_the_scope_that_mattered():
     assert rules.expected("keras3-jax", {"keras": "3.13.2"}, "evaluate", "eager") == "keras3 3.13.2 backend=jax"
     assert rules.expected("keras3-tensorflow", {"keras": "3.15.1"}, "evaluate", "eager") == \
         "keras3 3.15.1 backend=tensorflow mode=eager"
-    name = rules.expected("tf_keras", {"tf_keras": "2.21.0"}, "fit", "jit")
-    assert name == "tf_keras 2.21.0 mode=jit"  # no row is scoped to a path: the path is not in the name
+    name = rules.expected("tf_keras", {"tf_keras": "2.21.0"}, "evaluate", "jit")
+    assert name == "tf_keras 2.21.0 mode=jit"  # no row is scoped to evaluate: the path is not in the name
     assert rules.profile(name) == semantics.at("tf_keras", "2.21.0", mode="jit").choices
+    # a row scoped to fit (class_weight beside a sample weight: the map function's reshape) names it
+    fit = rules.expected("tf_keras", {"tf_keras": "2.21.0"}, "fit", "jit")
+    assert fit == "tf_keras 2.21.0 mode=jit path=fit"
+    assert rules.profile(fit)["class_weight_with_sample_weight"] == "reshape_error"
 
 
 def test_versions_sort_as_releases_with_nightlies_before_their_release():

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from harness.impls import build, paths
+from harness.impls import build, class_weighting, paths
 from harness.results import DistributionResult, GradientResult, ImplResult
 from harness.spec import Case
 
@@ -161,7 +161,8 @@ _HOW = {
 
 FLAVOR = paths.Flavor(impl=IMPL, keras=keras, modes=(MODE,), compute_loss=((MODE.name, COMPUTE_LOSS_UNSUPPORTED),),
                       gradient_how=_HOW[BACKEND], update_mode=MODE.name, reuse="case", scope=_scope,
-                      distribute=_distributed_step)
+                      distribute=_distributed_step,
+                      class_weighting=class_weighting.tf_keras if IMPL == "tf_keras-mirrored" else class_weighting.keras3)
 
 
 # --------------------------------------------------------------------------------------

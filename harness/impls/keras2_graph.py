@@ -157,20 +157,30 @@ class GraphCalls(paths.Calls):
         out = self.keras.backend.function(placeholders, fetches)(values)
         return to_float(out[0]), {"regularization": to_float(out[1]) if regularization is not None else 0.0}
 
-    def logs(self, path: str, model: Any, x: Any, y: Any, sw: Any, batch_size: int) -> dict[str, Any]:
+    def logs(self, path: str, model: Any, x: Any, y: Any, sw: Any, batch_size: int,
+             class_weight: dict[int, float] | None = None) -> dict[str, Any]:
         """As the eager logs, from the returned list named by metrics_names (`<name>_loss` per
         output when there are >= 2), or the History's lists for fit."""
+        cw = {} if class_weight is None else {"class_weight": class_weight}
         if path == "test_on_batch":
             values = model.test_on_batch(x, y, sample_weight=sw)
         elif path == "evaluate":
             values = model.evaluate(x, y, sample_weight=sw, batch_size=batch_size, verbose=0)
         elif path == "train_on_batch":
-            values = model.train_on_batch(x, y, sample_weight=sw)
+            values = model.train_on_batch(x, y, sample_weight=sw, **cw)
         elif path == "fit":
-            return model.fit(x, y, sample_weight=sw, batch_size=batch_size, epochs=1, shuffle=False, verbose=0).history
+            return model.fit(x, y, sample_weight=sw, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+                             **cw).history
         else:
             raise ValueError(f"unknown path {path!r}")
         return dict(zip(model.metrics_names, np.atleast_1d(values).tolist()))
+
+    def class_weighting(self, keras_module: Any, model: Any, x: Any, y: Any, sw: Any, class_weight: dict) -> Any:
+        """The one output's sample weight the train function is fed for `class_weight`: train_on_batch's
+        own `_standardize_user_data(x, y, sample_weight, class_weight)` -> standardize_weights (keras
+        2.x keras/engine/training_utils.py, training_v1 tf_keras/src/engine/training_utils_v1.py)."""
+        _, _, sws = model._standardize_user_data(x, y, sample_weight=sw, class_weight=class_weight)
+        return sws[0]
 
     def gradient(self, model: Any, x: Any, y: Any, sw: Any) -> tuple[float, list[Any]]:
         """The train function's gradients: optimizer.get_gradients of model.total_loss w.r.t.
@@ -200,7 +210,8 @@ def graph_flavor(calls: GraphCalls, impl: str, gradient_source: str = "keras/eng
            f"session, fed as the train function (learning phase: training), as {gradient_source} "
            f"-> optimizer.get_updates -> get_gradients")
     return paths.Flavor(impl=impl, keras=calls.keras, modes=(mode,), compute_loss=((mode.name, calls.total_loss),),
-                        gradient=calls.gradient, gradient_how=how, update_mode=mode.name, reuse="case", calls=calls)
+                        gradient=calls.gradient, gradient_how=how, update_mode=mode.name, reuse="case", calls=calls,
+                        class_weighting=calls.class_weighting)
 
 
 # --------------------------------------------------------------------------------------

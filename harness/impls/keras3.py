@@ -33,7 +33,7 @@ from typing import Any
 
 import keras
 
-from harness.impls import paths
+from harness.impls import class_weighting, paths
 from harness.results import ImplResult
 from harness.spec import Case
 
@@ -186,6 +186,7 @@ FLAVOR = paths.Flavor(
     gradient_how=GRADIENTS.get(BACKEND, (None, "no gradient: see reason"))[1],
     gradient_unsupported=GRADIENT_UNSUPPORTED.get(BACKEND),
     update_mode="compiled",
+    class_weighting=class_weighting.keras3,
 )
 
 

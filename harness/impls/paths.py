@@ -82,6 +82,18 @@ Gradient = Callable[[Any, Any, Any, Any], tuple[Any, list[Any]]]
 # split and each replica's loss, the gradients the optimizer receives); never raises.
 Distribute = Callable[[Case, Any, Any, Any], tuple[DistributionResult, GradientResult]]
 
+ClassWeighting = Callable[[Any, Any, Any, Any, Any, dict], Any]
+
+
+class NoTrainStep(Exception):
+    """The lineage refuses the call before any train step runs (its message: why, and the source)."""
+
+
+def no_class_weighting(keras: Any, model: Any, x: Any, y: Any, sw: Any, class_weight: dict) -> Any:
+    raise NoTrainStep("this adapter passes class_weight to train_on_batch and fit but has no hook for the "
+                      "sample weight its train step receives")
+
+
 class Calls:
     """The small protocol through which the runner talks to one kind of Keras: what it cannot
     run, the targets it takes, compile for a mode, reset a kept model, the predictions and the
@@ -134,16 +146,20 @@ class Calls:
         from model(x, training=True), as in train_step, which also refills model.losses."""
         return to_float(call(model, x, y, model(x, training=True), sw)), {}
 
-    def logs(self, path: str, model: Any, x: Any, y: Any, sw: Any, batch_size: int) -> dict[str, Any]:
-        """The logs of one path: {"loss": ..., "<output>_loss": ...}; for fit, the History's lists."""
+    def logs(self, path: str, model: Any, x: Any, y: Any, sw: Any, batch_size: int,
+             class_weight: dict[int, float] | None = None) -> dict[str, Any]:
+        """The logs of one path: {"loss": ..., "<output>_loss": ...}; for fit, the History's lists.
+        `class_weight` goes to the calls that take it (train_on_batch, fit), when the case has one."""
+        cw = {} if class_weight is None else {"class_weight": class_weight}
         if path == "test_on_batch":
             return model.test_on_batch(x, y, sample_weight=sw, return_dict=True)
         if path == "evaluate":
             return model.evaluate(x, y, sample_weight=sw, batch_size=batch_size, verbose=0, return_dict=True)
         if path == "train_on_batch":
-            return model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+            return model.train_on_batch(x, y, sample_weight=sw, return_dict=True, **cw)
         if path == "fit":
-            return model.fit(x, y, sample_weight=sw, batch_size=batch_size, epochs=1, shuffle=False, verbose=0).history
+            return model.fit(x, y, sample_weight=sw, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+                             **cw).history
         raise ValueError(f"unknown path {path!r}")
 
 
@@ -173,6 +189,9 @@ class Flavor:
     scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext  # entered around every call but begin
     distribute: Distribute | None = None  # in place of `gradient`: a distributed step (harness.impls.distributed)
     calls: Calls = field(default_factory=lambda: EAGER)  # how the runner talks to this Keras
+    # (keras, model or None, x, y, sample_weight, class_weight) -> the sample weight the train step receives, through
+    # the lineage's own conversion (it raises where the lineage refuses; NoTrainStep: no step runs at all)
+    class_weighting: ClassWeighting = no_class_weighting
 
 
 # --------------------------------------------------------------------------------------
@@ -555,7 +574,8 @@ def _run_path(calls: Calls, path: str, mode: str, model: Any, case: Case, x: Any
         if path == "test_on_batch_loop":
             logs = on_batch_loop(calls, model, case, x, y, sw)
         else:
-            logs = calls.logs(path, model, x, y, sw, case.evaluate_batch_size)
+            logs = calls.logs(path, model, x, y, sw, case.evaluate_batch_size,
+                              class_weight=class_weight_argument(case) if train else None)
     total = to_float(logs["loss"][-1]) if path == "fit" else _logs_total(logs)
     terms = {**_output_terms(logs, case), **(whole_batch_terms if path in ("test_on_batch", "train_on_batch") else {})}
     if not train:
@@ -563,6 +583,11 @@ def _run_path(calls: Calls, path: str, mode: str, model: Any, case: Case, x: Any
     with CLOCK:
         moved = not build.weights_equal(before, build.weights_snapshot(model))  # type: ignore[arg-type]
     return PathResult(path, mode, "ok", total=total, terms=terms, weights_moved=moved)
+
+
+def class_weight_argument(case: Case) -> dict[int, float] | None:
+    """`class_weight=` of fit and train_on_batch: the case's dict (int class id -> float), or None."""
+    return None if case.class_weight is None else {int(k): float(v) for k, v in case.class_weight.items()}
 
 
 def on_batch_loop(calls: Calls, model: Any, case: Case, x: Any, y: Any, sw: Any) -> dict[str, Any]:
@@ -666,8 +691,13 @@ def sgd_update(flavor: Flavor, model: Any, case: Case, x: Any, y: Any, sw: Any) 
         raise RuntimeError(f"mode {mode.name!r} is unsupported: {mode.unsupported}")
     _compile(flavor, model, case, mode, learning_rate=LEARNING_RATE)
     before = weights_by_key(model)
-    model.train_on_batch(x, y, sample_weight=sw)
+    model.train_on_batch(x, y, sample_weight=sw, **_class_weight_kwargs(case))
     return weight_updates(before, weights_by_key(model))
+
+
+def _class_weight_kwargs(case: Case) -> dict[str, Any]:
+    cw = class_weight_argument(case)
+    return {} if cw is None else {"class_weight": cw}
 
 
 def _gradients(flavor: Flavor, holder: _Models, case: Case, x: Any, y: Any, sw: Any, first_mode: Mode | None,
@@ -680,15 +710,21 @@ def _gradients(flavor: Flavor, holder: _Models, case: Case, x: Any, y: Any, sw: 
         return None, reported
     distribution = None
     if flavor.distribute is not None:
-        distribution, result = flavor.distribute(case, x, y, sw)
+        step_sw, refused = _train_step_weights(flavor, None, case, x, y, sw)
+        if refused is not None:
+            return None, refused
+        distribution, result = flavor.distribute(case, x, y, step_sw)
         if result.status != "ok":
             return distribution, result
         result.learning_rate, result.update_mode = LEARNING_RATE, flavor.update_mode
     else:
         try:
             model = holder.get(first_mode)  # compiled (compute_loss needs the loss container), weights from the Case
+            step_sw, refused = _train_step_weights(flavor, model, case, x, y, sw)
+            if refused is not None:
+                return None, refused
             with CLOCK:
-                total, gradients, missing = differentiate(flavor, model, x, y, sw)
+                total, gradients, missing = differentiate(flavor, model, x, y, step_sw)
         except Exception as exc:
             holder.discard(first_mode)
             return None, GradientResult("error", how=flavor.gradient_how, error_type=type(exc).__name__,
@@ -706,14 +742,30 @@ def _gradients(flavor: Flavor, holder: _Models, case: Case, x: Any, y: Any, sw: 
                 raise RuntimeError(f"mode {mode.name!r} is unsupported: {mode.unsupported}")
             model = holder.get(mode)  # weights from the Case
             with CLOCK:
-                result.updates = sgd_step(model, x, y, sw)
+                result.updates = sgd_step(model, x, y, sw, class_weight_argument(case))
     except Exception as exc:
         holder.discard(mode)
         result.update_error = f"{type(exc).__name__}: {error_message(exc)}"
     return distribution, result
 
 
-def sgd_step(model: Any, x: Any, y: Any, sw: Any) -> dict[str, Any]:
+def _train_step_weights(flavor: Flavor, model: Any, case: Case, x: Any, y: Any,
+                        sw: Any) -> tuple[Any, GradientResult | None]:
+    """(the sample weight the train step receives, None), or (None, what to report instead):
+    without class_weight the case's own; with it, the lineage's conversion (flavor.class_weighting)."""
+    if case.class_weight is None:
+        return sw, None
+    try:
+        with CLOCK:
+            return flavor.class_weighting(flavor.keras, model, x, y, sw, class_weight_argument(case)), None
+    except NoTrainStep as exc:
+        return None, GradientResult("unsupported", how=flavor.gradient_how, reason=str(exc))
+    except Exception as exc:  # the lineage's own conversion refused the class weights
+        return None, GradientResult("error", how=flavor.gradient_how, error_type=type(exc).__name__,
+                                    error_message=error_message(exc))
+
+
+def sgd_step(model: Any, x: Any, y: Any, sw: Any, class_weight: dict[int, float] | None = None) -> dict[str, Any]:
     """One train_on_batch at LEARNING_RATE on a model compiled with SGD(0.0) (`_compile`),
     then the learning rate back to 0; new - old weights keyed as `trainable_keys`.
 
@@ -727,7 +779,7 @@ def sgd_step(model: Any, x: Any, y: Any, sw: Any) -> dict[str, Any]:
     before = weights_by_key(model)
     model.optimizer.learning_rate = LEARNING_RATE
     try:
-        model.train_on_batch(x, y, sample_weight=sw)
+        model.train_on_batch(x, y, sample_weight=sw, **({} if class_weight is None else {"class_weight": class_weight}))
     finally:
         model.optimizer.learning_rate = 0.0
     return weight_updates(before, weights_by_key(model))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from harness.impls import paths
+from harness.impls import class_weighting, paths
 from harness.results import ImplResult
 from harness.spec import Case
 
@@ -85,6 +85,7 @@ FLAVOR = paths.Flavor(
                   f"model.trainable_variables, as {'tf_keras/src' if IMPL == 'tf_keras' else 'keras/src'}"
                   f"/engine/training.py Model.train_step"),
     update_mode="function",
+    class_weighting=class_weighting.tf_keras,
 )
 
 

@@ -43,7 +43,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from harness.reference import forward
+from harness.reference import class_weights, forward
 from harness.reference.errors import BROADCAST, CONVERSION, DTYPE, ErrorSite, Note, prefixed
 from harness.reference import losses as loss_fns
 from harness.reference import rules as rules_mod
@@ -504,11 +504,17 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: 
                           "(keras/src/backend/numpy/numpy.py:sum, from keras/src/trainers/trainer.py:compute_loss)",
                           ErrorSite(("AttributeError",), ("keras/src/backend/numpy/numpy.py",
                                                           "keras/src/trainers/trainer.py"), "sum")))
+    b = _Batch(len(rows), total, magnitude, records, penalties, notes)
     if notes:  # the implementation raises: no number at all (NaN for the total and every output)
-        total = magnitude = math.nan
-        for o in records:
-            o.unweighted = o.weighted = o.magnitude = o.weighted_magnitude = math.nan
-    return _Batch(len(rows), total, magnitude, records, penalties, notes)
+        _raises(b)
+    return b
+
+
+def _raises(b: "_Batch") -> None:
+    """No number at all: NaN for the batch's total and every output (a predicted error)."""
+    b.total = b.magnitude = math.nan
+    for o in b.outputs:
+        o.unweighted = o.weighted = o.magnitude = o.weighted_magnitude = math.nan
 
 
 PER_OUTPUT_LOG_ENTRIES_FROM = 2  # per_output_log_entries=from_two_outputs (its sources in the rulebook)
@@ -544,12 +550,15 @@ def single_device(case: Case, rules: Mapping[str, str], path: str = "test_on_bat
     """The reference total and breakdown of `case` on `path` on one device, under `rules` (a
     resolved profile whose replica_split is "single_device"; harness.reference.total.compute
     takes any profile)."""
-    case = _as_computed(case, rules)
+    case, refused = class_weights.weighted(_as_computed(case, rules), path, rules)
     n = case.batch_size
     if path in WHOLE_BATCH_PATHS:
         b = _one_batch(case, np.arange(n), rules)
+        if refused:
+            _raises(b)
         terms, mags = _terms(b.outputs, b.penalties, rules)
-        return Breakdown(path, rules, b.total, b.magnitude, terms, mags, b.outputs, b.penalties, notes=b.notes)
+        return Breakdown(path, rules, b.total, b.magnitude, terms, mags, b.outputs, b.penalties,
+                         notes=list(refused) + b.notes)
     if path not in BATCHED_PATHS + LOOP_PATHS:
         raise ValueError(f"unknown path {path!r}; known: {', '.join(WHOLE_BATCH_PATHS + BATCHED_PATHS + LOOP_PATHS)}")
 
@@ -558,7 +567,7 @@ def single_device(case: Case, rules: Mapping[str, str], path: str = "test_on_bat
     # that raises ends the loop, so every batch's errors count whichever batches are reported.
     every = [_one_batch(case, np.arange(s, min(s + size, n)), rules, batched=path in BATCHED_PATHS)
              for s in range(0, n, size)]
-    notes = [prefixed(f"batch {k}: ", note) for k, b in enumerate(every) for note in b.notes]
+    notes = list(refused) + [prefixed(f"batch {k}: ", note) for k, b in enumerate(every) for note in b.notes]
     batches = [every[k] for k in reported_batches(path, rules, len(every))]
     sizes = np.array([b.size for b in batches], dtype=np.float64)
 

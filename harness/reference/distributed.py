@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from harness.reference import aggregate, forward
+from harness.reference import aggregate, class_weights, forward
 from harness.reference import rules as rules_mod
 from harness.reference.errors import ErrorSite, Note, prefixed
 from harness.spec import Case
@@ -162,8 +162,10 @@ def differentiated(case: Case, profile: str | Mapping[str, str], replicas: int =
     Under replica_split "single_device" or "sharded_even" there is one global program: one loss,
     the single-device total (split: the rows per device for sharded_even)."""
     rules = rules_mod.resolve(profile)
-    case = aggregate._as_computed(case, rules)
+    case, refused = class_weights.weighted(aggregate._as_computed(case, rules), "train_on_batch", rules)
     batch = np.arange(case.batch_size)
+    if refused:  # refused before the batch is placed (Keras 3's and tf-keras's own checks, the dataset's map)
+        return DistributedBreakdown([], [math.nan], math.nan, math.nan, list(refused), [math.nan])
     groups, error = replica_rows(batch, rules, replicas, "train_on_batch")
     if error is not None:
         # The batch is refused as it is placed; the loss's own errors are noted too (which one the
@@ -192,7 +194,7 @@ def differentiated(case: Case, profile: str | Mapping[str, str], replicas: int =
 def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = REPLICAS) -> aggregate.Breakdown:
     """The loss a path reports under the strategy, as an aggregate.Breakdown (same fields as the
     single-device one; `batches` lists every (batch, replica) piece)."""
-    case = aggregate._as_computed(case, rules)
+    case, refused = class_weights.weighted(aggregate._as_computed(case, rules), path, rules)
     n = case.batch_size
     batched = path in aggregate.BATCHED_PATHS
     loop = path in aggregate.LOOP_PATHS  # test_on_batch calls, each placed as test_on_batch places its batch
@@ -201,7 +203,7 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
     size = case.evaluate_batch_size if batched or loop else n
     starts = range(0, n, size)
     reported_ks = set(aggregate.reported_batches(path, rules, len(starts)))
-    notes: list[str] = []
+    notes: list[str] = list(refused)
     pieces = []  # (batch index, replica index, local result)
     for k, start in enumerate(starts):
         batch = np.arange(start, min(start + size, n))

@@ -801,6 +801,65 @@ RULES: dict[str, Rule] = {
                 ),
             },
         ),
+        Rule(
+            "class_weight_lookup",
+            "fit / train_on_batch(class_weight={id: w}): which weight does a sample's class get, and which "
+            "dicts are refused? (harness/reference/class_weights.py)",
+            {
+                "get_or_one": Alternative(
+                    "the rounded class id's weight, 1.0 for an id the dict lacks; any ids.",
+                    [f"{_K3}/trainers/data_adapters/data_adapter_utils.py:class_weight_to_sample_weights",
+                     "keras==3.0.5: keras/src/trainers/data_adapters/data_adapter_utils.py:"
+                     "class_weight_to_sample_weights"],
+                ),
+                "contiguous_gather": Alternative(
+                    "the dict's ids must be exactly 0 .. n-1 (else ValueError before any step); the rounded "
+                    "class id indexes the weight vector (tf.gather: an id outside 0 .. n-1 raises).",
+                    [f"{_TFK}/engine/data_adapter.py:_make_class_weight_map_fn",
+                     f"{_TF215}/engine/data_adapter.py:_make_class_weight_map_fn"],
+                ),
+                "exact_keys": Alternative(
+                    "the class value itself must be a key (no rounding: 1.0 finds the key 1, 0.7 none); a class "
+                    "of the data missing from the dict raises ValueError; the dict may hold any ids.",
+                    [f"{_K231}/engine/training_utils.py:standardize_weights",
+                     f"{_K224}/engine/training_utils.py:standardize_weights",
+                     f"{_TFK}/engine/training_utils_v1.py:standardize_weights"],
+                ),
+            },
+        ),
+        Rule(
+            "class_weight_with_sample_weight",
+            "fit / train_on_batch with both sample_weight and class_weight:",
+            {
+                "multiplied": Alternative(
+                    "the train step's weight is sample_weight * the class weight.",
+                    [f"{_TFK}/engine/data_adapter.py:_make_class_weight_map_fn",
+                     f"{_TFK}/engine/training_utils_v1.py:standardize_weights",
+                     f"{_K231}/engine/training_utils.py:standardize_weights"],
+                ),
+                "error": Alternative(
+                    "ValueError: the two cannot be given together (fit: the array data adapter; train_on_batch: "
+                    "its own check).",
+                    [f"{_K3}/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__",
+                     f"{_K3}/backend/tensorflow/trainer.py:TensorFlowTrainer.train_on_batch",
+                     f"{_K3}/backend/jax/trainer.py:JAXTrainer.train_on_batch",
+                     f"{_K3}/backend/torch/trainer.py:TorchTrainer.train_on_batch"],
+                ),
+                "reshape_error": Alternative(
+                    "ValueError from TensorFlow: the dataset's map function reshapes the sample weight to "
+                    "`sw.shape + [1] * rank_delta`, and in fit the batch dimension is unknown ('Cannot convert a "
+                    "partially known TensorShape (None,) to a Tensor'); train_on_batch's one batch has a static "
+                    "shape and multiplies.",
+                    [f"{_TFK}/engine/data_adapter.py:_make_class_weight_map_fn",
+                     f"{_TF215}/engine/data_adapter.py:_make_class_weight_map_fn"],
+                ),
+                "ignored": Alternative(
+                    "the sample weight alone: class_weight is dropped with a warning ('Found both `sample_weight` "
+                    "and `class_weight`: `class_weight` argument will be ignored').",
+                    [f"{_K224}/engine/training_utils.py:standardize_weights"],
+                ),
+            },
+        ),
         # ---- Distribution strategies (issue 10; harness/reference/distributed.py) ----
         Rule(
             "replica_split",

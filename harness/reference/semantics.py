@@ -107,6 +107,8 @@ _TF_KERAS_2_21 = {
     "evaluate_total": "batch_size_weighted",
     "evaluate_output_log": "batch_size_weighted",
     "on_batch_metrics": "reset_each_call",
+    "class_weight_lookup": "contiguous_gather",
+    "class_weight_with_sample_weight": "multiplied",
     "replica_split": "single_device",  # no distribution strategy
     "replica_loss_scaling": "none",
     "replica_regularization_scaling": "none",
@@ -140,6 +142,8 @@ _KERAS3_3_15_TENSORFLOW = {
     "single_sample_weight_not_per_sample": "error_in_data_adapter",
     "one_output_loss_weights": "no_bare_int",
     "reduction_values": "keras3",
+    "class_weight_lookup": "get_or_one",  # keras/src/trainers/data_adapters/data_adapter_utils.py
+    "class_weight_with_sample_weight": "error",  # ArrayDataAdapter.__init__, Trainer.train_on_batch
     # compiled (run_eagerly=False): the static batch size is None in tf.function; see the
     # eager row below.
     "evaluate_output_log": "batch_mean",
@@ -171,6 +175,8 @@ _KERAS_2_3_1 = {
     # by the reshaped input, which keras/engine/network.py:Network.losses never collects (2.2.4
     # too; drawn cases c35ec2bb3fdc1220, d4987170551189df)
     "time_distributed_activity_regularizer": "once_on_output",
+    # keras/engine/training_utils.py:standardize_weights (2.2.4 ignores class_weight beside a sample weight)
+    "class_weight_lookup": "exact_keys",
 }
 
 _MIRRORED = {"replica_loss_scaling": "mean_reductions_divided", "replica_regularization_scaling": "divided",
@@ -180,7 +186,7 @@ TABLE: list[Rows] = [
     # ---- tf-keras ------------------------------------------------------------------------
     Rows("tf_keras", _TF_KERAS_2_21, read="tf-keras==2.21.0", note="RULES' tf_keras/src sources"),
     Rows("tf_keras", {"evaluate_output_log": "batch_mean", "one_output_loss_weights": "no_bare_number",
-                      "sample_weight_column": "error_not_1d"},
+                      "sample_weight_column": "error_not_1d", "class_weight_lookup": "exact_keys"},
          mode="graph", read="tf-keras==2.21.0",
          sources=["tf_keras/src/engine/training_v1.py:Model._prepare_total_loss",
                   "tf_keras/src/engine/training_utils_v1.py:prepare_loss_weights",
@@ -202,6 +208,18 @@ TABLE: list[Rows] = [
     Rows("tf_keras", {"mask_normalisation": "valid_entries_no_nan"}, mode="jit", read="tf-keras==2.21.0",
          sources=["tf_keras/src/utils/losses_utils.py:apply_valid_mask"],
          note="XLA: a fully masked output gives 0 (observed, cases 9790c1fe5ab2baab, 378563e15ecbf403)"),
+    # class_weight beside a sample weight in fit (harness/reference/class_weights.py): the map function's
+    # `tf.reshape(sw, sw.shape + [1] * rank_delta)` of a batched dataset, whose batch size is None.
+    Rows("tf_keras", {"class_weight_with_sample_weight": "reshape_error"}, path="fit", read="tf-keras==2.21.0",
+         sources=["tf_keras/src/engine/data_adapter.py:_make_class_weight_map_fn"],
+         upstream="keras-team/keras@c1dc1d0af7",
+         note="commit c1dc1d0af7 ('Support `class_weight` for 3+ dimensional data in `model.fit`', first in "
+              "keras v2.13.1; in every tf-keras tag from v2.15.0) reshapes the sample weight to a shape with the "
+              "unknown batch size; train_on_batch's from_tensors batch is static and multiplies (observed on "
+              "tf-keras 2.21.0, drawn case eb60036432c6eb69)"),
+    Rows("tf_keras", {"class_weight_with_sample_weight": "multiplied"}, mode="graph", path="fit", read="tf-keras==2.21.0",
+         sources=["tf_keras/src/engine/training_utils_v1.py:standardize_weights"],
+         note="training_v1's fit multiplies in standardize_weights (no dataset map)"),
     # ---- tf.keras bundled with TensorFlow ------------------------------------------------
     # TF 2.15's bundled keras/src has the same text as tf-keras 2.21 for every function RULES
     # cite; TF 2.15 itself folds x * 0.0 in graphs (tf.function; assumed for the v1 session graph too).
@@ -219,12 +237,19 @@ TABLE: list[Rows] = [
          sources=["tf 2.15: keras/src/engine/compile_utils.py:LossesContainer.__call__"],
          note="run_eagerly=True: no graph, nothing folds (observed, cases 5b50327f41340645, c90cc0362a84e5ed)"),
     Rows("tf.keras", {"evaluate_output_log": "batch_mean", "one_output_loss_weights": "no_bare_number",
-                      "sample_weight_column": "error_not_1d"},
+                      "sample_weight_column": "error_not_1d", "class_weight_lookup": "exact_keys"},
          mode="graph", read="keras==2.15.0",
          sources=["tf 2.15: keras/src/engine/training_v1.py:Model._prepare_total_loss",
                   "tf 2.15: keras/src/engine/training_utils_v1.py:prepare_loss_weights",
                   "tf 2.15: keras/src/engine/training_utils_v1.py:standardize_weights"],
          note="training_v1 (graph mode), as in tf-keras"),
+    Rows("tf.keras", {"class_weight_with_sample_weight": "reshape_error"}, since="2.13", path="fit", read="keras==2.15.0",
+         sources=["tf 2.15: keras/src/engine/data_adapter.py:_make_class_weight_map_fn"],
+         upstream="keras-team/keras@c1dc1d0af7",
+         note="as in tf-keras, from keras 2.13 (commit c1dc1d0af7, first in v2.13.1); TF 2.12's keras 2.12 multiplies"),
+    Rows("tf.keras", {"class_weight_with_sample_weight": "multiplied"}, since="2.13", mode="graph", path="fit",
+         read="keras==2.15.0", sources=["tf 2.15: keras/src/engine/training_utils_v1.py:standardize_weights"],
+         note="training_v1's fit multiplies in standardize_weights"),
     # ---- standalone keras 2.x ------------------------------------------------------------
     Rows("keras", _KERAS_2_3_1, read="keras==2.3.1", note="RULES' keras 2.3.1 sources"),
     # keras 2.2.4 (TF1 graph): loss functions only (no reduction/from_logits/label_smoothing
@@ -234,8 +259,10 @@ TABLE: list[Rows] = [
     # by batch size (stateless metrics).
     Rows("keras", {"mask_normalisation": "valid_entries", "sample_weight_normalisation": "nonzero_fraction",
                    "label_smoothing_classes": "last_axis", "huber_last_axis": "mean",
-                   "bce_probability_log": "log", "evaluate_output_log": "batch_size_weighted"},
+                   "bce_probability_log": "log", "evaluate_output_log": "batch_size_weighted",
+                   "class_weight_with_sample_weight": "ignored"},
          before="2.3", sources=["keras 2.2.4: keras/engine/training_utils.py:weighted_masked_objective",
+                                "keras 2.2.4: keras/engine/training_utils.py:standardize_weights",
                                 "keras 2.2.4: keras/engine/training_arrays.py:test_loop"],
          read="keras==2.2.4"),
     # ---- Keras 3 ---------------------------------------------------------------------------

@@ -275,6 +275,9 @@ def reproducer(case: dict[str, Any], case_id: str, impl: str, key: str, *,
         sws = [_array(o["sample_weight"], dtype) for o in outputs]
         w(f"sample_weight = {_structure(case, sws, names, case['sample_weight_form'])}  "
           f"# form: {case['sample_weight_form']}")
+    if case.get("class_weight") is not None:
+        cw = {int(k): v for k, v in case["class_weight"].items()}
+        w(f"class_weight = {cw!r}  # fit and train_on_batch only")
     w("")
     w(f"# ---- the path: {path} ----")
     w(_path_code(path, case, flavor))
@@ -289,8 +292,9 @@ def _path_code(path: str, case: dict[str, Any], flavor: str) -> str:
     first = "out[0] if isinstance(out, (list, tuple)) else out"
     if path == "test_on_batch":
         return f"out = model.test_on_batch(x, y, sample_weight=sample_weight)\nprint(out)\nloss_value = {first}"
+    cw = ", class_weight=class_weight" if case.get("class_weight") is not None else ""
     if path == "train_on_batch":
-        return ("out = model.train_on_batch(x, y, sample_weight=sample_weight)  # learning rate 0: weights stay\n"
+        return (f"out = model.train_on_batch(x, y, sample_weight=sample_weight{cw})  # learning rate 0: weights stay\n"
                 f"print(out)\nloss_value = {first}")
     if path == "evaluate":
         return (f"out = model.evaluate(x, y, sample_weight=sample_weight, batch_size={ebs}, verbose=0)\n"
@@ -314,7 +318,7 @@ def _path_code(path: str, case: dict[str, Any], flavor: str) -> str:
             loss_value = {first}""")
     if path == "fit":
         return (f"history = model.fit(x, y, sample_weight=sample_weight, batch_size={ebs}, epochs=1, "
-                "shuffle=False, verbose=0)\nprint(history.history)\nloss_value = history.history['loss'][-1]")
+                f"shuffle=False, verbose=0{cw})\nprint(history.history)\nloss_value = history.history['loss'][-1]")
     if path == "compute_loss" and flavor in ("keras3", "tf_keras", "tf.keras"):
         if flavor == "keras3":
             call = "model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)"
