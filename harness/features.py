@@ -132,6 +132,7 @@ CONDITIONS: dict[str, str] = {
     "loss_weights:scalar": "one_output",  # a bare number only for one output
     "layer_norm_on_temporal": "layer:LayerNormalization",
     "conv1d_even_kernel": "layer:Conv1D",
+    "conv1d_on_mask": "layer:Conv1D",
     "time_distributed_activity": "layer:TimeDistributedDense",
     "class_weight_with_sample_weight": "class_weight",
     "class_weight_partial": "class_weight",

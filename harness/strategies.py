@@ -342,7 +342,7 @@ class _Draws:
     """vocabulary.Draws over a Source: what the entries' `draw`s call."""
 
     def __init__(self, src: Source, c: Constraints):
-        self.src, self.max_features = src, c.max_features
+        self.src, self.max_features, self.vocabulary_version = src, c.max_features, c.vocabulary_version
 
     def boolean(self, p: float) -> bool:
         return boolean(self.src, p)

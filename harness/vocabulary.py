@@ -33,6 +33,7 @@ class Draws(Protocol):
     block of Hypothesis or fixed-seed draws; each call is one draw, in the order made)."""
 
     max_features: int
+    vocabulary_version: int  # the version being drawn (an entry may draw more from a later one)
 
     def boolean(self, p: float) -> bool: ...
     def integer(self, lo: int, hi: int) -> int: ...
@@ -380,10 +381,11 @@ def _draw_layer_normalization(d: LayerDraws) -> Any:
 
 
 def _draw_conv1d(d: LayerDraws) -> Any:
-    """A stride-1 Conv1D with padding 'same' on an unmasked sequence: a masked one is not drawn (Keras 3 drops the
-    mask with a warning, keras/src/layers/layer.py Layer.__call__; tf_keras raises TypeError,
-    tf_keras/src/engine/base_layer.py Layer.compute_mask: not yet a rule of the table)."""
-    base = d.pick(rank=2, pred=lambda t: t.mask is None)
+    """A stride-1 Conv1D with padding 'same'; on a masked sequence from version
+    FORMS_SINCE["conv1d_on_mask"] on, a third of the time (rule mask_into_unmasking_layer: Keras 3
+    drops the mask with a warning, tf-keras silently, keras 2.x refuses to build the model)."""
+    on_mask = d.vocabulary_version >= FORMS_SINCE["conv1d_on_mask"] and d.boolean(0.33)
+    base = d.pick(rank=2, pred=None if on_mask else (lambda t: t.mask is None))
     if base is None:
         return None
     steps = base.shape[0]
@@ -508,11 +510,15 @@ LAYERS: dict[str, LayerEntry] = {
                    ("kernel", "bias"), "none", _check_conv1d,
                    lambda c: ((c["filters"], c["kernel_size"]), {"padding": c["padding"], "activation": c["activation"],
                                                                 "use_bias": c["use_bias"]}),
-                   lambda layer, inbound, is_output: {"conv1d_even_kernel"} if layer.config["kernel_size"] % 2 == 0
-                   else set(), {"conv1d_even_kernel": "a Conv1D of even kernel_size (padding 'same' pads unevenly)"},
+                   lambda layer, inbound, is_output: ({"conv1d_even_kernel"} if layer.config["kernel_size"] % 2 == 0
+                                                      else set()) | ({"conv1d_on_mask"} if inbound[0][1] is not None
+                                                                     else set()),
+                   {"conv1d_even_kernel": "a Conv1D of even kernel_size (padding 'same' pads unevenly)",
+                    "conv1d_on_mask": "a Conv1D on a masked tensor (rule mask_into_unmasking_layer)"},
                    _draw_conv1d, 0.5, since=10,
-                   doc="Stride 1 over time, padding 'valid' or 'same' (drawn: 'same'); drawn on unmasked "
-                       "sequences only."),
+                   doc="Stride 1 over time, padding 'valid' or 'same' (drawn: 'same'); its output has no mask "
+                       "(on a masked tensor Keras 3 and tf-keras drop the mask, keras 2.x refuses: rule "
+                       "mask_into_unmasking_layer; drawn there from version 13)."),
         # keras 3.15.1 keras/src/layers/rnn/time_distributed.py:TimeDistributed.call (self.layer.call per
         # step, stacked), tf-keras 2.21 tf_keras/src/layers/rnn/time_distributed.py:TimeDistributed.call
         # (self.layer on the (batch * time, features) reshape when the batch size is not static), keras
@@ -735,7 +741,7 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # LayerNormalization's draw weight to 0.3, which redrew some version-10 cases before version 10 had
 # landed (the ids cited in cases/found and docs/sweep-run.md still draw the same).
 FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8, "loss_names": 9,
-               "four_body_layers": 10, "class_weight": 12}
+               "four_body_layers": 10, "class_weight": 12, "conv1d_on_mask": 13}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))
 
 

@@ -242,6 +242,33 @@ def test_fit_averages_like_evaluate_and_whole_batch_paths_agree():
             close(reference.compute(case, profile, path).total, tob)
 
 
+# --- a layer without mask support on a masked tensor (rule mask_into_unmasking_layer) ---------
+
+
+def _conv_after_mask() -> "spec.Case":
+    from harness import spec
+    from harness.spec import Case, Input, Layer, Output
+
+    layers = (Layer("mask", "Masking", ("x",), {"mask_value": 0.0}),
+              Layer("out", "Conv1D", ("mask",), {"filters": 1, "kernel_size": 1, "padding": "same",
+                                                 "activation": "linear", "use_bias": False},
+                    {"kernel": np.ones((1, 1, 1))}))
+    case = Case("float64", (Input("x", "float", np.asarray(X)),), layers,
+                (Output("out", np.zeros((2, 2, 1)), "mean_squared_error"),), "list", "omitted", "omitted", 1)
+    spec.validate(case)
+    return case
+
+
+def test_a_mask_into_conv1d_is_dropped_or_refused():
+    # Conv1D(kernel 1, weight 1) passes x on; per-step MSE [[1, 4], [9, 0]].
+    case = _conv_after_mask()
+    close(total(case, mask_into_unmasking_layer="dropped"), (1 + 4 + 9 + 0) / 4)  # Keras 3: every step counts
+    refused = reference.compute(case, {**TFK, "mask_into_unmasking_layer": "error"})
+    assert math.isnan(refused.total) and refused.notes[0].site.types == ("TypeError",)
+    assert "Conv1D" in refused.notes[0]
+    close(total(seq_case(X)), (1 + 4 + 9) / 3)  # the same values masked, without the Conv1D
+
+
 # --- several test_on_batch calls in a row (path test_on_batch_loop) ----------------------
 
 

@@ -43,6 +43,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from harness import vocabulary
 from harness.reference import class_weights, forward
 from harness.reference.errors import BROADCAST, CONVERSION, DTYPE, ErrorSite, Note, prefixed
 from harness.reference import losses as loss_fns
@@ -464,9 +465,25 @@ def _dict_targets_errors(case: Case, rules: Mapping[str, str]) -> list[str]:
     return notes
 
 
+_COMPUTE_MASK = ("keras/engine/base_layer.py",)
+
+
+def _unmasking_layer_errors(case: Case, fwd: Any, rules: Mapping[str, str]) -> list[str]:
+    """The model cannot be built where a layer without mask support meets a mask (rule
+    mask_into_unmasking_layer="error": Layer.compute_mask raises TypeError as the layer is called)."""
+    if not rules_mod.chooses(rules, "mask_into_unmasking_layer", "error"):
+        return []
+    return [Note(f"layer {layer.name!r} ({layer.type}) does not support masking and is called on a masked tensor: "
+                 "TypeError 'does not support masking, but was passed an input_mask' as the model is built "
+                 "(keras 2.x keras/engine/base_layer.py:Layer.compute_mask)",
+                 ErrorSite(("TypeError",), _COMPUTE_MASK, "Layer.compute_mask", own_check=True))
+            for layer in case.layers
+            if vocabulary.LAYERS[layer.type].mask == "none" and any(fwd.tensors[n].mask is not None for n in layer.inbound)]
+
+
 def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool = False) -> _Batch:
     fwd = forward.run(case, rows, rules)
-    notes: list[str] = []
+    notes: list[str] = _unmasking_layer_errors(case, fwd, rules)
     if (case.sample_weight_form == "dict" and case.y_form != "dict"
             and rules_mod.chooses(rules, "dict_sample_weight", "error")):
         notes.append(_dict_sample_weight_error(case, batched))

@@ -328,7 +328,7 @@ def _conv1d(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: 
     """keras/src/layers/convolutional/base_conv.py:BaseConv.call (Keras 3.15), tf_keras/src/layers/
     convolutional/base_conv.py:Conv.call: stride 1, out[t] = sum_j x[t + j] @ kernel[j] (a
     cross-correlation); padding 'same' adds (k - 1) // 2 zero steps before and the rest after,
-    as TensorFlow's SAME does. Drawn on unmasked inputs only (the output has no mask)."""
+    as TensorFlow's SAME does. The output has no mask (a masked input: rule mask_into_unmasking_layer, aggregate.py)."""
     x, kernel = ins[0].value, w["kernel"]
     k = kernel.shape[0]
     if layer.config["padding"] == "same":

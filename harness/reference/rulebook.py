@@ -802,6 +802,26 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "mask_into_unmasking_layer",
+            "A layer that does not support masking (Conv1D) is called on a tensor with a Keras mask:",
+            {
+                "dropped": Alternative(
+                    "its output carries no mask: the masked steps count in every loss after it. Keras 3 warns "
+                    "('does not support masking and will therefore destroy the mask information'); tf-keras "
+                    "says nothing (_set_mask_metadata returns before compute_mask, whose TypeError never runs).",
+                    [f"{_K3}/layers/layer.py:Layer.__call__",
+                     f"{_TFK}/engine/base_layer.py:Layer._set_mask_metadata",
+                     f"{_TF215}/engine/base_layer.py:Layer._set_mask_metadata"],
+                ),
+                "error": Alternative(
+                    "TypeError ('Layer ... does not support masking, but was passed an input_mask'): Layer.__call__ "
+                    "calls compute_mask on the masked tensor, so the model cannot be built.",
+                    [f"{_K231}/engine/base_layer.py:Layer.compute_mask",
+                     f"{_K224}/engine/base_layer.py:Layer.compute_mask"],
+                ),
+            },
+        ),
+        Rule(
             "class_weight_lookup",
             "fit / train_on_batch(class_weight={id: w}): which weight does a sample's class get, and which "
             "dicts are refused? (harness/reference/class_weights.py)",

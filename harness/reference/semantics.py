@@ -109,6 +109,10 @@ _TF_KERAS_2_21 = {
     "on_batch_metrics": "reset_each_call",
     "class_weight_lookup": "contiguous_gather",
     "class_weight_with_sample_weight": "multiplied",
+    # tf_keras/src/engine/base_layer.py Layer._set_mask_metadata returns before compute_mask (whose
+    # TypeError never runs) when the layer does not support masking: the mask is dropped, silently
+    # (run: tf_keras, tf_keras-graph and tf.keras 2.15 on 10 drawn cases, 2026-12-04)
+    "mask_into_unmasking_layer": "dropped",
     "replica_split": "single_device",  # no distribution strategy
     "replica_loss_scaling": "none",
     "replica_regularization_scaling": "none",
@@ -142,6 +146,7 @@ _KERAS3_3_15_TENSORFLOW = {
     "single_sample_weight_not_per_sample": "error_in_data_adapter",
     "one_output_loss_weights": "no_bare_int",
     "reduction_values": "keras3",
+    "mask_into_unmasking_layer": "dropped",  # keras/src/layers/layer.py Layer.__call__ warns, since v3.0.0
     "class_weight_lookup": "get_or_one",  # keras/src/trainers/data_adapters/data_adapter_utils.py
     "class_weight_with_sample_weight": "error",  # ArrayDataAdapter.__init__, Trainer.train_on_batch
     # compiled (run_eagerly=False): the static batch size is None in tf.function; see the
@@ -175,6 +180,8 @@ _KERAS_2_3_1 = {
     # by the reshaped input, which keras/engine/network.py:Network.losses never collects (2.2.4
     # too; drawn cases c35ec2bb3fdc1220, d4987170551189df)
     "time_distributed_activity_regularizer": "once_on_output",
+    # keras/engine/base_layer.py Layer.__call__ calls compute_mask, which raises TypeError (2.2.4 too)
+    "mask_into_unmasking_layer": "error",
     # keras/engine/training_utils.py:standardize_weights (2.2.4 ignores class_weight beside a sample weight)
     "class_weight_lookup": "exact_keys",
 }
