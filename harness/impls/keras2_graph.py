@@ -161,7 +161,7 @@ class GraphCalls(paths.Calls):
              class_weight: dict[int, float] | None = None) -> dict[str, Any]:
         """As the eager logs, from the returned list named by metrics_names (`<name>_loss` per
         output when there are >= 2), or the History's lists for fit."""
-        cw = {} if class_weight is None else {"class_weight": class_weight}
+        cw = paths.class_weight_kwargs(class_weight)
         if path == "test_on_batch":
             values = model.test_on_batch(x, y, sample_weight=sw)
         elif path == "evaluate":

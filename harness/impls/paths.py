@@ -82,16 +82,13 @@ Gradient = Callable[[Any, Any, Any, Any], tuple[Any, list[Any]]]
 # split and each replica's loss, the gradients the optimizer receives); never raises.
 Distribute = Callable[[Case, Any, Any, Any], tuple[DistributionResult, GradientResult]]
 
+# (keras, model or None, x, y, sample_weight, class_weight) -> the sample weight the train step
+# receives for `class_weight`, through the lineage's own conversion (harness.impls.class_weighting).
 ClassWeighting = Callable[[Any, Any, Any, Any, Any, dict], Any]
 
 
 class NoTrainStep(Exception):
     """The lineage refuses the call before any train step runs (its message: why, and the source)."""
-
-
-def no_class_weighting(keras: Any, model: Any, x: Any, y: Any, sw: Any, class_weight: dict) -> Any:
-    raise NoTrainStep("this adapter passes class_weight to train_on_batch and fit but has no hook for the "
-                      "sample weight its train step receives")
 
 
 class Calls:
@@ -150,7 +147,7 @@ class Calls:
              class_weight: dict[int, float] | None = None) -> dict[str, Any]:
         """The logs of one path: {"loss": ..., "<output>_loss": ...}; for fit, the History's lists.
         `class_weight` goes to the calls that take it (train_on_batch, fit), when the case has one."""
-        cw = {} if class_weight is None else {"class_weight": class_weight}
+        cw = class_weight_kwargs(class_weight)
         if path == "test_on_batch":
             return model.test_on_batch(x, y, sample_weight=sw, return_dict=True)
         if path == "evaluate":
@@ -189,9 +186,9 @@ class Flavor:
     scope: Callable[[], ContextManager[Any]] = contextlib.nullcontext  # entered around every call but begin
     distribute: Distribute | None = None  # in place of `gradient`: a distributed step (harness.impls.distributed)
     calls: Calls = field(default_factory=lambda: EAGER)  # how the runner talks to this Keras
-    # (keras, model or None, x, y, sample_weight, class_weight) -> the sample weight the train step receives, through
-    # the lineage's own conversion (it raises where the lineage refuses; NoTrainStep: no step runs at all)
-    class_weighting: ClassWeighting = no_class_weighting
+    # the sample weight a train step receives for class_weight (it raises where the lineage refuses;
+    # NoTrainStep: no step runs at all); None: the gradient of a class-weighted case is unsupported
+    class_weighting: ClassWeighting | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -691,13 +688,13 @@ def sgd_update(flavor: Flavor, model: Any, case: Case, x: Any, y: Any, sw: Any) 
         raise RuntimeError(f"mode {mode.name!r} is unsupported: {mode.unsupported}")
     _compile(flavor, model, case, mode, learning_rate=LEARNING_RATE)
     before = weights_by_key(model)
-    model.train_on_batch(x, y, sample_weight=sw, **_class_weight_kwargs(case))
+    model.train_on_batch(x, y, sample_weight=sw, **class_weight_kwargs(class_weight_argument(case)))
     return weight_updates(before, weights_by_key(model))
 
 
-def _class_weight_kwargs(case: Case) -> dict[str, Any]:
-    cw = class_weight_argument(case)
-    return {} if cw is None else {"class_weight": cw}
+def class_weight_kwargs(class_weight: dict[int, float] | None) -> dict[str, Any]:
+    """The keyword of train_on_batch and fit: nothing without class weights (what every release takes)."""
+    return {} if class_weight is None else {"class_weight": class_weight}
 
 
 def _gradients(flavor: Flavor, holder: _Models, case: Case, x: Any, y: Any, sw: Any, first_mode: Mode | None,
@@ -755,6 +752,9 @@ def _train_step_weights(flavor: Flavor, model: Any, case: Case, x: Any, y: Any,
     without class_weight the case's own; with it, the lineage's conversion (flavor.class_weighting)."""
     if case.class_weight is None:
         return sw, None
+    if flavor.class_weighting is None:
+        return None, GradientResult("unsupported", how=flavor.gradient_how,
+                                    reason=f"{flavor.impl} has no hook for the sample weight its train step makes of class_weight")
     try:
         with CLOCK:
             return flavor.class_weighting(flavor.keras, model, x, y, sw, class_weight_argument(case)), None
@@ -779,7 +779,7 @@ def sgd_step(model: Any, x: Any, y: Any, sw: Any, class_weight: dict[int, float]
     before = weights_by_key(model)
     model.optimizer.learning_rate = LEARNING_RATE
     try:
-        model.train_on_batch(x, y, sample_weight=sw, **({} if class_weight is None else {"class_weight": class_weight}))
+        model.train_on_batch(x, y, sample_weight=sw, **class_weight_kwargs(class_weight))
     finally:
         model.optimizer.learning_rate = 0.0
     return weight_updates(before, weights_by_key(model))

@@ -388,7 +388,6 @@ TABLE: list[Rows] = [
               "('fix bug for numerical difference in losses') passes sample_weight = the batch's row count, "
               "first in v3.2.0 (`git tag --contains`)"),
     # Several test_on_batch calls in a row (path test_on_batch_loop).
-    # Several test_on_batch calls in a row (path test_on_batch_loop).
     Rows("keras3", {"on_batch_metrics": "accumulates"}, before="3.15", read="keras==3.14.0",
          sources=["keras==3.14.0: keras/src/backend/tensorflow/trainer.py:TensorFlowTrainer.test_on_batch",
                   "keras==3.14.0: keras/src/backend/jax/trainer.py:JAXTrainer.test_on_batch",
