@@ -37,11 +37,10 @@ from typing import Any, Mapping
 
 from harness.compare import ReferenceCache, Verdict
 from harness.reference import rules as rules_mod
-from harness.results import PATHS, ImplResult, PathResult
+from harness.results import PATHS, TRAIN_PATHS, ImplResult, PathResult
 from harness.spec import Case
 
 LOG_PATHS = tuple(p for p in PATHS if p != "compute_loss")  # every path that returns logs
-TRAINING_PATHS = ("train_on_batch", "fit")
 
 # The rules of what a path logs, which change no reference number (harness.coverage tests them on
 # the log entries: reference.aggregate.logged_outputs).
@@ -62,7 +61,7 @@ def judge(case: Case, result: ImplResult, profile_name: str, cache: ReferenceCac
             continue
         name = getattr((path_verdicts or {}).get(prefix + p.key), "profile", "") or profile_name
         expected = cache.compute(rules_mod.profile(name), p.path)
-        if p.weights_moved is not None and p.path in TRAINING_PATHS:
+        if p.weights_moved is not None and p.path in TRAIN_PATHS:
             out[f"{prefix}{p.key}/weights_moved"] = judge_weights_moved(p, name, expected)
         if p.path in LOG_PATHS:
             out[f"{prefix}{p.key}/log_entries"] = judge_log_entries(p, name, expected)

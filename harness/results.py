@@ -48,6 +48,8 @@ KERAS_FILE = re.compile(r"\b((?:tf_keras|keras)/[\w/]+\.py)")
 RESULTS_SCHEMA_VERSION = 1
 
 PATHS = ("compute_loss", "test_on_batch", "train_on_batch", "evaluate", "fit", "test_on_batch_loop")
+# The paths that train (at learning rate 0): the ones that take class_weight= and may move the weights.
+TRAIN_PATHS = ("train_on_batch", "fit")
 PATH_STATUSES = ("ok", "unsupported", "error")
 # Status of a whole (case, implementation) run. "ok" means the worker answered; each path has
 # its own status inside.

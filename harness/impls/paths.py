@@ -50,10 +50,9 @@ import numpy as np
 
 from harness import spec
 from harness.impls import VERSION_KEYS, build, installed_version
-from harness.results import KERAS_FILE, DistributionResult, GradientResult, ImplResult, PathResult
+from harness.results import KERAS_FILE, TRAIN_PATHS, DistributionResult, GradientResult, ImplResult, PathResult
 from harness.spec import Case
 
-TRAIN_PATHS = ("train_on_batch", "fit")
 
 # The learning rate of the one SGD step whose update is reported (GradientResult.updates). A
 # power of two: `lr * g` is exact in binary floating point, so the update is -LEARNING_RATE * g

@@ -21,11 +21,10 @@ import numpy as np
 
 from harness.reference import rules as rules_mod
 from harness.reference.errors import ErrorSite, Note
+from harness.results import TRAIN_PATHS  # the calls that take class_weight=
 from harness.spec import Case
 
 rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
-
-PATHS = ("train_on_batch", "fit")  # the calls that take class_weight=
 
 _KERAS3_TRAINERS = tuple(f"keras/src/backend/{b}/trainer.py" for b in ("tensorflow", "jax", "torch"))
 _STANDARDIZE_WEIGHTS = ("keras/engine/training_utils.py", "tf_keras/src/engine/training_utils_v1.py",
@@ -43,7 +42,7 @@ def classes(target: np.ndarray) -> np.ndarray:
 
 def weighted(case: Case, path: str, rules: Mapping[str, str]) -> tuple[Case, list[Note]]:
     """(the case whose one output carries the train step's sample weight, the errors raised)."""
-    if case.class_weight is None or path not in PATHS:
+    if case.class_weight is None or path not in TRAIN_PATHS:
         return case, []
     out = case.outputs[0]
     cw = dict(case.class_weight)
