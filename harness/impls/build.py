@@ -183,15 +183,11 @@ def absent_layers(model: Any, case: Case) -> list[str]:
     return [spec.name for spec in case.layers if spec.name not in in_model]
 
 
-def weights_snapshot(model: Any) -> list[np.ndarray]:
-    """Copies of every weight of the model (to check that a zero-learning-rate step left them)."""
-    return [np.array(w, copy=True) for w in model.get_weights()]
-
-
-def weights_equal(before: list[np.ndarray], after: list[np.ndarray]) -> bool:
-    """Exact equality, NaN equal to NaN (a NaN weight that stayed NaN did not move)."""
-    return len(before) == len(after) and all(
-        a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(before, after)
+def weights_equal(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> bool:
+    """Exact equality of two snapshots of the same keys, NaN equal to NaN (a NaN weight that stayed
+    NaN did not move)."""
+    return before.keys() == after.keys() and all(
+        before[k].shape == after[k].shape and np.array_equal(before[k], after[k], equal_nan=True) for k in before
     )
 
 

@@ -148,8 +148,10 @@ class GraphCalls(paths.Calls):
         return call(model, x, y, sw)
 
     def total_loss(self, model: Any, x: Any, y: Any, sw: Any) -> tuple[float, dict[str, float]]:
-        """`model.total_loss` and `sum(model.losses)` in one backend function on the whole batch."""
-        placeholders, values = self.feeds(self.keras, model, x, y, sw)
+        """`model.total_loss` and `sum(model.losses)` in one backend function on the whole batch,
+        fed as the train function is (learning phase 1: the compute_loss path is the loss a train
+        step computes, and BatchNormalization reads the phase)."""
+        placeholders, values = self.feeds(self.keras, model, x, y, sw, training=True)
         with model.total_loss.graph.as_default():
             losses = list(model.losses)
             regularization = self.tf.add_n([self.tf.cast(v, model.total_loss.dtype) for v in losses]) if losses else None
@@ -292,7 +294,7 @@ def _feeds_training_v1(keras: Any, model: Any, x: Any, y: Any, sw: Any,
     recompiles the loss sub-graph when they change: _recompile_weights_loss_and_weighted_metrics),
     then feed `_feed_inputs + _feed_targets + _feed_sample_weights`. The learning phase is
     not fed: it is a placeholder_with_default(False) (tf_keras/src/backend.py
-    symbolic_learning_phase), i.e. test mode, and no layer of the vocabulary reads it.
+    symbolic_learning_phase), i.e. test mode (BatchNormalization reads it: moving statistics).
     training: as train_on_batch, which feeds `True` to the symbolic learning phase."""
     xs, ys, sws = model._standardize_user_data(x, y, sample_weight=sw)
     values = list(xs) + list(ys or []) + [s for s in (sws or []) if s is not None]

@@ -566,7 +566,9 @@ def _run_path(calls: Calls, path: str, mode: str, model: Any, case: Case, x: Any
     test_on_batch and train_on_batch), and for the train paths whether the weights moved."""
     train = path in TRAIN_PATHS
     with CLOCK:
-        before = build.weights_snapshot(model) if train else None
+        # the trainable weights only: a training step moves a layer's own state (BatchNormalization's
+        # moving statistics) whatever the learning rate
+        before = weights_by_key(model) if train else None
         if path == "test_on_batch_loop":
             logs = on_batch_loop(calls, model, case, x, y, sw)
         else:
@@ -577,7 +579,7 @@ def _run_path(calls: Calls, path: str, mode: str, model: Any, case: Case, x: Any
     if not train:
         return PathResult(path, mode, "ok", total=total, terms=terms)
     with CLOCK:
-        moved = not build.weights_equal(before, build.weights_snapshot(model))  # type: ignore[arg-type]
+        moved = not build.weights_equal(before, weights_by_key(model))  # type: ignore[arg-type]
     return PathResult(path, mode, "ok", total=total, terms=terms, weights_moved=moved)
 
 
