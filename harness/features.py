@@ -131,6 +131,8 @@ CONDITIONS: dict[str, str] = {
     "y:list": "one_output",  # a list y differs from one array only for one output
     "loss_weights:scalar": "one_output",  # a bare number only for one output
     "layer_norm_on_temporal": "layer:LayerNormalization",
+    "batch_norm_on_mask": "layer:BatchNormalization",
+    "batch_norm_on_temporal": "layer:BatchNormalization",
     "conv1d_even_kernel": "layer:Conv1D",
     "conv1d_on_mask": "layer:Conv1D",
     "time_distributed_activity": "layer:TimeDistributedDense",

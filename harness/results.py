@@ -50,6 +50,10 @@ RESULTS_SCHEMA_VERSION = 1
 PATHS = ("compute_loss", "test_on_batch", "train_on_batch", "evaluate", "fit", "test_on_batch_loop")
 # The paths that train (at learning rate 0): the ones that take class_weight= and may move the weights.
 TRAIN_PATHS = ("train_on_batch", "fit")
+# The paths whose forward pass runs in training mode, model(x, training=True): the training paths and
+# compute_loss, whose y_pred the adapters compute as train_step does (harness/impls/paths.py). The
+# others run in inference mode (BatchNormalization: batch or moving statistics).
+TRAINING_MODE_PATHS = ("compute_loss",) + TRAIN_PATHS
 PATH_STATUSES = ("ok", "unsupported", "error")
 # Status of a whole (case, implementation) run. "ok" means the worker answered; each path has
 # its own status inside.

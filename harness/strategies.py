@@ -162,6 +162,14 @@ def _large(src: Source) -> float:
     return (16 + abs(k) / 64) * (1 if k >= 0 else -1)
 
 
+def _variance(src: Source) -> float:  # (0, 4], step 1/16
+    return src.integer(1, 64) / 16
+
+
+# Weights whose values have a domain of their own (vocabulary BatchNormalization: a variance).
+_WEIGHT_DRAWS: dict[str, Callable[[Source], float]] = {"moving_variance": _variance}
+
+
 def _values(src: Source, shape: tuple[int, ...], draw_one: Callable[[Source], float]) -> np.ndarray:
     def fill(s: Source) -> np.ndarray:
         flat = [draw_one(s) for _ in range(int(np.prod(shape, dtype=np.int64)))]
@@ -622,7 +630,9 @@ def _plan(src: Source, c: Constraints) -> _Plan:
         plan.y_form = choice(src, y_forms) if y_forms else "auto"
     b = _Builder(plan, src, c)
     b.group(_plan_inputs)
-    n_body = src.integer(0, 4 if c.vocabulary_version >= vocabulary.FORMS_SINCE["four_body_layers"] else 3)
+    v = c.vocabulary_version
+    n_body = src.integer(0, 5 if v >= vocabulary.FORMS_SINCE["five_body_layers"]
+                         else 4 if v >= vocabulary.FORMS_SINCE["four_body_layers"] else 3)
     for _ in range(n_body):
         b.group(_Builder.body_op)
     if c.add_loss and boolean(b.src, 0.28):
@@ -760,7 +770,7 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
     for lp in plan.layers:
         weights = {}
         for w, shape in lp.weight_shapes.items():
-            draw_one = _large if lp.large else (_unit if w != "bias" else _middle)
+            draw_one = _WEIGHT_DRAWS.get(w) or (_large if lp.large else (_middle if w == "bias" else _unit))
             weights[w] = _values(src, shape, draw_one)
         layers.append(Layer(names[lp.name], lp.type, tuple(names[n] for n in lp.inbound), dict(lp.config),
                             weights, dict(lp.regularizers)))

@@ -83,6 +83,9 @@ class LayerEntry:
     wraps: str | None = None
     since: int = 1  # the vocabulary version that added it (harness.strategies draws by version)
     doc: str = ""
+    # Weights the layer holds but no optimizer moves (BatchNormalization's moving statistics): the
+    # Case sets them like the others; they have no gradient (harness.reference.gradients.weight_keys).
+    non_trainable: tuple[str, ...] = ()
 
 
 # The keyword that gives a weight its regularizer, in the order the reproducers write them.
@@ -249,6 +252,20 @@ def _check_layer_normalization(layer, shapes, kinds):
     return shape
 
 
+BATCH_NORM_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _check_batch_normalization(layer, shapes, kinds):
+    shape = _one_float_input(shapes, kinds)
+    epsilon = _need(layer.config, "epsilon", (int, float))
+    if not epsilon > 0:
+        raise SpecProblem("config.epsilon", "a float > 0", epsilon)
+    _weights(layer, {w: (shape[-1],) for w in BATCH_NORM_WEIGHTS})
+    if not np.all(np.asarray(layer.weights["moving_variance"]) >= 0):
+        raise SpecProblem("weights.moving_variance", "values >= 0 (a variance)")
+    return shape
+
+
 # Activations of a TimeDistributed(Dense): not sigmoid or softmax, whose output's logits each
 # lineage may or may not recover through the wrapper's reshape (tf_keras) or stack (Keras 3);
 # not read yet, so not expressible (rule probability_crossentropy covers plain layers only).
@@ -380,6 +397,23 @@ def _draw_layer_normalization(d: LayerDraws) -> Any:
                     base.shape, base.mask)
 
 
+def _draw_batch_normalization(d: LayerDraws) -> Any:
+    """Per feature over the batch (and time) axes; on a masked tensor half the time when the model
+    has one (rule batch_norm_mask). The moving statistics are drawn too (the inference paths use
+    them): a mean in [-1, 1], a variance in (0, 4] (harness.strategies)."""
+    base = d.pick(pred=lambda t: t.mask is not None) if d.boolean(0.5) else None
+    base = base or d.pick()
+    if base is None:
+        return None
+    shapes = {w: (base.shape[-1],) for w in BATCH_NORM_WEIGHTS}
+    # No activity regularizer: keras 2.x's BatchNormalization refuses the keyword (TypeError 'Keyword
+    # argument not understood' from keras/engine/base_layer.py Layer.__init__), so such a case would
+    # test what keras 2.x accepts, not how a loss is assembled; the other layers draw them.
+    regs = d.regularizers(("gamma", "beta"), activity_p=0.0)
+    return d.append("BatchNormalization", [base], {"epsilon": d.choice((1e-3, 1e-2))}, shapes, regs,
+                    base.shape, base.mask)
+
+
 def _draw_conv1d(d: LayerDraws) -> Any:
     """A stride-1 Conv1D with padding 'same'; on a masked sequence from version
     FORMS_SINCE["conv1d_on_mask"] on, a third of the time (rule mask_into_unmasking_layer: Keras 3
@@ -503,6 +537,24 @@ LAYERS: dict[str, LayerEntry] = {
                    _draw_layer_normalization, 0.3, since=10,
                    doc="(x - mean) / sqrt(var + epsilon) * gamma + beta over the last axis (biased variance); "
                        "passes a mask on."),
+        # keras 3.15.1 keras/src/layers/normalization/batch_normalization.py:BatchNormalization.call,
+        # tf-keras 2.21 tf_keras/src/layers/normalization/batch_normalization.py:BatchNormalizationBase.call,
+        # keras 2.3.1 keras/layers/normalization.py:BatchNormalization.call. Training mode (the paths
+        # compute_loss, train_on_batch, fit: model(x, training=True) and the train step) normalises with the
+        # batch's moments, inference (test_on_batch, evaluate, predictions) with the moving statistics, which
+        # the Case sets; which steps the moments see under a mask is rule batch_norm_mask. Not fused on
+        # rank 2-3 tensors (tf-keras: fused only for rank 4-5), not synchronized across replicas (each
+        # MirroredStrategy replica normalises its own rows; a JAX DataParallel program the global batch).
+        LayerEntry("BatchNormalization", "BatchNormalization", ("epsilon",), ("gamma", "beta"), "pass",
+                   _check_batch_normalization, lambda c: ((), {"axis": -1, "epsilon": float(c["epsilon"])}),
+                   lambda layer, inbound, is_output: ({"batch_norm_on_mask"} if inbound[0][1] is not None else set())
+                   | ({"batch_norm_on_temporal"} if inbound[0][0].ndim == 3 else set()),
+                   {"batch_norm_on_mask": "a BatchNormalization on a masked tensor (rule batch_norm_mask)",
+                    "batch_norm_on_temporal": "a BatchNormalization of a rank-3 tensor (moments over batch and time)"},
+                   _draw_batch_normalization, 0.2, since=14, non_trainable=("moving_mean", "moving_variance"),
+                   doc="(x - mean) / sqrt(var + epsilon) * gamma + beta per feature: the batch's moments on the "
+                       "training paths, moving_mean and moving_variance (set by the Case) on the others; passes "
+                       "a mask on."),
         # keras 3.15.1 keras/src/layers/convolutional/base_conv.py:BaseConv.call (ops.conv, then bias and
         # activation), tf-keras 2.21 tf_keras/src/layers/convolutional/base_conv.py:Conv.call, keras 2.3.1
         # keras/layers/convolutional.py:_Conv.call. Cross-correlation; 'same' pads (k - 1) // 2 before.
@@ -740,8 +792,10 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # Version 11 added TimeDistributedDense (TimeDistributed(Dense)); its commit (d3a3bd1) also raised
 # LayerNormalization's draw weight to 0.3, which redrew some version-10 cases before version 10 had
 # landed (the ids cited in cases/found and docs/sweep-run.md still draw the same).
+# Version 14 added BatchNormalization (its entry's `since`) and a fifth body layer slot, for the same
+# reason as version 10's (mask_merge fell to 9.3% of 1000 cases with four).
 FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8, "loss_names": 9,
-               "four_body_layers": 10, "class_weight": 12, "conv1d_on_mask": 13}
+               "four_body_layers": 10, "class_weight": 12, "conv1d_on_mask": 13, "five_body_layers": 14}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))
 
 

@@ -36,8 +36,8 @@ def test_a_change_a_narrower_row_does_not_follow_names_that_scope():
 
 def test_from_and_to_select_releases():
     assert {c.rule for c in changelog.entries("keras3", since="3.15")} == {"on_batch_metrics"}
-    assert {c.release for c in changelog.entries("keras3", since="3.0", until="3.14")} == {"3.2.0", "3.3.0", "3.5.0",
-                                                                                              "3.7.0", "3.14.0"}
+    assert {c.release for c in changelog.entries("keras3", since="3.0", until="3.14")} == {"3.0.2", "3.2.0", "3.3.0",
+                                                                                              "3.5.0", "3.7.0", "3.14.0"}
     assert {c.release for c in changelog.entries("keras3", since="3.8", until="3.14")} == {"3.14.0"}
     assert all(c.lineage == "keras" for c in changelog.entries("keras"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import reference, spec, strategies
+from harness import features, reference, spec, strategies
 from harness.reference import aggregate, distributed, rules
 from harness.reference.rules import PROFILES, RULES, RuleError, choice, chooses
 
@@ -121,9 +121,13 @@ _TIME_DISTRIBUTED = next(c for c in strategies.corpus(0, 100, vocabulary_version
 _CLASS_WEIGHT = next(c for c in strategies.corpus(0, 200, vocabulary_version=12)
                      if c.class_weight is not None and c.sample_weight_form != "omitted")
 
+# A BatchNormalization on a masked tensor (vocabulary version 14; rule batch_norm_mask): the first.
+_BATCH_NORM_ON_MASK = next(c for c in strategies.corpus(0, 200, vocabulary_version=14)
+                           if "batch_norm_on_mask" in features.features(c))
+
 CASES = ([spec.load(p) for p in sorted((ROOT / "cases").rglob("*.json"))]
          + strategies.corpus(0, 40, vocabulary_version=1)  # corpus case 35 is the first with a SimpleRNN activity regularizer
-         + _DICT_Y + [_COLUMN, _REDUCTION, _TIME_DISTRIBUTED, _CLASS_WEIGHT])
+         + _DICT_Y + [_COLUMN, _REDUCTION, _TIME_DISTRIBUTED, _CLASS_WEIGHT, _BATCH_NORM_ON_MASK])
 
 
 def _run(case: spec.Case, profile: dict[str, str]) -> None:

@@ -44,6 +44,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from harness import vocabulary
+from harness.results import TRAINING_MODE_PATHS
 from harness.reference import class_weights, forward
 from harness.reference.errors import BROADCAST, CONVERSION, DTYPE, ErrorSite, Note, prefixed
 from harness.reference import losses as loss_fns
@@ -481,9 +482,38 @@ def _unmasking_layer_errors(case: Case, fwd: Any, rules: Mapping[str, str]) -> l
             if vocabulary.LAYERS[layer.type].mask == "none" and any(fwd.tensors[n].mask is not None for n in layer.inbound)]
 
 
-def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool = False) -> _Batch:
-    fwd = forward.run(case, rows, rules)
-    notes: list[str] = _unmasking_layer_errors(case, fwd, rules)
+_BATCH_NORM_SITE = ErrorSite(("IndexError",), ("keras/src/backend/jax/nn.py", "keras/src/backend/torch/nn.py",
+                                               "keras/src/backend/numpy/nn.py"), "batch_normalization")
+
+
+_BATCH_NORM_FLOAT64_SITE = ErrorSite(("TypeError",), ("keras/layers/normalization.py",), "BatchNormalization.call")
+
+
+def _batch_norm_errors(case: Case, fwd: Any, rules: Mapping[str, str], training: bool) -> list[str]:
+    """A BatchNormalization in a float64 model cannot be built (rule batch_norm_float64="type_error");
+    one of one feature on a masked tensor raises in training mode (rule
+    batch_norm_single_masked_feature="index_error")."""
+    norms = [layer for layer in case.layers if layer.type == "BatchNormalization"]
+    if norms and case.dtype == "float64" and rules_mod.chooses(rules, "batch_norm_float64", "type_error"):
+        return [Note(f"layer {norms[0].name!r} (BatchNormalization, float64): TypeError \"Input 'y' of 'Mul' Op has "
+                     "type float32 that does not match type float64\" as the model is built (keras/layers/"
+                     "normalization.py:BatchNormalization.call casts the sample size to float32)",
+                     _BATCH_NORM_FLOAT64_SITE)]
+    if not training or not rules_mod.chooses(rules, "batch_norm_single_masked_feature", "index_error"):
+        return []
+    return [Note(f"layer {layer.name!r} (BatchNormalization of one feature on a masked tensor, training=True): "
+                 "IndexError 'tuple index out of range' (keras/src/layers/normalization/batch_normalization.py:"
+                 "BatchNormalization._moments squeezes the mean to shape (); the backend's batch_normalization "
+                 "reads mean.shape[0])", _BATCH_NORM_SITE)
+            for layer in case.layers
+            if layer.type == "BatchNormalization" and fwd.tensors[layer.inbound[0]].mask is not None
+            and fwd.tensors[layer.inbound[0]].value.shape[-1] == 1]
+
+
+def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool = False,
+               training: bool = False) -> _Batch:
+    fwd = forward.run(case, rows, rules, training)
+    notes: list[str] = _unmasking_layer_errors(case, fwd, rules) + _batch_norm_errors(case, fwd, rules, training)
     if (case.sample_weight_form == "dict" and case.y_form != "dict"
             and rules_mod.chooses(rules, "dict_sample_weight", "error")):
         notes.append(_dict_sample_weight_error(case, batched))
@@ -545,6 +575,16 @@ def logged_outputs(terms: Mapping[str, float], rules: Mapping[str, str]) -> list
     return outputs if len(outputs) >= PER_OUTPUT_LOG_ENTRIES_FROM else []
 
 
+def observed_regularization(case: Case, rules: Mapping[str, str]) -> tuple[float, float]:
+    """The whole-batch paths' "regularization" term as the adapters observe it, (value, magnitude):
+    sum(model.losses) after one forward pass model(x, training=True) of the whole batch
+    (harness/impls/paths.py Calls.regularization), whatever the path's own mode; on a
+    test_on_batch it differs from the penalties in its total only through a BatchNormalization
+    before an activity regularizer."""
+    whole = forward.weight_penalties(case) + forward.run(case, np.arange(case.batch_size), rules, training=True).penalties
+    return float(sum(p.value for p in whole)), float(sum(p.magnitude for p in whole))
+
+
 def _terms(outputs: list[OutputRecord], penalties: list[forward.Penalty], rules: Mapping[str, str]):
     terms, mags = {}, {}
     for o in outputs:
@@ -569,11 +609,13 @@ def single_device(case: Case, rules: Mapping[str, str], path: str = "test_on_bat
     takes any profile)."""
     case, refused = class_weights.weighted(_as_computed(case, rules), path, rules)
     n = case.batch_size
+    training = path in TRAINING_MODE_PATHS
     if path in WHOLE_BATCH_PATHS:
-        b = _one_batch(case, np.arange(n), rules)
+        b = _one_batch(case, np.arange(n), rules, training=training)
         if refused:
             _raises(b)
         terms, mags = _terms(b.outputs, b.penalties, rules)
+        terms["regularization"], mags["regularization"] = observed_regularization(case, rules)
         return Breakdown(path, rules, b.total, b.magnitude, terms, mags, b.outputs, b.penalties,
                          notes=list(refused) + b.notes)
     if path not in BATCHED_PATHS + LOOP_PATHS:
@@ -582,7 +624,7 @@ def single_device(case: Case, rules: Mapping[str, str], path: str = "test_on_bat
     size = case.evaluate_batch_size
     # test_on_batch_loop's calls are test_on_batch calls: no data adapter (batched=False). A call
     # that raises ends the loop, so every batch's errors count whichever batches are reported.
-    every = [_one_batch(case, np.arange(s, min(s + size, n)), rules, batched=path in BATCHED_PATHS)
+    every = [_one_batch(case, np.arange(s, min(s + size, n)), rules, batched=path in BATCHED_PATHS, training=training)
              for s in range(0, n, size)]
     notes = list(refused) + [prefixed(f"batch {k}: ", note) for k, b in enumerate(every) for note in b.notes]
     batches = [every[k] for k in reported_batches(path, rules, len(every))]

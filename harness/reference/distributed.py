@@ -37,6 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from harness.results import TRAINING_MODE_PATHS
 from harness.reference import aggregate, class_weights, forward
 from harness.reference import rules as rules_mod
 from harness.reference.errors import ErrorSite, Note, prefixed
@@ -121,13 +122,13 @@ def replica_rows(batch: np.ndarray, rules: Mapping[str, str], replicas: int,
 # ---------------------------------------------------------------------------------------
 
 
-def _local(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool) -> Any:
+def _local(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: bool, training: bool) -> Any:
     """aggregate's one-batch result on the replica's `rows`. With no rows every output and
     activity term is 0 (Keras divides with divide_no_nan; sums of nothing are 0), the weight
     regularizers count as they are, and the broadcast checks still apply (Keras 3: a (0,)
     sample weight against (0, time) losses is a broadcast error, observed in replica 1)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return aggregate._one_batch(case, rows, rules, batched=batched)
+        return aggregate._one_batch(case, rows, rules, batched=batched, training=training)
 
 
 def _output_scale(reduction: str, rules: Mapping[str, str], replicas: int) -> float:
@@ -170,14 +171,14 @@ def differentiated(case: Case, profile: str | Mapping[str, str], replicas: int =
     if error is not None:
         # The batch is refused as it is placed; the loss's own errors are noted too (which one the
         # implementation raises first depends on its order: either note predicts it).
-        notes = [error] + aggregate._one_batch(case, batch, rules).notes
+        notes = [error] + aggregate._one_batch(case, batch, rules, training=True).notes
         return DistributedBreakdown([], [math.nan], math.nan, math.nan, notes, [math.nan])
     if (rules_mod.chooses(rules, "replica_split", "single_device")
             or rules_mod.chooses(rules, "replica_split", "sharded_even")):
-        b = aggregate._one_batch(case, batch, rules)
+        b = aggregate._one_batch(case, batch, rules, training=True)
         value, magnitude = (math.nan, math.nan) if b.notes else (b.total, b.magnitude)
         return DistributedBreakdown([len(g) for g in groups], [value], value, magnitude, list(b.notes), [magnitude])
-    locals_ = [_local(case, rows, rules, batched=False) for rows in groups]
+    locals_ = [_local(case, rows, rules, batched=False, training=True) for rows in groups]
     values = [_differentiated_one(b, rules, replicas) for b in locals_]
     notes = [prefixed(f"replica {r}: ", note) for r, b in enumerate(locals_) for note in b.notes]
     total = float(sum(v for v, _ in values)) if not notes else math.nan
@@ -201,6 +202,7 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
     if not batched and not loop and path not in aggregate.WHOLE_BATCH_PATHS:
         raise ValueError(f"unknown path {path!r}")
     size = case.evaluate_batch_size if batched or loop else n
+    training = path in TRAINING_MODE_PATHS
     starts = range(0, n, size)
     reported_ks = set(aggregate.reported_batches(path, rules, len(starts)))
     notes: list[str] = list(refused)
@@ -212,7 +214,8 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
             notes.append(prefixed(f"batch {k}: ", error))
             # The loss's own errors too: Keras 3's data adapter checks the arrays before any batch
             # is placed (e.g. a dict sample_weight against a list y), so either may come first.
-            notes.extend(prefixed(f"batch {k}: ", note) for note in aggregate._one_batch(case, batch, rules, batched).notes)
+            notes.extend(prefixed(f"batch {k}: ", note)
+                         for note in aggregate._one_batch(case, batch, rules, batched, training).notes)
             continue
         if (batched and k == 0 and len({len(g) for g in groups}) > 1
                 and rules_mod.chooses(rules, "replica_split", "whole_batch_on_batch")):
@@ -221,7 +224,7 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
         if rules_mod.chooses(rules, "replica_split", "sharded_even"):
             groups = [batch]  # one global program over the sharded batch
         for r, rows in enumerate(groups):
-            b = _local(case, rows, rules, batched=batched)
+            b = _local(case, rows, rules, batched=batched, training=training)
             # A replica without rows: TensorFlow may raise from the step's gradient (its file, its type).
             extra = ((), ()) if len(rows) else (("keras/src/backend/tensorflow/trainer.py",), ("InvalidArgumentError",))
             notes.extend(prefixed(f"batch {k} replica {r}: ", note, "" if len(rows) else _EMPTY_REPLICA, *extra)
@@ -260,16 +263,14 @@ def reported(case: Case, rules: Mapping[str, str], path: str, replicas: int = RE
                                      avg([b.penalties[j].magnitude for _, _, b in pieces], total_w))
                      for j, first in enumerate(pieces[0][2].penalties)]
     else:  # every batch refused: the outputs' records from the first batch, all NaN below
-        template = aggregate._one_batch(case, np.arange(min(size, n)), rules, batched=batched)
+        template = aggregate._one_batch(case, np.arange(min(size, n)), rules, batched=batched, training=training)
         outputs, penalties = template.outputs, template.penalties
     terms, mags = aggregate._terms(outputs, penalties, rules)
     if path in aggregate.WHOLE_BATCH_PATHS:
         # The adapters' "regularization" term is sum(model.losses) of one forward pass of the whole
         # batch outside the replicas (harness/impls/paths.py), i.e. the single-device value; the
         # penalties in the total (and in Breakdown.regularization) are the replicas', row-weighted.
-        whole = forward.weight_penalties(case) + forward.run(case, np.arange(n), rules).penalties
-        terms["regularization"] = float(sum(p.value for p in whole))
-        mags["regularization"] = float(sum(p.magnitude for p in whole))
+        terms["regularization"], mags["regularization"] = aggregate.observed_regularization(case, rules)
     totals = [sum(o.weighted * factor(o.reduction) for o in b.outputs) + sum(p.value for p in b.penalties)
               for _, _, b in pieces]
     magnitudes = [sum(o.weighted_magnitude * factor(o.reduction) for o in b.outputs)

@@ -42,6 +42,8 @@ from harness.spec import Case, Layer, Regularizer
 
 rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
+BACKEND_EPSILON = 1e-7  # keras.backend.epsilon() (keras.config.epsilon()) in every implementation
+
 
 _EXACT = contextvars.ContextVar("harness_reference_exact_values", default=False)
 
@@ -168,6 +170,7 @@ class Step:
     rules: Mapping[str, str]
     round: Callable[[Any], np.ndarray]  # to the case dtype (not under exact_values())
     penalties: list[Penalty]  # an add_loss appends its value here
+    training: bool = False  # model(x, training=...): BatchNormalization's batch or moving statistics
 
 
 def _dense(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
@@ -324,6 +327,44 @@ def _layer_normalization(layer: Layer, ins: list[Tensor], w: Mapping[str, np.nda
     return Tensor((x.value - mean) / np.sqrt(var + eps) * w["gamma"] + w["beta"], x.mask)
 
 
+def _batch_moments(x: Tensor, rules: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature, over every axis but the last: the mean and the biased variance, over the
+    unmasked steps only unless batch_norm_mask is "ignored". A fully masked batch: 0 and 0 (Keras 3
+    divides by count + 1e-7, tf-keras's tf.nn.weighted_moments with div_no_nan); a batch of no rows
+    (an empty replica): NaN, as tf.nn.moments' mean of nothing."""
+    v = x.value
+    axes = tuple(range(v.ndim - 1))
+    if v.shape[0] == 0:
+        return np.full(v.shape[-1], np.nan), np.full(v.shape[-1], np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if x.mask is None or rules_mod.chooses(rules, "batch_norm_mask", "ignored"):
+            mean = np.mean(v, axis=axes)
+            return mean, np.mean(np.square(v - mean), axis=axes)
+        m = np.broadcast_to(x.mask[..., None], v.shape).astype(np.float64)
+        count = np.sum(m, axis=axes)
+        if rules_mod.chooses(rules, "batch_norm_mask", "masked_moments_epsilon"):
+            divisor = count + BACKEND_EPSILON
+        else:  # "masked_moments": div_no_nan
+            divisor = np.where(count > 0, count, np.inf)
+        mean = np.sum(m * v, axis=axes) / divisor
+        return mean, np.sum(m * np.square(v - mean), axis=axes) / divisor
+
+
+def _batch_normalization(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    """keras/src/layers/normalization/batch_normalization.py:BatchNormalization.call (Keras 3.15),
+    tf_keras/src/layers/normalization/batch_normalization.py:BatchNormalizationBase.call, keras 2.3.1
+    keras/layers/normalization.py:BatchNormalization.call: (x - mean) / sqrt(var + epsilon) * gamma
+    + beta per feature, with the batch's moments in training mode (`_batch_moments`) and the moving
+    statistics otherwise; the mask passes on. The moving statistics' update (momentum) changes no
+    loss of any path: the adapters set every weight from the Case before each path, and a training
+    step never reads them."""
+    x = ins[0]
+    mean, var = _batch_moments(x, step.rules) if step.training else (w["moving_mean"], w["moving_variance"])
+    eps = round_scalar(step.dtype, layer.config["epsilon"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return Tensor((x.value - mean) / np.sqrt(var + eps) * w["gamma"] + w["beta"], x.mask)
+
+
 def _conv1d(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
     """keras/src/layers/convolutional/base_conv.py:BaseConv.call (Keras 3.15), tf_keras/src/layers/
     convolutional/base_conv.py:Conv.call: stride 1, out[t] = sum_j x[t + j] @ kernel[j] (a
@@ -364,6 +405,7 @@ FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step
     "LSTM": _lstm,
     "LayerNormalization": _layer_normalization,
     "Conv1D": _conv1d,
+    "BatchNormalization": _batch_normalization,
     "TimeDistributedDense": _time_distributed_dense,
 }
 
@@ -384,8 +426,10 @@ def _activity_applications(layer: Layer, out: Tensor, n: int, rules: Mapping[str
     return 1, n
 
 
-def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_mod.DEFAULT_PROFILE) -> ForwardResult:
-    """Run the case's layers on the samples `rows` (indices into the batch).
+def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_mod.DEFAULT_PROFILE,
+        training: bool = False) -> ForwardResult:
+    """Run the case's layers on the samples `rows` (indices into the batch), in training mode or
+    not (`model(x, training=...)`: only BatchNormalization depends on it).
 
     `profile` (a name or a complete mapping, see rules.resolve) decides merge_mask,
     activity_regularizer_scaling, rnn_activity_regularizer and time_distributed_activity_regularizer.
@@ -397,7 +441,7 @@ def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_m
         data = inp.data[rows]
         tensors[inp.name] = Tensor(data.astype(np.int64) if inp.kind == "int" else r(data))
     penalties: list[Penalty] = []
-    step = Step(case.dtype, rules, r, penalties)
+    step = Step(case.dtype, rules, r, penalties, training)
     n = len(rows)
     for layer in case.layers:
         forward = FORWARD.get(layer.type)

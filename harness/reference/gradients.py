@@ -45,6 +45,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from harness import vocabulary
 from harness.reference import distributed, forward, total
 from harness.reference import rules as rules_mod
 from harness.spec import Case
@@ -81,8 +82,11 @@ class GradientBreakdown:
 
 
 def weight_keys(case: Case) -> list[str]:
-    """"<layer>/<weight>" for every weight of the case, in layer order then weight-name order."""
-    return [f"{layer.name}/{name}" for layer in case.layers for name in sorted(layer.weights)]
+    """"<layer>/<weight>" for every trainable weight of the case (not a vocabulary entry's
+    `non_trainable` ones, which no optimizer moves and no implementation differentiates), in layer
+    order then weight-name order."""
+    return [f"{layer.name}/{name}" for layer in case.layers for name in sorted(layer.weights)
+            if name not in vocabulary.LAYERS[layer.type].non_trainable]
 
 
 def with_weight(case: Case, key: str, value: np.ndarray) -> Case:

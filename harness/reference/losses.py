@@ -27,7 +27,7 @@ from harness.reference import rules as rules_mod
 
 rules_mod.check_reads(__file__)  # every rule and alternative named in this module exists
 
-EPSILON = 1e-7  # backend.epsilon() in every implementation
+EPSILON = forward.BACKEND_EPSILON
 
 
 @dataclass(frozen=True)

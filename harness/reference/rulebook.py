@@ -822,6 +822,74 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "batch_norm_mask",
+            "A BatchNormalization in training mode (the training paths) on a tensor with a Keras mask: "
+            "over which steps are the batch mean and variance taken?",
+            {
+                "masked_moments_epsilon": Alternative(
+                    "the unmasked steps only, each sum divided by (unmasked count + 1e-7): mean = sum(m x) / "
+                    "(sum m + 1e-7), variance = sum(m (x - mean)^2) / (sum m + 1e-7) (backend.epsilon(); a fully "
+                    "masked batch normalises with mean 0 and variance 0).",
+                    [f"{_K3}/layers/normalization/batch_normalization.py:BatchNormalization._moments"],
+                ),
+                "masked_moments": Alternative(
+                    "the unmasked steps only: tf.nn.weighted_moments with the mask as frequency weights "
+                    "(div_no_nan by the unmasked count: a fully masked batch gives mean 0 and variance 0).",
+                    [f"{_TFK}/layers/normalization/batch_normalization.py:BatchNormalizationBase."
+                     "_no_sync_calculate_mean_and_var",
+                     f"{_TF215}/layers/normalization/batch_normalization.py:BatchNormalizationBase."
+                     "_no_sync_calculate_mean_and_var",
+                     "tensorflow/python/ops/nn_impl.py:weighted_moments"],
+                ),
+                "ignored": Alternative(
+                    "every step, masked or not: the layer's call takes no mask (it passes the mask on, "
+                    "supports_masking = True, but tf.nn.moments sees the padded steps too).",
+                    [f"{_K231}/layers/normalization.py:BatchNormalization.call",
+                     f"{_K224}/layers/normalization.py:BatchNormalization.call"],
+                ),
+            },
+        ),
+        Rule(
+            "batch_norm_single_masked_feature",
+            "A BatchNormalization of ONE feature, in training mode, on a tensor with a Keras mask:",
+            {
+                "normalised": Alternative(
+                    "normalised like any other (rule batch_norm_mask): TensorFlow's tf.nn.batch_normalization "
+                    "broadcasts the moments whatever their shape.",
+                    [f"{_K3}/backend/tensorflow/nn.py:batch_normalization",
+                     f"{_TFK}/layers/normalization/batch_normalization.py:BatchNormalizationBase.call"],
+                ),
+                "index_error": Alternative(
+                    "IndexError 'tuple index out of range': BatchNormalization._moments returns "
+                    "ops.squeeze(mean), ops.squeeze(variance), which squeezes the feature axis of size 1 too "
+                    "(shape ()), and the backend's batch_normalization reads mean.shape[0] (JAX, torch, NumPy; "
+                    "TensorFlow's does only for axis != -1).",
+                    [f"{_K3}/layers/normalization/batch_normalization.py:BatchNormalization._moments",
+                     f"{_K3}/backend/jax/nn.py:batch_normalization",
+                     f"{_K3}/backend/torch/nn.py:batch_normalization",
+                     f"{_K3}/backend/numpy/nn.py:batch_normalization"],
+                ),
+            },
+        ),
+        Rule(
+            "batch_norm_float64",
+            "A BatchNormalization in a float64 model:",
+            {
+                "computed": Alternative(
+                    "normalised in float64 like any layer.",
+                    [f"{_K3}/layers/normalization/batch_normalization.py:BatchNormalization.call",
+                     f"{_TFK}/layers/normalization/batch_normalization.py:BatchNormalizationBase.call",
+                     f"{_K224}/layers/normalization.py:BatchNormalization.call"],
+                ),
+                "type_error": Alternative(
+                    "TypeError as the layer is called (the model cannot be built): on TensorFlow the training "
+                    "branch casts the batch's sample size to float32 and multiplies the float64 variance by it "
+                    "(`variance *= sample_size / (sample_size - (1.0 + self.epsilon))`).",
+                    [f"{_K231}/layers/normalization.py:BatchNormalization.call"],
+                ),
+            },
+        ),
+        Rule(
             "class_weight_lookup",
             "fit / train_on_batch(class_weight={id: w}): which weight does a sample's class get, and which "
             "dicts are refused? (harness/reference/class_weights.py)",

@@ -113,6 +113,12 @@ _TF_KERAS_2_21 = {
     # TypeError never runs) when the layer does not support masking: the mask is dropped, silently
     # (run: tf_keras, tf_keras-graph and tf.keras 2.15 on 10 drawn cases, 2026-12-04)
     "mask_into_unmasking_layer": "dropped",
+    # tf_keras/src/layers/normalization/batch_normalization.py BatchNormalizationBase.call passes the
+    # mask to _moments -> tf.nn.weighted_moments (keras-team/tf-keras@3e6b24597, Nov 2022: in the
+    # keras 2.12.0 wheel, so in every tf.keras of the matrix, TF 2.12-2.15, too)
+    "batch_norm_mask": "masked_moments",
+    "batch_norm_single_masked_feature": "normalised",
+    "batch_norm_float64": "computed",
     "replica_split": "single_device",  # no distribution strategy
     "replica_loss_scaling": "none",
     "replica_regularization_scaling": "none",
@@ -147,6 +153,9 @@ _KERAS3_3_15_TENSORFLOW = {
     "one_output_loss_weights": "no_bare_int",
     "reduction_values": "keras3",
     "mask_into_unmasking_layer": "dropped",  # keras/src/layers/layer.py Layer.__call__ warns, since v3.0.0
+    # keras/src/layers/normalization/batch_normalization.py BatchNormalization._moments (3.15.1:
+    # ops.where on the mask; 3.0.5: mask-weighted sums, the same numbers on (batch, time, features))
+    "batch_norm_mask": "masked_moments_epsilon",
     "class_weight_lookup": "get_or_one",  # keras/src/trainers/data_adapters/data_adapter_utils.py
     "class_weight_with_sample_weight": "error",  # ArrayDataAdapter.__init__, Trainer.train_on_batch
     # compiled (run_eagerly=False): the static batch size is None in tf.function; see the
@@ -182,6 +191,11 @@ _KERAS_2_3_1 = {
     "time_distributed_activity_regularizer": "once_on_output",
     # keras/engine/base_layer.py Layer.__call__ calls compute_mask, which raises TypeError (2.2.4 too)
     "mask_into_unmasking_layer": "error",
+    # keras/layers/normalization.py BatchNormalization.call(inputs, training=None): no mask (2.2.4 too)
+    "batch_norm_mask": "ignored",
+    # keras/layers/normalization.py BatchNormalization.call: `sample_size = K.cast(sample_size, dtype='float32')`
+    # on TensorFlow, then the float64 variance times it (not in 2.2.4; run: docs/probes/keras231_bn_float64.py)
+    "batch_norm_float64": "type_error",
     # keras/engine/training_utils.py:standardize_weights (2.2.4 ignores class_weight beside a sample weight)
     "class_weight_lookup": "exact_keys",
 }
@@ -264,6 +278,11 @@ TABLE: list[Rows] = [
     # mean(mask) (= valid entries, 0/0 = NaN when all masked); the weights by mean(weights != 0);
     # the backend clips probabilities without recovering logits; test_loop averages every output
     # by batch size (stateless metrics).
+    Rows("keras", {"batch_norm_float64": "computed"}, before="2.3", read="keras==2.2.4",
+         sources=["keras 2.2.4: keras/layers/normalization.py:BatchNormalization.call"],
+         note="2.2.4 casts the sample size to the inputs' dtype only; 2.3.1 adds `if K.backend() == 'tensorflow' and "
+              "sample_size.dtype != 'float32': sample_size = K.cast(sample_size, dtype='float32')`, which a float64 "
+              "variance cannot be multiplied by (both wheels read)"),
     Rows("keras", {"mask_normalisation": "valid_entries", "sample_weight_normalisation": "nonzero_fraction",
                    "label_smoothing_classes": "last_axis", "huber_last_axis": "mean",
                    "bce_probability_log": "log", "evaluate_output_log": "batch_size_weighted",
@@ -387,6 +406,33 @@ TABLE: list[Rows] = [
               "evaluate and fit average their batches' totals plainly (read in the v3.1.1 tag); commit a9f67cf7e1 "
               "('fix bug for numerical difference in losses') passes sample_weight = the batch's row count, "
               "first in v3.2.0 (`git tag --contains`)"),
+    Rows("keras3", {"batch_norm_single_masked_feature": "index_error"}, since="3.0.2", backend="jax",
+         read="keras==3.15.1", sources=["keras/src/layers/normalization/batch_normalization.py:BatchNormalization._moments",
+                                        "keras/src/backend/jax/nn.py:batch_normalization"],
+         upstream="keras-team/keras#18921",
+         note="_moments (masked branch, added by eaa6e687da, first in v3.0.2) squeezes a one-feature mean to shape (); "
+              "the jax backend's batch_normalization reads mean.shape[0]: IndexError (read in the 3.15.1 wheel; "
+              "run: docs/probes/bn_one_masked_feature.py, keras 3.15.1 on jax, 2026-12-06)"),
+    Rows("keras3", {"batch_norm_single_masked_feature": "index_error"}, since="3.0.2", backend="torch",
+         read="keras==3.15.1", sources=["keras/src/layers/normalization/batch_normalization.py:BatchNormalization._moments",
+                                        "keras/src/backend/torch/nn.py:batch_normalization"],
+         upstream="keras-team/keras#18921",
+         note="_moments (masked branch, added by eaa6e687da, first in v3.0.2) squeezes a one-feature mean to shape (); "
+              "the torch backend's batch_normalization reads mean.shape[0]: IndexError (read in the 3.15.1 wheel; "
+              "run: docs/probes/bn_one_masked_feature.py, keras 3.15.1 on torch, 2026-12-06)"),
+    Rows("keras3", {"batch_norm_single_masked_feature": "index_error"}, since="3.0.2", backend="numpy",
+         read="keras==3.15.1", sources=["keras/src/layers/normalization/batch_normalization.py:BatchNormalization._moments",
+                                        "keras/src/backend/numpy/nn.py:batch_normalization"],
+         upstream="keras-team/keras#18921",
+         note="_moments (masked branch, added by eaa6e687da, first in v3.0.2) squeezes a one-feature mean to shape (); "
+              "the numpy backend's batch_normalization reads mean.shape[0]: IndexError (read in the 3.15.1 wheel; "
+              "run: docs/probes/bn_one_masked_feature.py, keras 3.15.1 on numpy, 2026-12-06)"),
+    Rows("keras3", {"batch_norm_mask": "ignored"}, before="3.0.2", read="keras==3.0.1",
+         sources=["keras==3.0.1: keras/src/layers/normalization/batch_normalization.py:BatchNormalization.call"],
+         upstream="keras-team/keras#18921",
+         note="keras-core's BatchNormalization computed its moments over every step ('no masking support in stats "
+              "computation', 05812f0e2d); commit eaa6e687da ('Add masking to BatchNormalization') weights them by the "
+              "mask, first in v3.0.2 (`git tag --contains`; read in the v3.0.1 and v3.0.5 tags)"),
     # Several test_on_batch calls in a row (path test_on_batch_loop).
     Rows("keras3", {"on_batch_metrics": "accumulates"}, before="3.15", read="keras==3.14.0",
          sources=["keras==3.14.0: keras/src/backend/tensorflow/trainer.py:TensorFlowTrainer.test_on_batch",
