@@ -133,6 +133,7 @@ CONDITIONS: dict[str, str] = {
     "layer_norm_on_temporal": "layer:LayerNormalization",
     "batch_norm_on_mask": "layer:BatchNormalization",
     "batch_norm_on_temporal": "layer:BatchNormalization",
+    "bidirectional_on_mask": "layer:BidirectionalLSTM",
     "conv1d_even_kernel": "layer:Conv1D",
     "conv1d_on_mask": "layer:Conv1D",
     "time_distributed_activity": "layer:TimeDistributedDense",

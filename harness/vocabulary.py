@@ -86,6 +86,10 @@ class LayerEntry:
     # Weights the layer holds but no optimizer moves (BatchNormalization's moving statistics): the
     # Case sets them like the others; they have no gradient (harness.reference.gradients.weight_keys).
     non_trainable: tuple[str, ...] = ()
+    # A wrapper of several copies of the wrapped layer (Bidirectional: "forward_", "backward_"):
+    # its weights are the wrapped layer's names with each prefix, and a regularizer named by a
+    # wrapped weight (kernel, ...) is every copy's, as Keras copies the wrapped layer's config.
+    weight_prefixes: tuple[str, ...] = ()
 
 
 # The keyword that gives a weight its regularizer, in the order the reproducers write them.
@@ -225,9 +229,11 @@ def _check_recurrent(layer, shapes, kinds, gates: int, bias: Callable[[int, Mapp
         _need(layer.config, flag, bool)
     if _need(layer.config, "return_sequences", bool) is not True:
         raise SpecProblem("config.return_sequences", "true (the harness only uses sequence outputs)", False)
-    _weights(layer, {"kernel": (shape[-1], gates * units), "recurrent_kernel": (units, gates * units),
-                     "bias": bias(units, layer.config)})
-    return shape[:-1] + (units,)
+    expected = {"kernel": (shape[-1], gates * units), "recurrent_kernel": (units, gates * units),
+                "bias": bias(units, layer.config)}
+    prefixes = LAYERS[layer.type].weight_prefixes if layer.type in LAYERS else ()
+    _weights(layer, {p + w: s for p in prefixes for w, s in expected.items()} if prefixes else expected)
+    return shape[:-1] + (units * max(1, len(prefixes)),)
 
 
 def _check_simple_rnn(layer, shapes, kinds):
@@ -253,6 +259,7 @@ def _check_layer_normalization(layer, shapes, kinds):
 
 
 BATCH_NORM_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+BIDIRECTIONAL_PREFIXES = ("forward_", "backward_")  # Keras's names of the two copies (Bidirectional.__init__)
 
 
 def _check_batch_normalization(layer, shapes, kinds):
@@ -383,6 +390,21 @@ def _draw_gru(d: LayerDraws) -> Any:
 
 def _draw_lstm(d: LayerDraws) -> Any:
     return _draw_recurrent(d, "LSTM", 4, lambda d: {}, lambda units, extra: (4 * units,))
+
+
+def _draw_bidirectional_lstm(d: LayerDraws) -> Any:
+    """Bidirectional(LSTM(...)), merge_mode "concat", on a masked sequence when the model has one
+    (rule bidirectional_masked_steps), else on any sequence: both directions' kernels, their
+    regularizers shared; no activity regularizer (each copy would apply it to its own output)."""
+    base = d.pick(rank=2, pred=lambda t: t.mask is not None) or d.pick(rank=2)
+    if base is None:
+        return None
+    units = d.integer(1, d.max_features)
+    inner = {"kernel": (base.shape[-1], 4 * units), "recurrent_kernel": (units, 4 * units), "bias": (4 * units,)}
+    regs = d.regularizers(tuple(inner), activity_p=0.0)
+    shapes = {p + w: s for p in BIDIRECTIONAL_PREFIXES for w, s in inner.items()}
+    cfg = {"units": units, "activation": d.choice(("tanh", "relu", "linear")), "return_sequences": True}
+    return d.append("BidirectionalLSTM", [base], cfg, shapes, regs, base.shape[:-1] + (2 * units,), base.mask)
 
 
 def _draw_layer_normalization(d: LayerDraws) -> Any:
@@ -555,6 +577,20 @@ LAYERS: dict[str, LayerEntry] = {
                    doc="(x - mean) / sqrt(var + epsilon) * gamma + beta per feature: the batch's moments on the "
                        "training paths, moving_mean and moving_variance (set by the Case) on the others; passes "
                        "a mask on."),
+        # keras 3.15.1 keras/src/layers/rnn/bidirectional.py:Bidirectional (a forward_ copy of the LSTM and
+        # a backward_ one with go_backwards=True, whose output sequence is flipped back; concat), tf-keras 2.21
+        # tf_keras/src/layers/rnn/bidirectional.py:Bidirectional, keras 2.3.1 keras/layers/wrappers.py:
+        # Bidirectional. Masked steps: rule bidirectional_masked_steps.
+        LayerEntry("BidirectionalLSTM", "Bidirectional", ("units", "activation", "return_sequences"),
+                   ("kernel", "recurrent_kernel", "bias"), "pass", _check_lstm,
+                   lambda c: ((c["units"],), {"activation": c["activation"], "recurrent_activation": "sigmoid",
+                                              "return_sequences": c["return_sequences"]}),
+                   _on_mask("bidirectional_on_mask"),
+                   {"bidirectional_on_mask": "a Bidirectional(LSTM) on a masked sequence (rule bidirectional_masked_steps)"},
+                   _draw_bidirectional_lstm, 0.15, since=15, wraps="LSTM", weight_prefixes=BIDIRECTIONAL_PREFIXES,
+                   doc="Bidirectional(LSTM(units, activation, return_sequences=True)), merge_mode 'concat': the "
+                       "forward LSTM's sequence, then the backward one's (run on the reversed steps, flipped back); "
+                       "weights forward_* and backward_*; passes a mask on."),
         # keras 3.15.1 keras/src/layers/convolutional/base_conv.py:BaseConv.call (ops.conv, then bias and
         # activation), tf-keras 2.21 tf_keras/src/layers/convolutional/base_conv.py:Conv.call, keras 2.3.1
         # keras/layers/convolutional.py:_Conv.call. Cross-correlation; 'same' pads (k - 1) // 2 before.
@@ -794,6 +830,7 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # landed (the ids cited in cases/found and docs/sweep-run.md still draw the same).
 # Version 14 added BatchNormalization (its entry's `since`) and a fifth body layer slot, for the same
 # reason as version 10's (mask_merge fell to 9.3% of 1000 cases with four).
+# Version 15 added BidirectionalLSTM (its entry's `since`).
 FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8, "loss_names": 9,
                "four_body_layers": 10, "class_weight": 12, "conv1d_on_mask": 13, "five_body_layers": 14}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))

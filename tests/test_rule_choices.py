@@ -125,9 +125,14 @@ _CLASS_WEIGHT = next(c for c in strategies.corpus(0, 200, vocabulary_version=12)
 _BATCH_NORM_ON_MASK = next(c for c in strategies.corpus(0, 200, vocabulary_version=14)
                            if "batch_norm_on_mask" in features.features(c))
 
+# A Bidirectional(LSTM) on a masked sequence (vocabulary version 15; rule bidirectional_masked_steps).
+_BIDIRECTIONAL_ON_MASK = next(c for c in strategies.corpus(0, 300, vocabulary_version=15)
+                              if "bidirectional_on_mask" in features.features(c))
+
 CASES = ([spec.load(p) for p in sorted((ROOT / "cases").rglob("*.json"))]
          + strategies.corpus(0, 40, vocabulary_version=1)  # corpus case 35 is the first with a SimpleRNN activity regularizer
-         + _DICT_Y + [_COLUMN, _REDUCTION, _TIME_DISTRIBUTED, _CLASS_WEIGHT, _BATCH_NORM_ON_MASK])
+         + _DICT_Y + [_COLUMN, _REDUCTION, _TIME_DISTRIBUTED, _CLASS_WEIGHT, _BATCH_NORM_ON_MASK,
+                                       _BIDIRECTIONAL_ON_MASK])
 
 
 def _run(case: spec.Case, profile: dict[str, str]) -> None:

@@ -72,6 +72,16 @@ def _weight_short_name(variable: Any) -> str:
     return str(variable.name).split("/")[-1].split(":")[0]
 
 
+def case_weight_names(layer: Any) -> list[str]:
+    """The Case's name of each of `layer.weights`, in that order: the variable's short name, and for
+    a Bidirectional its copy's prefix too ('forward_kernel', 'backward_kernel': both copies hold a
+    'kernel'; Keras 3, tf-keras and keras 2.x all keep them as `forward_layer` / `backward_layer`)."""
+    if type(layer).__name__ != "Bidirectional":
+        return [_weight_short_name(v) for v in layer.weights]
+    forward = {id(v) for v in layer.forward_layer.weights}
+    return [("forward_" if id(v) in forward else "backward_") + _weight_short_name(v) for v in layer.weights]
+
+
 # --------------------------------------------------------------------------------------
 # The custom layer
 # --------------------------------------------------------------------------------------
@@ -168,8 +178,7 @@ def assign_weights(model: Any, case: Case) -> None:
         if spec.name not in in_model:
             continue  # not reachable from the outputs: Keras leaves it out of the model
         layer = model.get_layer(spec.name)
-        variables = list(layer.weights)
-        names = [_weight_short_name(v) for v in variables]
+        names = case_weight_names(layer)
         if sorted(names) != sorted(spec.weights):
             raise ValueError(f"layer {spec.name!r}: model has weights {names}, the case {sorted(spec.weights)}")
         dtype = case.dtype

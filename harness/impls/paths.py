@@ -620,7 +620,11 @@ def rows_of(value: Any, rows: slice) -> Any:
 def trainable_keys(model: Any) -> list[tuple[str, Any]]:
     """("<layer name>/<weight short name>", variable) for every trainable weight, walking
     `model.layers` and each layer's `trainable_weights`: the names of Case.layers[*].weights."""
-    return [(f"{layer.name}/{build._weight_short_name(v)}", v) for layer in model.layers for v in layer.trainable_weights]
+    out = []
+    for layer in model.layers:
+        names = {id(v): name for v, name in zip(layer.weights, build.case_weight_names(layer))}
+        out.extend((f"{layer.name}/{names[id(v)]}", v) for v in layer.trainable_weights)
+    return out
 
 
 def keyed_values(model: Any, variables: list[Any], values: list[Any]) -> tuple[dict[str, Any], list[str]]:
@@ -652,9 +656,9 @@ def weights_by_key(model: Any) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for layer in model.layers:
         trainable = {id(v) for v in layer.trainable_weights}
-        for variable, value in zip(layer.weights, layer.get_weights()):
+        for variable, name, value in zip(layer.weights, build.case_weight_names(layer), layer.get_weights()):
             if id(variable) in trainable:
-                out[f"{layer.name}/{build._weight_short_name(variable)}"] = np.array(value, dtype=np.float64)
+                out[f"{layer.name}/{name}"] = np.array(value, dtype=np.float64)
     return out
 
 

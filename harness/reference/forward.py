@@ -37,6 +37,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from harness import vocabulary
 from harness.reference import rules as rules_mod
 from harness.spec import Case, Layer, Regularizer
 
@@ -316,6 +317,26 @@ def _lstm(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: St
     return _recurrent(x, u, cell)
 
 
+def _bidirectional_lstm(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+    """keras/src/layers/rnn/bidirectional.py:Bidirectional.call (Keras 3.15), tf_keras/src/layers/rnn/
+    bidirectional.py, keras 2.3.1 keras/layers/wrappers.py:Bidirectional.call: the forward_ LSTM on
+    the steps, the backward_ one (go_backwards=True) on the steps and the mask reversed, its
+    sequence flipped back, the two concatenated on the last axis. A masked step's output is 0 in
+    each direction or repeats that direction's previous output (rule bidirectional_masked_steps);
+    the states carry over it either way."""
+    x = ins[0]
+    zero = x.mask is not None and rules_mod.chooses(step.rules, "bidirectional_masked_steps", "zero")
+
+    def direction(prefix: str, seq: Tensor) -> np.ndarray:
+        out = _lstm(layer, [seq], {k[len(prefix):]: v for k, v in w.items() if k.startswith(prefix)}, step).value
+        return np.where(seq.mask[..., None], out, 0.0) if zero else out
+
+    forward_out = direction("forward_", x)
+    reversed_x = Tensor(x.value[:, ::-1], None if x.mask is None else x.mask[:, ::-1])
+    backward_out = direction("backward_", reversed_x)[:, ::-1]
+    return Tensor(np.concatenate([forward_out, backward_out], axis=-1), x.mask)
+
+
 def _layer_normalization(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
     """keras/src/ops/nn.py:_layer_normalization (Keras 3.15), tf_keras/src/layers/normalization/
     layer_normalization.py:LayerNormalization.call: over the last axis, mean and biased variance,
@@ -406,6 +427,7 @@ FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step
     "LayerNormalization": _layer_normalization,
     "Conv1D": _conv1d,
     "BatchNormalization": _batch_normalization,
+    "BidirectionalLSTM": _bidirectional_lstm,
     "TimeDistributedDense": _time_distributed_dense,
 }
 
@@ -468,10 +490,12 @@ def weight_penalties(case: Case) -> list[Penalty]:
     """Weight regularizers (independent of the batch), in layer order then weight-name order."""
     out = []
     for layer in case.layers:
+        prefixes = vocabulary.LAYERS[layer.type].weight_prefixes or ("",)  # Bidirectional: each copy's
         for name in sorted(layer.regularizers):
             if name == "activity":
                 continue
             reg = layer.regularizers[name]
-            value = penalty_value(reg, rounder(case.dtype)(layer.weights[name]), case.dtype)
-            out.append(Penalty(layer.name, name, reg.kind, value, abs(value)))
+            for weight in (prefix + name for prefix in prefixes):
+                value = penalty_value(reg, rounder(case.dtype)(layer.weights[weight]), case.dtype)
+                out.append(Penalty(layer.name, weight, reg.kind, value, abs(value)))
     return out

@@ -890,6 +890,24 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "bidirectional_masked_steps",
+            "What a Bidirectional(LSTM) outputs at a masked step (each direction; the states carry over it):",
+            {
+                "zero": Alternative(
+                    "zeros: Bidirectional sets each copy's zero_output_for_mask to return_sequences "
+                    "(force_zero_output_for_mask), so a masked step outputs 0 in both directions.",
+                    [f"{_K3}/layers/rnn/bidirectional.py:Bidirectional.__init__",
+                     f"{_TFK}/layers/rnn/bidirectional.py:Bidirectional.__init__"],
+                ),
+                "repeat_previous": Alternative(
+                    "that direction's previous output (0 before its first unmasked step): the copies keep "
+                    "the LSTM's zero_output_for_mask=False.",
+                    [f"{_K231}/layers/wrappers.py:Bidirectional.__init__",
+                     f"{_K224}/layers/wrappers.py:Bidirectional.__init__"],
+                ),
+            },
+        ),
+        Rule(
             "class_weight_lookup",
             "fit / train_on_batch(class_weight={id: w}): which weight does a sample's class get, and which "
             "dicts are refused? (harness/reference/class_weights.py)",

@@ -119,6 +119,7 @@ _TF_KERAS_2_21 = {
     "batch_norm_mask": "masked_moments",
     "batch_norm_single_masked_feature": "normalised",
     "batch_norm_float64": "computed",
+    "bidirectional_masked_steps": "zero",  # tf_keras/src/layers/rnn/bidirectional.py force_zero_output_for_mask
     "replica_split": "single_device",  # no distribution strategy
     "replica_loss_scaling": "none",
     "replica_regularization_scaling": "none",
@@ -196,6 +197,8 @@ _KERAS_2_3_1 = {
     # keras/layers/normalization.py BatchNormalization.call: `sample_size = K.cast(sample_size, dtype='float32')`
     # on TensorFlow, then the float64 variance times it (not in 2.2.4; run: docs/probes/keras231_bn_float64.py)
     "batch_norm_float64": "type_error",
+    # keras/layers/wrappers.py Bidirectional.__init__ copies the layer and sets only go_backwards (2.2.4 too)
+    "bidirectional_masked_steps": "repeat_previous",
     # keras/engine/training_utils.py:standardize_weights (2.2.4 ignores class_weight beside a sample weight)
     "class_weight_lookup": "exact_keys",
 }

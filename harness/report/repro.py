@@ -230,6 +230,10 @@ def reproducer(case: dict[str, Any], case_id: str, impl: str, key: str, *,
     w("for layer_name, values in WEIGHTS.items():")
     w("    layer = model.get_layer(layer_name)")
     w('    short = [str(v.name).split("/")[-1].split(":")[0] for v in layer.weights]')
+    if any(LAYERS[layer["type"]].weight_prefixes for layer in case["layers"]):
+        w("    if type(layer).__name__ == 'Bidirectional':  # two copies of the LSTM: forward_*, backward_*")
+        w("        forward = {id(v) for v in layer.forward_layer.weights}")
+        w("        short = [('forward_' if id(v) in forward else 'backward_') + s for v, s in zip(layer.weights, short)]")
     w("    layer.set_weights([np.asarray(values[s], dtype=DTYPE) for s in short])")
     w("")
     w("# ---- compile in the case's forms ----")
