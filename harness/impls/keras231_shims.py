@@ -61,6 +61,14 @@ def apply() -> None:
     if not hasattr(ops, "is_dense_tensor_like"):
         ops.is_dense_tensor_like = lambda t: isinstance(t, core.Tensor)
 
+    # keras 2.2.4 backend/tensorflow_backend.py rnn: `control_flow_ops.while_loop(...)` (every
+    # recurrent layer); TF 2.21 moved the function to tensorflow.python.ops.while_loop (keras
+    # 2.3.1's rnn calls tf.while_loop and needs nothing).
+    from tensorflow.python.ops import control_flow_ops, while_loop
+
+    if not hasattr(control_flow_ops, "while_loop"):
+        control_flow_ops.while_loop = while_loop.while_loop
+
 
 class _EagerModeIsGraphMode(types.ModuleType):
     """tensorflow.python.eager.context, except that `eager_mode()` does nothing."""
