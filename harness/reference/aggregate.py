@@ -482,10 +482,8 @@ def _unmasking_layer_errors(case: Case, fwd: Any, rules: Mapping[str, str]) -> l
             if vocabulary.LAYERS[layer.type].mask == "none" and any(fwd.tensors[n].mask is not None for n in layer.inbound)]
 
 
-_BATCH_NORM_SITE = ErrorSite(("IndexError",), ("keras/src/backend/jax/nn.py", "keras/src/backend/torch/nn.py",
-                                               "keras/src/backend/numpy/nn.py"), "batch_normalization")
-
-
+_BATCH_NORM_ONE_FEATURE_SITE = ErrorSite(("IndexError",), ("keras/src/backend/jax/nn.py", "keras/src/backend/torch/nn.py",
+                                                           "keras/src/backend/numpy/nn.py"), "batch_normalization")
 _BATCH_NORM_FLOAT64_SITE = ErrorSite(("TypeError",), ("keras/layers/normalization.py",), "BatchNormalization.call")
 
 
@@ -504,7 +502,7 @@ def _batch_norm_errors(case: Case, fwd: Any, rules: Mapping[str, str], training:
     return [Note(f"layer {layer.name!r} (BatchNormalization of one feature on a masked tensor, training=True): "
                  "IndexError 'tuple index out of range' (keras/src/layers/normalization/batch_normalization.py:"
                  "BatchNormalization._moments squeezes the mean to shape (); the backend's batch_normalization "
-                 "reads mean.shape[0])", _BATCH_NORM_SITE)
+                 "reads mean.shape[0])", _BATCH_NORM_ONE_FEATURE_SITE)
             for layer in case.layers
             if layer.type == "BatchNormalization" and fwd.tensors[layer.inbound[0]].mask is not None
             and fwd.tensors[layer.inbound[0]].value.shape[-1] == 1]

@@ -454,7 +454,8 @@ def run(case: Case, rows: np.ndarray, profile: str | Mapping[str, str] = rules_m
     not (`model(x, training=...)`: only BatchNormalization depends on it).
 
     `profile` (a name or a complete mapping, see rules.resolve) decides merge_mask,
-    activity_regularizer_scaling, rnn_activity_regularizer and time_distributed_activity_regularizer.
+    activity_regularizer_scaling, rnn_activity_regularizer, time_distributed_activity_regularizer,
+    batch_norm_mask and bidirectional_masked_steps.
     """
     rules = rules_mod.resolve(profile)
     r = rounder(case.dtype)
