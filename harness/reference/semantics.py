@@ -409,27 +409,15 @@ TABLE: list[Rows] = [
               "evaluate and fit average their batches' totals plainly (read in the v3.1.1 tag); commit a9f67cf7e1 "
               "('fix bug for numerical difference in losses') passes sample_weight = the batch's row count, "
               "first in v3.2.0 (`git tag --contains`)"),
-    Rows("keras3", {"batch_norm_single_masked_feature": "index_error"}, since="3.0.2", backend="jax",
-         read="keras==3.15.1", sources=["keras/src/layers/normalization/batch_normalization.py:BatchNormalization._moments",
-                                        "keras/src/backend/jax/nn.py:batch_normalization"],
-         upstream="keras-team/keras#18921",
-         note="_moments (masked branch, added by eaa6e687da, first in v3.0.2) squeezes a one-feature mean to shape (); "
-              "the jax backend's batch_normalization reads mean.shape[0]: IndexError (read in the 3.15.1 wheel; "
-              "run: docs/probes/bn_one_masked_feature.py, keras 3.15.1 on jax, 2026-12-06)"),
-    Rows("keras3", {"batch_norm_single_masked_feature": "index_error"}, since="3.0.2", backend="torch",
-         read="keras==3.15.1", sources=["keras/src/layers/normalization/batch_normalization.py:BatchNormalization._moments",
-                                        "keras/src/backend/torch/nn.py:batch_normalization"],
-         upstream="keras-team/keras#18921",
-         note="_moments (masked branch, added by eaa6e687da, first in v3.0.2) squeezes a one-feature mean to shape (); "
-              "the torch backend's batch_normalization reads mean.shape[0]: IndexError (read in the 3.15.1 wheel; "
-              "run: docs/probes/bn_one_masked_feature.py, keras 3.15.1 on torch, 2026-12-06)"),
-    Rows("keras3", {"batch_norm_single_masked_feature": "index_error"}, since="3.0.2", backend="numpy",
-         read="keras==3.15.1", sources=["keras/src/layers/normalization/batch_normalization.py:BatchNormalization._moments",
-                                        "keras/src/backend/numpy/nn.py:batch_normalization"],
-         upstream="keras-team/keras#18921",
-         note="_moments (masked branch, added by eaa6e687da, first in v3.0.2) squeezes a one-feature mean to shape (); "
-              "the numpy backend's batch_normalization reads mean.shape[0]: IndexError (read in the 3.15.1 wheel; "
-              "run: docs/probes/bn_one_masked_feature.py, keras 3.15.1 on numpy, 2026-12-06)"),
+    # One row per backend whose batch_normalization reads mean.shape[0] (TensorFlow's does not).
+    *[Rows("keras3", {"batch_norm_single_masked_feature": "index_error"}, since="3.0.2", backend=backend,
+           read="keras==3.15.1", sources=["keras/src/layers/normalization/batch_normalization.py:BatchNormalization._moments",
+                                          f"keras/src/backend/{backend}/nn.py:batch_normalization"],
+           upstream="keras-team/keras#18921",
+           note="_moments (masked branch, added by eaa6e687da, first in v3.0.2) squeezes a one-feature mean to shape "
+                f"(); the {backend} backend's batch_normalization reads mean.shape[0]: IndexError (read in the 3.15.1 "
+                f"wheel; run: docs/probes/bn_one_masked_feature.py, keras 3.15.1 on {backend}, 2026-12-06)")
+      for backend in ("jax", "torch", "numpy")],
     Rows("keras3", {"batch_norm_mask": "ignored"}, before="3.0.2", read="keras==3.0.1",
          sources=["keras==3.0.1: keras/src/layers/normalization/batch_normalization.py:BatchNormalization.call"],
          upstream="keras-team/keras#18921",
