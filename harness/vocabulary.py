@@ -231,7 +231,7 @@ def _check_recurrent(layer, shapes, kinds, gates: int, bias: Callable[[int, Mapp
         raise SpecProblem("config.return_sequences", "true (the harness only uses sequence outputs)", False)
     expected = {"kernel": (shape[-1], gates * units), "recurrent_kernel": (units, gates * units),
                 "bias": bias(units, layer.config)}
-    prefixes = LAYERS[layer.type].weight_prefixes if layer.type in LAYERS else ()
+    prefixes = LAYERS[layer.type].weight_prefixes  # Bidirectional: forward_*, backward_*
     _weights(layer, {p + w: s for p in prefixes for w, s in expected.items()} if prefixes else expected)
     return shape[:-1] + (units * max(1, len(prefixes)),)
 
