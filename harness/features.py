@@ -45,8 +45,10 @@ FEATURES: dict[str, str] = {
     "sample_weight:single": "one sample_weight array for all outputs",
     "sample_weight:list": "sample_weight as a list",
     "sample_weight:dict": "sample_weight as a dict keyed by output name",
-    "temporal_sample_weight": "a (batch, time) sample weight on a temporal output",
+    "temporal_sample_weight": "a (batch, time) or (batch, time, 1) sample weight on a temporal output",
     "rank1_sample_weight_on_temporal": "a (batch,) sample weight on a temporal output",
+    "sample_weight_partial": "a list or dict sample weight that leaves some outputs out (None in the list, no key in the dict)",
+    "sample_weight_trailing_axis": "a (batch, time, 1) sample weight on a temporal output",
     "sample_weight_column": "a (batch, 1) sample weight, a column (on a temporal output: with time != 1)",
     "zero_sample_weight": "a sample weight of exactly 0",
     "tiny_weight": "a sample or loss weight in (0, 2**-8)",
@@ -205,6 +207,8 @@ def features(case: Case) -> set[str]:
             f.add(reg.kind)
 
     f.add(f"sample_weight:{case.sample_weight_form}")
+    if case.sample_weight_form in ("list", "dict") and any(o.sample_weight is None for o in case.outputs):
+        f.add("sample_weight_partial")
     f.add(f"loss_weights:{case.loss_weights_form}")
     if any(type(o.loss_weight) is int for o in case.outputs):
         f.add("int_loss_weight")
@@ -247,7 +251,9 @@ def features(case: Case) -> set[str]:
             if kind == "column":
                 f.add("sample_weight_column")
             elif value.ndim == 3:
-                f.add("temporal_sample_weight" if kind == "timestep" else "rank1_sample_weight_on_temporal")
+                f.add("temporal_sample_weight" if kind.startswith("timestep") else "rank1_sample_weight_on_temporal")
+                if kind == "timestep_trailing_axis":
+                    f.add("sample_weight_trailing_axis")
             if np.any(sw == 0):
                 f.add("zero_sample_weight")
             if tiny(sw):

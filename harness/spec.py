@@ -28,8 +28,12 @@ Layout of the JSON (``schema`` 1)::
                   "loss_by": "name",   (optional; absent: a loss object. "name": loss="mean_squared_error")
                   "loss_weight": 0.5 | 2 | null, "sample_weight": [...] | null}]}
 
-A sample weight is (batch,), a column (batch, 1), or (batch, time) on a temporal output
-(`sample_weight_kind`; Keras 2's graph loop refuses a column, rule sample_weight_column).
+In the "list" and "dict" forms an output's sample weight may be null (at least one is not): Keras
+gets None at that position of the list, and a dict without that output's key.
+
+A sample weight is (batch,), a column (batch, 1), or (batch, time) or (batch, time, 1) on a temporal
+output (`sample_weight_kind`; Keras 2's graph loop refuses a column, rule sample_weight_column, and
+a trailing axis of 1 on per-step weights, rule timestep_weight_trailing_axis).
 
 A loss weight keeps its JSON type: `2` is handed to Keras as the int 2 and `2.0` as the float
 (Keras 3's CompileLoss refuses a bare int, rule one_output_loss_weights).
@@ -150,7 +154,8 @@ class Output:
     loss_options: Mapping[str, Any] = field(default_factory=dict)
     # None exactly when loss_weights_form == "omitted"; an int stays an int (JSON `2`, not `2.0`)
     loss_weight: float | int | None = None
-    # (batch,), (batch, 1) (a column) or, on a temporal output, (batch, time); None when omitted.
+    # (batch,), (batch, 1) (a column) or, on a temporal output, (batch, time) or (batch, time, 1);
+    # None when omitted, or (list and dict forms) for an output left out.
     # Which of them an array is: `sample_weight_kind` (it needs the output's shape).
     sample_weight: np.ndarray | None = None
     # How the loss is handed to compile: "object" keras.losses.<Class>(**loss_options), or "name"
@@ -644,19 +649,19 @@ def validate(case: Case, source: str = "<case>") -> None:
         if case.loss_weights_form == "scalar" and len(case.outputs) != 1:
             raise fail("$.loss_weights_form", "'scalar' only for a model with one output "
                        f"(this one has {len(case.outputs)})", case.loss_weights_form)
-        if (out.sample_weight is None) != (case.sample_weight_form == "omitted"):
-            raise fail(
-                f"{p}.sample_weight",
-                "null, as sample_weight_form is 'omitted'"
-                if case.sample_weight_form == "omitted"
-                else f"an array, as sample_weight_form is {case.sample_weight_form!r}",
-            )
+        # "list" and "dict" may leave an output out (null): Keras gets None at its list position,
+        # and a dict without its key (users write `sample_weight={"a": w}`); "single" is one array.
+        if out.sample_weight is not None and case.sample_weight_form == "omitted":
+            raise fail(f"{p}.sample_weight", "null, as sample_weight_form is 'omitted'")
+        if out.sample_weight is None and case.sample_weight_form == "single":
+            raise fail(f"{p}.sample_weight", "an array, as sample_weight_form is 'single'")
         if out.sample_weight is not None:
             sw = out.sample_weight
-            # Per sample (batch,) or (batch, 1), or per timestep (batch, time) of a temporal output.
+            # Per sample (batch,) or (batch, 1), or per timestep (batch, time) or (batch, time, 1) of a
+            # temporal output.
             allowed = [(batch,), (batch, 1)]
-            if len(pred_shape) == 3 and pred_shape[:2] not in allowed:
-                allowed.append(pred_shape[:2])
+            if len(pred_shape) == 3:
+                allowed += [s for s in (pred_shape[:2], pred_shape[:2] + (1,)) if s not in allowed]
             if tuple(sw.shape) not in allowed:
                 raise fail(f"{p}.sample_weight", "shape " + " or ".join(map(str, allowed)), sw.shape)
             if np.any(sw < 0):
@@ -695,6 +700,9 @@ def validate(case: Case, source: str = "<case>") -> None:
         if out.sample_weight is not None and (case.sample_weight_form != "single" or out.sample_weight.ndim != 1):
             raise fail("$.outputs[0].sample_weight", "shape (batch,) given as one array (sample_weight_form 'single') "
                        "beside class_weight", out.sample_weight.shape)
+    if case.sample_weight_form in ("list", "dict") and all(o.sample_weight is None for o in case.outputs):
+        raise fail("$.outputs[0].sample_weight", f"an array for at least one output (sample_weight_form "
+                   f"{case.sample_weight_form!r}; a case without weights says 'omitted')")
     if case.sample_weight_form == "single":
         first_sw = case.outputs[0].sample_weight
         for i, out in enumerate(case.outputs[1:], start=1):
@@ -720,17 +728,20 @@ def output_shapes(case: Case) -> dict[str, tuple[int, ...]]:
     return {o.name: (case.batch_size,) + shapes[o.layer] for o in case.outputs}
 
 
-SAMPLE_WEIGHT_KINDS = ("per_sample", "column", "timestep")
+SAMPLE_WEIGHT_KINDS = ("per_sample", "column", "timestep", "timestep_trailing_axis")
 
 
 def sample_weight_kind(case: Case, out: Output) -> str | None:
     """What an output's sample weight is: "per_sample" (batch,), "timestep" (batch, time) on a
     temporal output (time == 1 included: then it is also a column, and every lineage reads it per
-    step), "column" (batch, 1) otherwise; None when it has none."""
+    step), "timestep_trailing_axis" (batch, time, 1) on a temporal output, "column" (batch, 1)
+    otherwise; None when it has none."""
     sw = out.sample_weight
     if sw is None:
         return None
     if sw.ndim == 1:
         return "per_sample"
     pred = output_shapes(case)[out.name]
+    if len(pred) == 3 and tuple(sw.shape) == pred[:2] + (1,):
+        return "timestep_trailing_axis"
     return "timestep" if len(pred) == 3 and tuple(sw.shape) == pred[:2] else "column"

@@ -316,6 +316,8 @@ class _Plan:
     int_loss_weights: bool = False  # loss weights drawn as Python ints
     weight_columns: bool = False  # per-sample weights drawn as (batch, 1) columns half the time
     class_weight: bool = False  # fit / train_on_batch get class_weight= (one output, spec.validate's forms)
+    partial_sample_weights: bool = False  # list / dict form: some outputs without weights (None, no key)
+    trailing_axis_weights: bool = False  # per-step weights drawn as (batch, time, 1) 45% of the time
     inputs: list[dict[str, Any]] = field(default_factory=list)  # name, kind, shape, mask, mask_value
     layers: list[_LayerPlan] = field(default_factory=list)
     pool: list[_Tensor] = field(default_factory=list)
@@ -624,6 +626,9 @@ def _plan(src: Source, c: Constraints) -> _Plan:
             plan.weight_columns = False
             if sw_form in ("list", "dict"):  # one output: as often without weights as with
                 plan.sample_weight_form = "omitted"
+    if c.vocabulary_version >= vocabulary.FORMS_SINCE["partial_sample_weights"]:
+        plan.partial_sample_weights = plan.sample_weight_form in ("list", "dict") and n_out > 1 and boolean(src, 0.35)
+    plan.trailing_axis_weights = c.vocabulary_version >= vocabulary.FORMS_SINCE["timestep_trailing_axis"]
     if c.vocabulary_version >= vocabulary.FORMS_SINCE["y_form"] and not plan.class_weight:
         y_forms = [f for f in c.y_forms if not (f == "list" and n_out > 1)
                    and not (f == "dict" and sw_form in ("single", "list"))]
@@ -790,18 +795,26 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
     def per_sample() -> tuple[int, ...]:  # (batch,), or from FORMS_SINCE["weight_columns"] on a column
         return (batch, 1) if plan.weight_columns and boolean(src, 0.5) else (batch,)
 
+    def per_step() -> tuple[int, ...]:  # (batch, time), or from FORMS_SINCE["timestep_trailing_axis"] on
+        return (batch, time, 1) if plan.trailing_axis_weights and boolean(src, 0.45) else (batch, time)  # (.., 1)
+
     sws: list[np.ndarray | None] = [None] * len(outs)
     if plan.sample_weight_form == "single":
         if like is not None:
             shape = like.outputs[0].sample_weight.shape  # type: ignore[union-attr]
         else:
-            shape = (batch, time) if plan.sample_weight_temporal else per_sample()
+            shape = per_step() if plan.sample_weight_temporal else per_sample()
         shared = _sample_weight(src, shape)
         sws = [shared] * len(outs)
     elif plan.sample_weight_form in ("list", "dict") and like is not None:
-        sws = [_sample_weight(src, o.sample_weight.shape) for o in like.outputs]  # type: ignore[union-attr]
+        sws = [None if o.sample_weight is None else _sample_weight(src, o.sample_weight.shape) for o in like.outputs]
     elif plan.sample_weight_form in ("list", "dict"):
-        sws = [_sample_weight(src, (batch, time) if o.temporal and boolean(src, 0.5) else per_sample()) for o in outs]
+        sws = [_sample_weight(src, per_step() if o.temporal and boolean(src, 0.5) else per_sample()) for o in outs]
+        if plan.partial_sample_weights:  # at least one output with weights and one without
+            without = [boolean(src, 0.5) for _ in outs]
+            if all(without) or not any(without):
+                without[src.integer(0, len(outs) - 1)] = not without[0]
+            sws = [None if w else sw for sw, w in zip(sws, without)]
 
     lws: list[float | int | None] = [None] * len(outs)
     if like is not None:

@@ -831,8 +831,12 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # Version 14 added BatchNormalization (its entry's `since`) and a fifth body layer slot, for the same
 # reason as version 10's (mask_merge fell to 9.3% of 1000 cases with four).
 # Version 15 added BidirectionalLSTM (its entry's `since`).
+# Version 16: list and dict sample weights that leave some outputs out (None in the list, no key in
+# the dict), a third of such cases with several outputs; and per-step sample weights as
+# (batch, time, 1) 45% of the time (spec.sample_weight_kind "timestep_trailing_axis").
 FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8, "loss_names": 9,
-               "four_body_layers": 10, "class_weight": 12, "conv1d_on_mask": 13, "five_body_layers": 14}
+               "four_body_layers": 10, "class_weight": 12, "conv1d_on_mask": 13, "five_body_layers": 14,
+               "partial_sample_weights": 16, "timestep_trailing_axis": 16}
 VERSION = max([e.since for e in [*LAYERS.values(), *LOSSES.values()]] + list(FORMS_SINCE.values()))
 
 

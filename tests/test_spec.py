@@ -162,8 +162,13 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
      "$.outputs[0].target"),
     ("sample weight shape wrong", _set(["outputs", 0, "sample_weight"], [1.0, 2.0, 0.5]), "$.outputs[0].sample_weight"),
     ("negative sample weight", _set(["outputs", 1, "sample_weight", 2], -3.0), "$.outputs[1].sample_weight"),
-    ("sample weight missing while the form is dict", _set(["outputs", 1, "sample_weight"], None),
-     "$.outputs[1].sample_weight"),
+    # one output may go without (None in the list, no key in the dict); every one may not
+    ("every sample weight missing while the form is dict", _both(
+        _set(["outputs", 0, "sample_weight"], None), _set(["outputs", 1, "sample_weight"], None)),
+     "$.outputs[0].sample_weight"),
+    ("a sample weight set while the form is omitted", _both(
+        _set(["sample_weight_form"], "omitted"), _set(["outputs", 1, "sample_weight"], None)),
+     "$.outputs[0].sample_weight"),
     ("loss_weight set while loss_weights_form is omitted", _both(
         _set(["loss_weights_form"], "omitted"), _set(["outputs", 0, "loss_weight"], None)), "$.outputs[1].loss_weight"),
     ("single loss form with two different losses", _set(["loss_form"], "single"), "$.outputs[1].loss"),

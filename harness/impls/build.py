@@ -14,7 +14,8 @@ Argument forms (the Case says which):
 - `loss_weights_argument`: None ("omitted"), a list, a dict keyed by output name, or one number
   ("scalar"); each weight an int or a float as the Case has it.
 - `sample_weight_argument`: None, one array ("single"), a list (also for one output: the form is
-  the Case's, not ours to simplify), or a dict keyed by output name.
+  the Case's, not ours to simplify), or a dict keyed by output name; an output without weights is
+  None in the list and has no key in the dict.
 - `x_argument` / `y_argument`: one array when there is one input / output, else a list in Case
   order (the structure of `model.inputs` / `model.outputs`). y is a list even when loss or
   sample weights come as a dict: a user with a list-output functional model writes exactly that.
@@ -338,12 +339,25 @@ def sample_weight_argument(case: Case, rows: slice = slice(None)) -> Any:
     form = case.sample_weight_form
     if form == "omitted":
         return None
-    sws = [_cast_float(o.sample_weight[rows], case.dtype) for o in case.outputs]  # type: ignore[index]
+    sws = [None if o.sample_weight is None else _cast_float(o.sample_weight[rows], case.dtype) for o in case.outputs]
     if form == "single":
         return sws[0]
     if form == "list":
-        return sws
-    return {o.name: sw for o, sw in zip(case.outputs, sws)}
+        return sws  # None where an output has no weights
+    return {o.name: sw for o, sw in zip(case.outputs, sws) if sw is not None}  # its key left out
+
+
+def map_arrays(convert: Callable[[Any], Any], structure: Any) -> Any:
+    """`convert` applied to every array of an argument (one array, or lists, tuples and dicts of
+    them), None kept as None: an output without sample weights reaches train_step as None (a
+    tf.data element holds None as it is; tf.convert_to_tensor(None) would raise)."""
+    if structure is None:
+        return None
+    if isinstance(structure, dict):
+        return {k: map_arrays(convert, v) for k, v in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(map_arrays(convert, v) for v in structure)
+    return convert(structure)
 
 
 def nested_list(value: Any) -> Any:

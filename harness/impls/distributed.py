@@ -210,7 +210,7 @@ def _tf_feed(data: tuple) -> Callable[[], Any]:
     `strategy.run(step_function, args=(data,))` on them: every replica receives, and computes on,
     the whole batch (fit and evaluate go through TFEpochIterator, which distributes the dataset)."""
     if IMPL == "keras3-tensorflow-mirrored":
-        tensors = tf.nest.map_structure(tf.convert_to_tensor, data)
+        tensors = build.map_arrays(tf.convert_to_tensor, data)
         return lambda: tensors
     from tf_keras.src.engine import data_adapter
 

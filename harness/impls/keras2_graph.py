@@ -223,11 +223,13 @@ def graph_flavor(calls: GraphCalls, impl: str, gradient_source: str = "keras/eng
 
 def sample_weight_mode(case: Case) -> Any:
     """`compile(sample_weight_mode=...)` for the Case: None unless some output has (batch, time)
-    sample weights (spec.sample_weight_kind "timestep"); then "temporal" for those outputs and
+    or (batch, time, 1) sample weights (spec.sample_weight_kind "timestep", "timestep_trailing_axis":
+    a user who weighs steps says so; standardize_weights then refuses the second, rule
+    timestep_weight_trailing_axis); then "temporal" for those outputs and
     None for the others, keyed by output name (keras 2.3.1 training_utils.prepare_sample_weights
     and training_v1 accept a dict naming every output). A (batch, 1) column gets None: it is a
     weight per sample, which standardize_weights then refuses (rule sample_weight_column)."""
-    temporal = {o.name: sample_weight_kind(case, o) == "timestep" for o in case.outputs}
+    temporal = {o.name: sample_weight_kind(case, o) in ("timestep", "timestep_trailing_axis") for o in case.outputs}
     if not any(temporal.values()):
         return None
     if len(case.outputs) == 1:

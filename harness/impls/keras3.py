@@ -33,7 +33,7 @@ from typing import Any
 
 import keras
 
-from harness.impls import class_weighting, paths
+from harness.impls import build, class_weighting, paths
 from harness.results import ImplResult
 from harness.spec import Case
 
@@ -126,8 +126,7 @@ def _gradient_tensorflow(model: Any, x: Any, y: Any, sample_weight: Any) -> tupl
     import tensorflow as tf
 
     # The data adapter hands train_step tensors.
-    x, y, sample_weight = (None if s is None else tf.nest.map_structure(tf.convert_to_tensor, s)
-                           for s in (x, y, sample_weight))
+    x, y, sample_weight = build.map_arrays(tf.convert_to_tensor, (x, y, sample_weight))
     with tf.GradientTape() as tape:
         y_pred = model(x, training=True)
         loss = _compute_loss(model, x, y, y_pred, sample_weight)

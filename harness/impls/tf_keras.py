@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from harness.impls import class_weighting, paths
+from harness.impls import build, class_weighting, paths
 from harness.results import ImplResult
 from harness.spec import Case
 
@@ -54,7 +54,7 @@ def _as_tensors(structure: Any) -> Any:
     # (compile_utils.match_dtype_and_rank reads `.shape.rank`), so convert as the adapter does.
     import tensorflow as tf
 
-    return None if structure is None else tf.nest.map_structure(tf.convert_to_tensor, structure)
+    return build.map_arrays(tf.convert_to_tensor, structure)
 
 
 def _compute_loss(model: Any, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:

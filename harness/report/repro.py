@@ -276,9 +276,13 @@ def reproducer(case: dict[str, Any], case_id: str, impl: str, key: str, *,
     if case["sample_weight_form"] == "omitted":
         w("sample_weight = None  # form: omitted")
     else:
-        sws = [_array(o["sample_weight"], dtype) for o in outputs]
-        w(f"sample_weight = {_structure(case, sws, names, case['sample_weight_form'])}  "
-          f"# form: {case['sample_weight_form']}")
+        form = case["sample_weight_form"]
+        pairs = [(n, "None" if o.get("sample_weight") is None else _array(o["sample_weight"], dtype))
+                 for n, o in zip(names, outputs)]
+        if form == "dict":  # an output without weights has no key (harness.impls.build)
+            pairs = [(n, sw) for n, sw in pairs if sw != "None"]
+        sws, sw_names = [sw for _, sw in pairs], [n for n, _ in pairs]
+        w(f"sample_weight = {_structure(case, sws, sw_names, form)}  # form: {form}")
     if case.get("class_weight") is not None:
         cw = {int(k): v for k, v in case["class_weight"].items()}
         w(f"class_weight = {cw!r}  # fit and train_on_batch only")
