@@ -129,10 +129,23 @@ _BATCH_NORM_ON_MASK = next(c for c in strategies.corpus(0, 200, vocabulary_versi
 _BIDIRECTIONAL_ON_MASK = next(c for c in strategies.corpus(0, 300, vocabulary_version=15)
                               if "bidirectional_on_mask" in features.features(c))
 
+# A dict y beside a dict sample weight that leaves an output out (vocabulary version 16; rule
+# partial_dict_sample_weight): the first.
+_PARTIAL_DICT = next(c for c in strategies.corpus(0, 300, vocabulary_version=16)
+                     if c.y_form == "dict" and "sample_weight_partial" in features.features(c))
+
+# A list sample weight with None (rule none_in_sample_weight_list) and a (batch, time, 1) one (rule
+# timestep_weight_trailing_axis), vocabulary version 16: the first of each.
+_NONE_IN_LIST = next(c for c in strategies.corpus(0, 300, vocabulary_version=16)
+                     if c.sample_weight_form == "list" and "sample_weight_partial" in features.features(c))
+_TRAILING_AXIS = next(c for c in strategies.corpus(0, 300, vocabulary_version=16)
+                      if "sample_weight_trailing_axis" in features.features(c))
+
 CASES = ([spec.load(p) for p in sorted((ROOT / "cases").rglob("*.json"))]
          + strategies.corpus(0, 40, vocabulary_version=1)  # corpus case 35 is the first with a SimpleRNN activity regularizer
          + _DICT_Y + [_COLUMN, _REDUCTION, _TIME_DISTRIBUTED, _CLASS_WEIGHT, _BATCH_NORM_ON_MASK,
-                                       _BIDIRECTIONAL_ON_MASK])
+                                       _BIDIRECTIONAL_ON_MASK, _PARTIAL_DICT, _NONE_IN_LIST,
+                                       _TRAILING_AXIS])
 
 
 def _run(case: spec.Case, profile: dict[str, str]) -> None:

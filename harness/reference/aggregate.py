@@ -153,6 +153,13 @@ def _sample_weight_for(per: np.ndarray, sw: np.ndarray, rules: Mapping[str, str]
         return None, Note(f"sample weight of shape {sw.shape} does not broadcast against losses of shape "
                           f"{per.shape} (keras/src/losses/loss.py:squeeze_or_expand_to_same_rank)",
                           ErrorSite(BROADCAST, ("keras/src/losses/loss.py",), "reduce_weighted_values"))
+    if _broadcast_shape(sw.shape, per.shape) != per.shape:
+        # Weights of more steps than the losses (only another output's weights can be: rule
+        # partial_dict_sample_weight="first_for_all", Keras 3.0-3.4, not run): an error where
+        # they do not broadcast; where they would grow the losses, the reference does not follow.
+        return None, Note(f"sample weight of shape {sw.shape} for losses of shape {per.shape}: they do not "
+                          "broadcast to the losses' shape (keras/src/losses/loss.py:reduce_weighted_values)",
+                          ErrorSite(BROADCAST, ("keras/src/losses/loss.py",), "reduce_weighted_values"))
     return np.broadcast_to(sw, per.shape), None
 
 
@@ -173,9 +180,10 @@ _STANDARDIZE_WEIGHTS = ("tf_keras/src/engine/training_utils_v1.py", "keras/src/e
                         "keras/engine/training_utils_v1.py", "keras/engine/training_utils.py")
 
 
-def _column_error(out, shape: tuple[int, ...]) -> Note:
-    """Keras 2's graph loop refuses a (batch, 1) sample weight (rule sample_weight_column="error_not_1d")."""
-    return Note(f"output {out.name!r}: a sample weight of shape {shape}, a column: ValueError 'Found a "
+def _column_error(out, shape: tuple[int, ...], what: str = "a column") -> Note:
+    """Keras 2's graph loop refuses a (batch, 1) sample weight (rule sample_weight_column="error_not_1d")
+    and a (batch, time, 1) one (rule timestep_weight_trailing_axis="error_not_2d"): standardize_weights."""
+    return Note(f"output {out.name!r}: a sample weight of shape {shape}, {what}: ValueError 'Found a "
                 "sample_weight array with shape ...' (tf_keras/src/engine/training_utils_v1.py:"
                 "standardize_weights; keras 2.x: keras/engine/training_utils.py)",
                 ErrorSite(("ValueError",), _STANDARDIZE_WEIGHTS, "standardize_weights", own_check=True))
@@ -220,11 +228,16 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
     nonzero_fraction = 1.0
     loss_shape = per.shape  # the shape of the losses the mask applies to
     has_mask = t.mask is not None and t.mask.shape == per.shape
-    if out.sample_weight is not None:
-        raw = r(out.sample_weight[rows])
+    given = _sample_weight_given(case, out, rules)
+    if given is not None:
+        raw = r(given[rows])
         if (sample_weight_kind(case, out) == "column"
                 and rules_mod.chooses(rules, "sample_weight_column", "error_not_1d")):
             notes.append(_column_error(out, raw.shape))
+            return math.nan, math.nan, None
+        if (sample_weight_kind(case, out) == "timestep_trailing_axis"
+                and rules_mod.chooses(rules, "timestep_weight_trailing_axis", "error_not_2d")):
+            notes.append(_column_error(out, raw.shape, "per step with a trailing axis of 1"))
             return math.nan, math.nan, None
         if (len(case.outputs) == 1 and _sample_weight_is_list(case, batched)
                 and rules_mod.chooses(rules, "single_output_sample_weight_list", "leading_axis")):
@@ -255,7 +268,7 @@ def _output_loss(case: Case, out, t: forward.Tensor, rows: np.ndarray, rules: Ma
         weighted = per * weights
         total = float(np.sum(weighted))
         magnitude = float(np.sum(np.abs(weighted)))
-    if reduction == "mean_with_sample_weight" and (out.sample_weight is not None or valid is not None):
+    if reduction == "mean_with_sample_weight" and (given is not None or valid is not None):
         # keras/src/losses/loss.py:reduce_values divides by ops.sum(sample_weight) as Keras holds it:
         # with a mask, the weights times the mask (apply_mask), else the weights in their own shape
         # (a (batch,) or (batch, 1) weight on (batch, time) losses counts once per sample, not per
@@ -294,6 +307,19 @@ def _reduction(given: str, rules: Mapping[str, str]) -> tuple[str, Note | None]:
     files, text = where
     return given, Note(f"reduction={given!r}: ValueError, a reduction this release does not take ({text})",
                        ErrorSite(("ValueError",), files, "reduction", own_check=True))
+
+
+def _partial_dict(case: Case) -> bool:
+    """A dict sample_weight without the key of some output (spec: that output's weight is null)."""
+    return case.sample_weight_form == "dict" and any(o.sample_weight is None for o in case.outputs)
+
+
+def _sample_weight_given(case: Case, out: Any, rules: Mapping[str, str]) -> np.ndarray | None:
+    """The weights `out`'s loss receives: its own, or under partial_dict_sample_weight="first_for_all"
+    (a dict that leaves some outputs out, Keras 3.0-3.4) the first given one, in output order."""
+    if _partial_dict(case) and rules_mod.chooses(rules, "partial_dict_sample_weight", "first_for_all"):
+        return next(o.sample_weight for o in case.outputs if o.sample_weight is not None)
+    return out.sample_weight
 
 
 def _sample_weight_is_list(case: Case, batched: bool) -> bool:
@@ -417,6 +443,10 @@ class _Batch:
     notes: list[str]
 
 
+_STRUCTURE_SITE = ErrorSite(("ValueError",), ("keras/src/trainers/data_adapters/array_data_adapter.py",),
+                            "ArrayDataAdapter.__init__")
+
+
 def _dict_sample_weight_error(case: Case, batched: bool) -> str:
     """The error Keras 3 raises for a dict sample_weight (rule dict_sample_weight="error"), per path.
 
@@ -424,9 +454,7 @@ def _dict_sample_weight_error(case: Case, batched: bool) -> str:
     if (len(case.outputs) > 1 or case.y_form == "list") and batched:
         return Note("sample_weight is a dict and y a list: ValueError 'You should provide one `sample_weight` "
                     "array per output in `y`' (keras/src/trainers/data_adapters/array_data_adapter.py:"
-                    "ArrayDataAdapter.__init__)",
-                    ErrorSite(("ValueError",), ("keras/src/trainers/data_adapters/array_data_adapter.py",),
-                              "ArrayDataAdapter.__init__"))
+                    "ArrayDataAdapter.__init__)", _STRUCTURE_SITE)
     if len(case.outputs) > 1:
         return Note("sample_weight is a dict and y_pred a list: CompileLoss.call looks the weights up by the "
                     "output's list index, KeyError: 0 (keras/src/trainers/compile_utils.py:CompileLoss.call "
@@ -516,6 +544,12 @@ def _one_batch(case: Case, rows: np.ndarray, rules: Mapping[str, str], batched: 
             and rules_mod.chooses(rules, "dict_sample_weight", "error")):
         notes.append(_dict_sample_weight_error(case, batched))
     notes.extend(_dict_targets_errors(case, rules))
+    if (batched and case.y_form == "dict" and _partial_dict(case)
+            and not rules_mod.chooses(rules, "partial_dict_sample_weight", "unweighted")):
+        notes.append(Note("y a dict and sample_weight a dict without the key of some outputs: ValueError 'You should "
+                          "provide one `sample_weight` array per output in `y`' (keras/src/trainers/data_adapters/"
+                          "array_data_adapter.py:ArrayDataAdapter.__init__ tree.assert_same_structure)",
+                          _STRUCTURE_SITE))
     if (batched and case.sample_weight_form == "single" and (len(case.outputs) > 1 or case.y_form != "auto")
             and rules_mod.chooses(rules, "single_sample_weight_not_per_sample", "error_in_data_adapter")):
         sw = case.outputs[0].sample_weight
@@ -601,11 +635,28 @@ def _terms(outputs: list[OutputRecord], penalties: list[forward.Penalty], rules:
 # ---------------------------------------------------------------------------------------
 
 
+ON_BATCH_PATHS = ("test_on_batch", "train_on_batch", "test_on_batch_loop")  # single_batch_iterator's paths
+
+
+def _none_in_list_errors(case: Case, path: str, rules: Mapping[str, str]) -> list[Note]:
+    """tf.keras and tf-keras before 2.21 refuse a None in a list sample_weight in train_on_batch and
+    test_on_batch (rule none_in_sample_weight_list="on_batch_attribute_error")."""
+    if (path in ON_BATCH_PATHS and case.sample_weight_form == "list"
+            and any(o.sample_weight is None for o in case.outputs)
+            and rules_mod.chooses(rules, "none_in_sample_weight_list", "on_batch_attribute_error")):
+        return [Note("sample_weight a list with None: AttributeError \"'NoneType' object has no attribute 'shape'\" "
+                     "(keras/src/engine/data_adapter.py:_check_data_cardinality, from single_batch_iterator)",
+                     ErrorSite(("AttributeError",), ("keras/src/engine/data_adapter.py", "tf_keras/src/engine/data_adapter.py"),
+                               "_check_data_cardinality"))]
+    return []
+
+
 def single_device(case: Case, rules: Mapping[str, str], path: str = "test_on_batch") -> "Breakdown":
     """The reference total and breakdown of `case` on `path` on one device, under `rules` (a
     resolved profile whose replica_split is "single_device"; harness.reference.total.compute
     takes any profile)."""
     case, refused = class_weights.weighted(_as_computed(case, rules), path, rules)
+    refused = refused + _none_in_list_errors(case, path, rules)
     n = case.batch_size
     training = path in TRAINING_MODE_PATHS
     if path in WHOLE_BATCH_PATHS:

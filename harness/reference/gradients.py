@@ -106,8 +106,15 @@ def _weight(case: Case, key: str) -> np.ndarray:
 Evaluation = tuple[float, float, dict[str, float], list[str]]
 
 
+def train_step_profile(profile: Mapping[str, str]) -> dict[str, str]:
+    """The profile of the loss a train step's tape differentiates: train_on_batch's, but the tape
+    calls compute_loss on tensors and meets no single_batch_iterator, whose refusal of a None
+    sample weight (rule none_in_sample_weight_list) is the update step's, not the gradient's."""
+    return {**profile, "none_in_sample_weight_list": "unweighted"}
+
+
 def _terms_single(case: Case, profile: Mapping[str, str]) -> Evaluation:
-    b = total.compute(case, profile, "train_on_batch")
+    b = total.compute(case, train_step_profile(profile), "train_on_batch")
     terms = {f"output/{o.name}": o.weighted for o in b.outputs}
     terms["regularization"] = float(sum(p.value for p in b.regularization))
     return b.total, b.magnitude, terms, list(b.notes)

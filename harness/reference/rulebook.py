@@ -114,6 +114,26 @@ RULES: dict[str, Rule] = {
             },
         ),
         Rule(
+            "timestep_weight_trailing_axis",
+            "A per-step sample weight given as (batch, time, 1) on a temporal output (compile says "
+            "sample_weight_mode='temporal' where a lineage takes it):",
+            {
+                "squeezed": Alternative(
+                    "its last axis is squeezed against the (batch, time) losses: the same as (batch, time).",
+                    [f"{_TFK}/utils/losses_utils.py:squeeze_or_expand_dimensions",
+                     f"{_K3}/losses/loss.py:squeeze_or_expand_to_same_rank"],
+                ),
+                "error_not_2d": Alternative(
+                    "every path raises ValueError 'Found a sample_weight array with shape (batch, time, 1). In "
+                    "order to use timestep-wise sample weighting, you should pass a 2D sample_weight array.'; "
+                    "the reference gives NaN and notes it.",
+                    [f"{_TFK}/engine/training_utils_v1.py:standardize_weights",
+                     f"{_K231}/engine/training_utils.py:standardize_weights",
+                     f"{_K224}/engine/training_utils.py:standardize_weights"],
+                ),
+            },
+        ),
+        Rule(
             "reduction_values",
             "A loss constructed with reduction 'mean', 'mean_with_sample_weight' or 'auto' (every lineage "
             "takes 'sum_over_batch_size' and 'sum'): which does the release accept, and what does it compute?",
@@ -630,6 +650,54 @@ RULES: dict[str, Rule] = {
                     "single `sample_weight` array, it should only have one scalar score per sample' (the "
                     "reference gives NaN and notes it); compute_loss/test_on_batch/train_on_batch use no "
                     "data adapter and share the array like 'shared'.",
+                    [f"{_K3}/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__"],
+                ),
+            },
+        ),
+        Rule(
+            "none_in_sample_weight_list",
+            "A list sample_weight with None for some outputs (sample_weight=[w, None]), in train_on_batch and "
+            "test_on_batch:",
+            {
+                "unweighted": Alternative(
+                    "that output gets no weights (its losses weigh 1), on every path.",
+                    [f"{_TFK}/engine/data_adapter.py:_check_data_cardinality",
+                     f"{_K3}/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__",
+                     f"{_TFK}/engine/training_utils_v1.py:standardize_weights",
+                     f"{_K231}/engine/training_utils.py:standardize_weights"],
+                ),
+                "on_batch_attribute_error": Alternative(
+                    "train_on_batch and test_on_batch raise AttributeError \"'NoneType' object has no attribute "
+                    "'shape'\" (single_batch_iterator's _check_data_cardinality reads every element's shape[0]); "
+                    "evaluate and fit take another data adapter, and the train step's gradient none, so they "
+                    "weigh that output 1; the reference gives NaN on the two and notes it.",
+                    ["keras==2.15.0: keras/src/engine/data_adapter.py:_check_data_cardinality"],
+                ),
+            },
+        ),
+        Rule(
+            "partial_dict_sample_weight",
+            "A dict sample_weight without the key of some outputs (sample_weight={'a': w} for outputs a and b):",
+            {
+                "unweighted": Alternative(
+                    "an output without a key gets no weights (its losses weigh 1), on every path.",
+                    [f"{_TFK}/engine/compile_utils.py:map_to_output_names",
+                     f"{_TFK}/engine/training_utils_v1.py:standardize_sample_or_class_weights",
+                     f"{_K231}/engine/training_utils.py:standardize_sample_or_class_weights",
+                     f"{_K224}/engine/training_utils.py:standardize_sample_or_class_weights"],
+                ),
+                "first_for_all": Alternative(
+                    "compute_loss/test_on_batch/train_on_batch: CompileLoss._flatten_y keeps the weights that "
+                    "are given, in output order, and `if len(sample_weight) < len(y_true)` gives the first of "
+                    "them to every output (also to the outputs that have their own); evaluate/fit with a dict y "
+                    "raise ValueError 'You should provide one `sample_weight` array per output in `y`' "
+                    "(ArrayDataAdapter.__init__ tree.assert_same_structure(y, sample_weight)).",
+                    ["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss.call",
+                     f"{_K3}/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__"],
+                ),
+                "structure_error": Alternative(
+                    "evaluate/fit with a dict y raise that ValueError of ArrayDataAdapter.__init__; the other "
+                    "paths are as rules dict_sample_weight and dict_sample_weight_with_dict_targets say.",
                     [f"{_K3}/trainers/data_adapters/array_data_adapter.py:ArrayDataAdapter.__init__"],
                 ),
             },

@@ -100,6 +100,13 @@ _TF_KERAS_2_21 = {
     "sample_weight_normalisation": "none",
     "dict_sample_weight": "by_name",
     "single_sample_weight_not_per_sample": "shared",
+    # tf_keras/src/engine/compile_utils.py map_to_output_names `struct.pop(name, None)`;
+    # training_utils_v1.py standardize_sample_or_class_weights `x_weight.get(name)` (graph mode, and
+    # keras 2.2.4 / 2.3.1 keras/engine/training_utils.py likewise)
+    "partial_dict_sample_weight": "unweighted",
+    # tf_keras/src/engine/data_adapter.py _check_data_cardinality skips None (`if i is not None`,
+    # tf-keras 924b2d0ed, 2025-11-05, first in v2.21.0)
+    "none_in_sample_weight_list": "unweighted",
     "additional_losses_sum": "ops_sum",
     "float64_compute": "float64",
     "output_log": "unweighted",
@@ -129,6 +136,9 @@ _TF_KERAS_2_21 = {
     "dict_sample_weight_with_dict_targets": "by_name",
     "one_output_loss_weights": "any_form",
     "sample_weight_column": "per_sample",
+    # tf_keras/src/utils/losses_utils.py squeeze_or_expand_dimensions (and keras/src/losses/loss.py
+    # squeeze_or_expand_to_same_rank in Keras 3) drop a last axis of 1 that the losses lack
+    "timestep_weight_trailing_axis": "squeezed",
     "reduction_values": "tf_keras",
 }
 
@@ -151,6 +161,7 @@ _KERAS3_3_15_TENSORFLOW = {
     "dict_targets_one_output": "error",
     "dict_sample_weight_with_dict_targets": "error",
     "single_sample_weight_not_per_sample": "error_in_data_adapter",
+    "partial_dict_sample_weight": "structure_error",  # ArrayDataAdapter.__init__ (the same since v3.0.0)
     "one_output_loss_weights": "no_bare_int",
     "reduction_values": "keras3",
     "mask_into_unmasking_layer": "dropped",  # keras/src/layers/layer.py Layer.__call__ warns, since v3.0.0
@@ -185,6 +196,8 @@ _KERAS_2_3_1 = {
     "bce_probability_log": "log_plus_epsilon_folded",
     "one_output_loss_weights": "no_bare_number",  # keras/engine/training_utils.py:prepare_loss_weights
     "sample_weight_column": "error_not_1d",  # keras/engine/training_utils.py:standardize_weights (2.2.4 too)
+    # keras/engine/training_utils.py:standardize_weights under sample_weight_mode="temporal" (2.2.4 too)
+    "timestep_weight_trailing_axis": "error_not_2d",
     "reduction_values": "keras2",  # keras/utils/losses_utils.py:Reduction (no AUTO)
     # keras/engine/base_layer.py:Layer.__call__ adds it; TimeDistributed.call's add_loss is keyed
     # by the reshaped input, which keras/engine/network.py:Network.losses never collects (2.2.4
@@ -210,7 +223,8 @@ TABLE: list[Rows] = [
     # ---- tf-keras ------------------------------------------------------------------------
     Rows("tf_keras", _TF_KERAS_2_21, read="tf-keras==2.21.0", note="RULES' tf_keras/src sources"),
     Rows("tf_keras", {"evaluate_output_log": "batch_mean", "one_output_loss_weights": "no_bare_number",
-                      "sample_weight_column": "error_not_1d", "class_weight_lookup": "exact_keys"},
+                      "sample_weight_column": "error_not_1d", "timestep_weight_trailing_axis": "error_not_2d",
+                      "class_weight_lookup": "exact_keys", "none_in_sample_weight_list": "unweighted"},
          mode="graph", read="tf-keras==2.21.0",
          sources=["tf_keras/src/engine/training_v1.py:Model._prepare_total_loss",
                   "tf_keras/src/engine/training_utils_v1.py:prepare_loss_weights",
@@ -229,6 +243,16 @@ TABLE: list[Rows] = [
     # 378563e15ecbf403 in tests/data/results/core.jsonl (fit and evaluate in mode jit). Not
     # understood: fit in mode jit logs NaN on 9790c1fe5ab2baab (every input masked, the other
     # output NaN too) but 0 on 378563e15ecbf403; that fit/jit verdict stays `explained`, a finding.
+    Rows("tf_keras", {"none_in_sample_weight_list": "on_batch_attribute_error"}, before="2.21", read="tf-keras==2.20.1",
+         sources=["tf-keras==2.20.1: tf_keras/src/engine/data_adapter.py:_check_data_cardinality"],
+         upstream="keras-team/tf-keras@924b2d0ed",
+         note="`set(int(i.shape[0]) for i in tf.nest.flatten(data))` in every tag v2.15.0 ... v2.20.1 and in "
+              "keras 2.15.0 (TF 2.15's tf.keras); 924b2d0ed ('Allow Input to be optional to take None inputs') "
+              "skips None, first in v2.21.0. Run: tf.keras 2.15 raises on train_on_batch and test_on_batch "
+              "with [w, None] (14 drawn cases, 2026-12-07); tf-keras 2.14-2.20 not run"),
+    Rows("tf_keras", {"none_in_sample_weight_list": "unweighted"}, before="2.21", mode="graph", read="tf-keras==2.20.1",
+         sources=["tf-keras==2.20.1: tf_keras/src/engine/training_utils_v1.py:standardize_weights"],
+         note="graph mode's train_on_batch feeds standardize_weights' ones for None (no data adapter)"),
     Rows("tf_keras", {"mask_normalisation": "valid_entries_no_nan"}, mode="jit", read="tf-keras==2.21.0",
          sources=["tf_keras/src/utils/losses_utils.py:apply_valid_mask"],
          note="XLA: a fully masked output gives 0 (observed, cases 9790c1fe5ab2baab, 378563e15ecbf403)"),
@@ -247,7 +271,8 @@ TABLE: list[Rows] = [
     # ---- tf.keras bundled with TensorFlow ------------------------------------------------
     # TF 2.15's bundled keras/src has the same text as tf-keras 2.21 for every function RULES
     # cite; TF 2.15 itself folds x * 0.0 in graphs (tf.function; assumed for the v1 session graph too).
-    Rows("tf.keras", {**_TF_KERAS_2_21, "zero_loss_weight": "folded_to_zero"}, read="keras==2.15.0",
+    Rows("tf.keras", {**_TF_KERAS_2_21, "zero_loss_weight": "folded_to_zero",
+                      "none_in_sample_weight_list": "on_batch_attribute_error"}, read="keras==2.15.0",
          note="the keras 2.15.0 that TF 2.15.1 installs as tf.keras"),
     # The same XLA quirk, observed on tf.keras 2.15.0 / TF 2.15.1: case 378563e15ecbf403 in
     # tests/data/results/tf215.jsonl (evaluate and fit in mode jit).
@@ -261,7 +286,8 @@ TABLE: list[Rows] = [
          sources=["tf 2.15: keras/src/engine/compile_utils.py:LossesContainer.__call__"],
          note="run_eagerly=True: no graph, nothing folds (observed, cases 5b50327f41340645, c90cc0362a84e5ed)"),
     Rows("tf.keras", {"evaluate_output_log": "batch_mean", "one_output_loss_weights": "no_bare_number",
-                      "sample_weight_column": "error_not_1d", "class_weight_lookup": "exact_keys"},
+                      "sample_weight_column": "error_not_1d", "timestep_weight_trailing_axis": "error_not_2d",
+                      "class_weight_lookup": "exact_keys", "none_in_sample_weight_list": "unweighted"},
          mode="graph", read="keras==2.15.0",
          sources=["tf 2.15: keras/src/engine/training_v1.py:Model._prepare_total_loss",
                   "tf 2.15: keras/src/engine/training_utils_v1.py:prepare_loss_weights",
@@ -338,6 +364,16 @@ TABLE: list[Rows] = [
          note="3.0.5-3.4.1 map y and sample_weight dicts by output name (_flatten_y, read in 3.4.1; "
               "removed by #20015 in 3.5.0); 3.7.0 and later raise KeyError: 0 (resolve_path; observed, "
               "the commit not yet read); 3.5-3.6 sort (a finding)"),
+    Rows("keras3", {"partial_dict_sample_weight": "first_for_all"}, before="3.5", read="keras==3.4.1",
+         sources=["keras==3.4.1: keras/src/trainers/compile_utils.py:CompileLoss.call"],
+         upstream="keras-team/keras#20015",
+         note="CompileLoss._flatten_y keeps only the given keys and call() replicates sample_weight[0] for "
+              "every output when fewer are given (read in 3.4.1; 3.0.5 keras/trainers/compile_utils.py the "
+              "same). #20015 (8f5ad1e75b, in 3.5.0) flattens the dict with tree.flatten instead, in sorted-key "
+              "order, and still replicates its first: 3.5.0-3.6.0 give every output the weights of the "
+              "smallest given key, not encoded (their dict-y cases are findings already, "
+              "dict_sample_weight_with_dict_targets); 3.7.0 and later look each output up (resolve_path). "
+              "Run: a partial dict on 3.15.1 only"),
     Rows("keras3", {"l1_regularizer_float64": "error"}, before="3.14", backend="tensorflow", read="keras==3.13.2",
          sources=["keras==3.13.2: keras/src/regularizers/regularizers.py:L1.__call__"],
          upstream="keras-team/keras#22438",
