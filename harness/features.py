@@ -136,6 +136,7 @@ CONDITIONS: dict[str, str] = {
     "batch_norm_on_mask": "layer:BatchNormalization",
     "batch_norm_on_temporal": "layer:BatchNormalization",
     "bidirectional_on_mask": "layer:BidirectionalLSTM",
+    "bidirectional_gru_on_mask": "layer:BidirectionalGRU",
     "conv1d_even_kernel": "layer:Conv1D",
     "conv1d_on_mask": "layer:Conv1D",
     "time_distributed_activity": "layer:TimeDistributedDense",

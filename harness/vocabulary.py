@@ -392,19 +392,32 @@ def _draw_lstm(d: LayerDraws) -> Any:
     return _draw_recurrent(d, "LSTM", 4, lambda d: {}, lambda units, extra: (4 * units,))
 
 
-def _draw_bidirectional_lstm(d: LayerDraws) -> Any:
-    """Bidirectional(LSTM(...)), merge_mode "concat", on a masked sequence when the model has one
-    (rule bidirectional_masked_steps), else on any sequence: both directions' kernels, their
-    regularizers shared; no activity regularizer (each copy would apply it to its own output)."""
+def _draw_bidirectional(d: LayerDraws, kind: str, gates: int, options: Callable[[LayerDraws], dict[str, Any]],
+                        bias: Callable[[int, dict[str, Any]], tuple[int, ...]]) -> Any:
+    """Bidirectional(<recurrent layer>), merge_mode "concat", on a masked sequence when the model has
+    one (rule bidirectional_masked_steps), else on any sequence: both directions' kernels (as
+    _draw_recurrent's, its options drawn after the units), their regularizers shared; no activity
+    regularizer (each copy would apply it to its own output)."""
     base = d.pick(rank=2, pred=lambda t: t.mask is not None) or d.pick(rank=2)
     if base is None:
         return None
     units = d.integer(1, d.max_features)
-    inner = {"kernel": (base.shape[-1], 4 * units), "recurrent_kernel": (units, 4 * units), "bias": (4 * units,)}
+    extra = options(d)
+    inner = {"kernel": (base.shape[-1], gates * units), "recurrent_kernel": (units, gates * units),
+             "bias": bias(units, extra)}
     regs = d.regularizers(tuple(inner), activity_p=0.0)
     shapes = {p + w: s for p in BIDIRECTIONAL_PREFIXES for w, s in inner.items()}
-    cfg = {"units": units, "activation": d.choice(("tanh", "relu", "linear")), "return_sequences": True}
-    return d.append("BidirectionalLSTM", [base], cfg, shapes, regs, base.shape[:-1] + (2 * units,), base.mask)
+    cfg = {"units": units, "activation": d.choice(("tanh", "relu", "linear")), **extra, "return_sequences": True}
+    return d.append(kind, [base], cfg, shapes, regs, base.shape[:-1] + (2 * units,), base.mask)
+
+
+def _draw_bidirectional_lstm(d: LayerDraws) -> Any:
+    return _draw_bidirectional(d, "BidirectionalLSTM", 4, lambda d: {}, lambda units, extra: (4 * units,))
+
+
+def _draw_bidirectional_gru(d: LayerDraws) -> Any:
+    return _draw_bidirectional(d, "BidirectionalGRU", 3, lambda d: {"reset_after": d.boolean(0.7)},
+                               lambda units, extra: (2, 3 * units) if extra["reset_after"] else (3 * units,))
 
 
 def _draw_layer_normalization(d: LayerDraws) -> Any:
@@ -591,6 +604,18 @@ LAYERS: dict[str, LayerEntry] = {
                    doc="Bidirectional(LSTM(units, activation, return_sequences=True)), merge_mode 'concat': the "
                        "forward LSTM's sequence, then the backward one's (run on the reversed steps, flipped back); "
                        "weights forward_* and backward_*; passes a mask on."),
+        # The same wrapper around a GRU (whose entry above cites its cell); reset_after as drawn there.
+        LayerEntry("BidirectionalGRU", "Bidirectional", ("units", "activation", "reset_after", "return_sequences"),
+                   ("kernel", "recurrent_kernel", "bias"), "pass", _check_gru,
+                   lambda c: ((c["units"],), {"activation": c["activation"], "recurrent_activation": "sigmoid",
+                                              "reset_after": c["reset_after"],
+                                              "return_sequences": c["return_sequences"]}),
+                   _on_mask("bidirectional_gru_on_mask"),
+                   {"bidirectional_gru_on_mask": "a Bidirectional(GRU) on a masked sequence (rule "
+                                                 "bidirectional_masked_steps)"},
+                   _draw_bidirectional_gru, 0.15, since=17, wraps="GRU", weight_prefixes=BIDIRECTIONAL_PREFIXES,
+                   doc="Bidirectional(GRU(units, activation, reset_after, return_sequences=True)), merge_mode "
+                       "'concat', as BidirectionalLSTM; weights forward_* and backward_*; passes a mask on."),
         # keras 3.15.1 keras/src/layers/convolutional/base_conv.py:BaseConv.call (ops.conv, then bias and
         # activation), tf-keras 2.21 tf_keras/src/layers/convolutional/base_conv.py:Conv.call, keras 2.3.1
         # keras/layers/convolutional.py:_Conv.call. Cross-correlation; 'same' pads (k - 1) // 2 before.
@@ -831,6 +856,7 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # Version 14 added BatchNormalization (its entry's `since`) and a fifth body layer slot, for the same
 # reason as version 10's (mask_merge fell to 9.3% of 1000 cases with four).
 # Version 15 added BidirectionalLSTM (its entry's `since`).
+# Version 17 added BidirectionalGRU (its entry's `since`).
 # Version 16: list and dict sample weights that leave some outputs out (None in the list, no key in
 # the dict), a third of such cases with several outputs; and per-step sample weights as
 # (batch, time, 1) 45% of the time (spec.sample_weight_kind "timestep_trailing_axis").

@@ -4,6 +4,8 @@ bidirectional_masked_steps); its regularizers are both copies'."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,42 @@ def test_the_case_names_the_weights_of_each_copy() -> None:
     layers = (good.layers[0], Layer("bi", "BidirectionalLSTM", ("m",), dict(CFG), fw))  # unprefixed names
     with pytest.raises(spec.CaseError, match="forward_kernel"):
         spec.validate(Case("float64", good.inputs, layers, good.outputs))
+
+
+# --- Bidirectional(GRU) (vocabulary version 17): the same wrapper around a GRU -----------------------
+
+GRU_CFG = {"units": UNITS, "activation": "tanh", "reset_after": True, "return_sequences": True}
+
+
+def gru_weights(rng: np.random.Generator, features: int, reset_after: bool) -> dict[str, np.ndarray]:
+    return {"kernel": rng.uniform(-1, 1, (features, 3 * UNITS)),
+            "recurrent_kernel": rng.uniform(-1, 1, (UNITS, 3 * UNITS)),
+            "bias": rng.uniform(-1, 1, (2, 3 * UNITS) if reset_after else (3 * UNITS,))}
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_a_bidirectional_gru_is_the_forward_gru_then_the_backward_one_flipped_back(reset_after: bool) -> None:
+    rng = np.random.default_rng(5)
+    fw, bw = gru_weights(rng, 2, reset_after), gru_weights(rng, 2, reset_after)
+    cfg = {**GRU_CFG, "reset_after": reset_after}
+    x = np.array([[[0.5, -1.0], [1.5, 0.25], [1.0, 1.0]]])  # no masked step
+    weights = {**{"forward_" + k: v for k, v in fw.items()}, **{"backward_" + k: v for k, v in bw.items()}}
+    bi = Case("float64", (Input("x", "float", x),), (Layer("bi", "BidirectionalGRU", ("x",), cfg, weights),), ())
+    out = forward.run(bi, np.arange(1)).tensors["bi"].value
+
+    def plain(seq: np.ndarray, w: dict) -> np.ndarray:
+        case = Case("float64", (Input("x", "float", seq),), (Layer("g", "GRU", ("x",), cfg, w),), ())
+        return forward.run(case, np.arange(1)).tensors["g"].value
+
+    np.testing.assert_allclose(out[..., :UNITS], plain(x, fw), rtol=1e-13)
+    np.testing.assert_allclose(out[..., UNITS:], plain(x[:, ::-1], bw)[:, ::-1], rtol=1e-13)
+    spec.validate(replace(bi, outputs=(Output("bi", np.zeros((1, 3, 2 * UNITS)), "mean_squared_error"),)))
+
+
+def test_bidirectional_gru_is_drawn_from_version_17_on_masked_sequences_too() -> None:
+    from harness import features, strategies
+
+    drawn = strategies.corpus(0, 300, vocabulary_version=17)
+    assert any("bidirectional_gru_on_mask" in features.features(c) for c in drawn)
+    assert not any(layer.type == "BidirectionalGRU" for c in strategies.corpus(0, 300, vocabulary_version=16)
+                   for layer in c.layers)

@@ -317,24 +317,30 @@ def _lstm(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: St
     return _recurrent(x, u, cell)
 
 
-def _bidirectional_lstm(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+# A layer type's forward pass: (layer, its inbound tensors, its weights, the step) -> its output.
+Forward = Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step], Tensor]
+
+
+def _bidirectional(inner: Forward) -> Forward:
     """keras/src/layers/rnn/bidirectional.py:Bidirectional.call (Keras 3.15), tf_keras/src/layers/rnn/
-    bidirectional.py, keras 2.3.1 keras/layers/wrappers.py:Bidirectional.call: the forward_ LSTM on
-    the steps, the backward_ one (go_backwards=True) on the steps and the mask reversed, its
-    sequence flipped back, the two concatenated on the last axis. A masked step's output is 0 in
-    each direction or repeats that direction's previous output (rule bidirectional_masked_steps);
-    the states carry over it either way."""
-    x = ins[0]
-    zero = x.mask is not None and rules_mod.chooses(step.rules, "bidirectional_masked_steps", "zero")
+    bidirectional.py, keras 2.3.1 keras/layers/wrappers.py:Bidirectional.call, around the recurrent
+    layer `inner` computes: the forward_ copy on the steps, the backward_ one (go_backwards=True) on
+    the steps and the mask reversed, its sequence flipped back, the two concatenated on the last
+    axis. A masked step's output is 0 in each direction or repeats that direction's previous output
+    (rule bidirectional_masked_steps); the states carry over it either way."""
+    def forward(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
+        x = ins[0]
+        zero = x.mask is not None and rules_mod.chooses(step.rules, "bidirectional_masked_steps", "zero")
 
-    def direction(prefix: str, seq: Tensor) -> np.ndarray:
-        out = _lstm(layer, [seq], {k[len(prefix):]: v for k, v in w.items() if k.startswith(prefix)}, step).value
-        return np.where(seq.mask[..., None], out, 0.0) if zero else out
+        def direction(prefix: str, seq: Tensor) -> np.ndarray:
+            out = inner(layer, [seq], {k[len(prefix):]: v for k, v in w.items() if k.startswith(prefix)}, step).value
+            return np.where(seq.mask[..., None], out, 0.0) if zero else out
 
-    forward_out = direction("forward_", x)
-    reversed_x = Tensor(x.value[:, ::-1], None if x.mask is None else x.mask[:, ::-1])
-    backward_out = direction("backward_", reversed_x)[:, ::-1]
-    return Tensor(np.concatenate([forward_out, backward_out], axis=-1), x.mask)
+        forward_out = direction("forward_", x)
+        reversed_x = Tensor(x.value[:, ::-1], None if x.mask is None else x.mask[:, ::-1])
+        backward_out = direction("backward_", reversed_x)[:, ::-1]
+        return Tensor(np.concatenate([forward_out, backward_out], axis=-1), x.mask)
+    return forward
 
 
 def _layer_normalization(layer: Layer, ins: list[Tensor], w: Mapping[str, np.ndarray], step: Step) -> Tensor:
@@ -412,7 +418,7 @@ def _time_distributed_dense(layer: Layer, ins: list[Tensor], w: Mapping[str, np.
 
 
 # Layer type -> its forward pass (every type of harness.vocabulary.LAYERS: tests/test_reference_forward.py).
-FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step], Tensor]] = {
+FORWARD: dict[str, Forward] = {
     "Dense": _dense,
     "Embedding": _embedding,
     "Masking": _masking,
@@ -427,7 +433,8 @@ FORWARD: dict[str, Callable[[Layer, list[Tensor], Mapping[str, np.ndarray], Step
     "LayerNormalization": _layer_normalization,
     "Conv1D": _conv1d,
     "BatchNormalization": _batch_normalization,
-    "BidirectionalLSTM": _bidirectional_lstm,
+    "BidirectionalLSTM": _bidirectional(_lstm),
+    "BidirectionalGRU": _bidirectional(_gru),
     "TimeDistributedDense": _time_distributed_dense,
 }
 
