@@ -603,13 +603,7 @@ def on_batch_loop(calls: Calls, model: Any, case: Case, x: Any, y: Any, sw: Any)
 def rows_of(value: Any, rows: slice) -> Any:
     """The `rows` of every array in an argument structure (x, y or sample_weight: an array, a
     list or dict of arrays, or None), along the leading (batch) axis."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return {k: rows_of(v, rows) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(rows_of(v, rows) for v in value)
-    return value[rows]
+    return build.map_arrays(lambda array: array[rows], value)
 
 
 # --------------------------------------------------------------------------------------
