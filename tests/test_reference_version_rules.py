@@ -310,7 +310,16 @@ def _error_cases() -> list[tuple[str, Case, dict]]:
          {"reduction_values": "keras3_before_3_7"}),
         ("sample weight column, in-place mask", seq_case(X, sample_weight=[[2.0], [0.0]]),
          {"sample_weight_broadcast": "trailing_axis_inplace_mask"}),
+        ("None in a list", replace(replace(two, sample_weight_form="list"),
+                                   outputs=(two.outputs[0], replace(two.outputs[1], sample_weight=None))),
+         {"none_in_sample_weight_list": "on_batch_attribute_error"}),
+        ("(batch, time, 1) weights, graph mode", seq_case(X, sample_weight=[[[2.0], [1.0]], [[0.5], [3.0]]]),
+         {"timestep_weight_trailing_axis": "error_not_2d"}),
     ]
+
+
+# The paths on which each error case raises (the others: test_on_batch and evaluate).
+_ERROR_PATHS = {"single weight": ("evaluate",), "None in a list": ("test_on_batch",)}
 
 
 def one_weight(weight: float | int, form: str) -> Case:
@@ -321,7 +330,7 @@ def one_weight(weight: float | int, form: str) -> Case:
 
 @pytest.mark.parametrize("what, case, flip", _error_cases(), ids=[c[0] for c in _error_cases()])
 def test_every_error_note_cites_a_keras_file(what, case, flip):
-    for path in (("evaluate",) if what == "single weight" else ("test_on_batch", "evaluate")):
+    for path in _ERROR_PATHS.get(what, ("test_on_batch", "evaluate")):
         bd = reference.compute(case, {**TFK, **flip}, path)
         assert bd.notes, (what, path)
         for note in bd.notes:
