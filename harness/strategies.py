@@ -795,8 +795,8 @@ def _fill(src: Source, plan: _Plan, names: dict[str, str], order: list[int], not
     def per_sample() -> tuple[int, ...]:  # (batch,), or from FORMS_SINCE["weight_columns"] on a column
         return (batch, 1) if plan.weight_columns and boolean(src, 0.5) else (batch,)
 
-    def per_step() -> tuple[int, ...]:  # (batch, time), or from FORMS_SINCE["timestep_trailing_axis"] on
-        return (batch, time, 1) if plan.trailing_axis_weights and boolean(src, 0.45) else (batch, time)  # (.., 1)
+    def per_step() -> tuple[int, ...]:  # (batch, time); from FORMS_SINCE["timestep_trailing_axis"] on, (batch, time, 1)
+        return (batch, time, 1) if plan.trailing_axis_weights and boolean(src, 0.45) else (batch, time)
 
     sws: list[np.ndarray | None] = [None] * len(outs)
     if plan.sample_weight_form == "single":
