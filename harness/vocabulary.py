@@ -240,13 +240,33 @@ def _check_simple_rnn(layer, shapes, kinds):
     return _check_recurrent(layer, shapes, kinds, 1, lambda units, cfg: (units,))
 
 
+def _gru_bias(units: int, cfg: Mapping[str, Any]) -> tuple[int, ...]:
+    """A GRU's bias: input and recurrent rows (2, 3 units) under reset_after, else (3 units,)."""
+    return (2, 3 * units) if cfg["reset_after"] else (3 * units,)
+
+
+def _lstm_bias(units: int, cfg: Mapping[str, Any]) -> tuple[int, ...]:
+    return (4 * units,)
+
+
 def _check_gru(layer, shapes, kinds):
-    return _check_recurrent(layer, shapes, kinds, 3,
-                            lambda units, cfg: (2, 3 * units) if cfg["reset_after"] else (3 * units,), ("reset_after",))
+    return _check_recurrent(layer, shapes, kinds, 3, _gru_bias, ("reset_after",))
 
 
 def _check_lstm(layer, shapes, kinds):
-    return _check_recurrent(layer, shapes, kinds, 4, lambda units, cfg: (4 * units,))
+    return _check_recurrent(layer, shapes, kinds, 4, _lstm_bias)
+
+
+# recurrent_activation is passed as "sigmoid", the default everywhere but keras 2.2.4 (hard_sigmoid);
+# the same arguments for the layer and for the copy a Bidirectional wraps.
+def _gru_args(c: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (c["units"],), {"activation": c["activation"], "recurrent_activation": "sigmoid",
+                           "reset_after": c["reset_after"], "return_sequences": c["return_sequences"]}
+
+
+def _lstm_args(c: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (c["units"],), {"activation": c["activation"], "recurrent_activation": "sigmoid",
+                           "return_sequences": c["return_sequences"]}
 
 
 def _check_layer_normalization(layer, shapes, kinds):
@@ -382,14 +402,17 @@ def _draw_simple_rnn(d: LayerDraws) -> Any:
     return _draw_recurrent(d, "SimpleRNN", 1, lambda d: {}, lambda units, extra: (units,))
 
 
-def _draw_gru(d: LayerDraws) -> Any:
+def _gru_options(d: LayerDraws) -> dict[str, Any]:
     # reset_after True: the default of Keras 3 and tf_keras (keras 2.3.1's is False)
-    return _draw_recurrent(d, "GRU", 3, lambda d: {"reset_after": d.boolean(0.7)},
-                           lambda units, extra: (2, 3 * units) if extra["reset_after"] else (3 * units,))
+    return {"reset_after": d.boolean(0.7)}
+
+
+def _draw_gru(d: LayerDraws) -> Any:
+    return _draw_recurrent(d, "GRU", 3, _gru_options, _gru_bias)
 
 
 def _draw_lstm(d: LayerDraws) -> Any:
-    return _draw_recurrent(d, "LSTM", 4, lambda d: {}, lambda units, extra: (4 * units,))
+    return _draw_recurrent(d, "LSTM", 4, lambda d: {}, _lstm_bias)
 
 
 def _draw_bidirectional(d: LayerDraws, kind: str, gates: int, options: Callable[[LayerDraws], dict[str, Any]],
@@ -412,12 +435,11 @@ def _draw_bidirectional(d: LayerDraws, kind: str, gates: int, options: Callable[
 
 
 def _draw_bidirectional_lstm(d: LayerDraws) -> Any:
-    return _draw_bidirectional(d, "BidirectionalLSTM", 4, lambda d: {}, lambda units, extra: (4 * units,))
+    return _draw_bidirectional(d, "BidirectionalLSTM", 4, lambda d: {}, _lstm_bias)
 
 
 def _draw_bidirectional_gru(d: LayerDraws) -> Any:
-    return _draw_bidirectional(d, "BidirectionalGRU", 3, lambda d: {"reset_after": d.boolean(0.7)},
-                               lambda units, extra: (2, 3 * units) if extra["reset_after"] else (3 * units,))
+    return _draw_bidirectional(d, "BidirectionalGRU", 3, _gru_options, _gru_bias)
 
 
 def _draw_layer_normalization(d: LayerDraws) -> Any:
@@ -540,12 +562,9 @@ LAYERS: dict[str, LayerEntry] = {
                    lambda c: ((c["units"],), {"activation": c["activation"], "return_sequences": c["return_sequences"]}),
                    draw=_draw_simple_rnn, draw_weight=0.2,
                    doc="return_sequences=True; a masked step keeps the previous state and output."),
-        # recurrent_activation is passed as "sigmoid", the default everywhere but keras 2.2.4 (hard_sigmoid)
         LayerEntry("GRU", "GRU", ("units", "activation", "reset_after", "return_sequences"),
                    ("kernel", "recurrent_kernel", "bias"), "pass", _check_gru,
-                   lambda c: ((c["units"],), {"activation": c["activation"], "recurrent_activation": "sigmoid",
-                                              "reset_after": c["reset_after"],
-                                              "return_sequences": c["return_sequences"]}),
+                   _gru_args,
                    draw=_draw_gru, draw_weight=0.2, since=3,
                    doc="Gates z, r and candidate h in kernel order; return_sequences=True; a masked step "
                        "keeps the previous state and output."),
@@ -555,8 +574,7 @@ LAYERS: dict[str, LayerEntry] = {
         # default is hard_sigmoid); use_bias stays True (unit_forget_bias only initialises the bias).
         LayerEntry("LSTM", "LSTM", ("units", "activation", "return_sequences"),
                    ("kernel", "recurrent_kernel", "bias"), "pass", _check_lstm,
-                   lambda c: ((c["units"],), {"activation": c["activation"], "recurrent_activation": "sigmoid",
-                                              "return_sequences": c["return_sequences"]}),
+                   _lstm_args,
                    draw=_draw_lstm, draw_weight=0.2, since=4,
                    doc="Gates i, f, candidate c, o in kernel order; return_sequences=True; a masked step "
                        "keeps the previous state, carry and output."),
@@ -596,8 +614,7 @@ LAYERS: dict[str, LayerEntry] = {
         # Bidirectional. Masked steps: rule bidirectional_masked_steps.
         LayerEntry("BidirectionalLSTM", "Bidirectional", ("units", "activation", "return_sequences"),
                    ("kernel", "recurrent_kernel", "bias"), "pass", _check_lstm,
-                   lambda c: ((c["units"],), {"activation": c["activation"], "recurrent_activation": "sigmoid",
-                                              "return_sequences": c["return_sequences"]}),
+                   _lstm_args,
                    _on_mask("bidirectional_on_mask"),
                    {"bidirectional_on_mask": "a Bidirectional(LSTM) on a masked sequence (rule bidirectional_masked_steps)"},
                    _draw_bidirectional_lstm, 0.15, since=15, wraps="LSTM", weight_prefixes=BIDIRECTIONAL_PREFIXES,
@@ -607,9 +624,7 @@ LAYERS: dict[str, LayerEntry] = {
         # The same wrapper around a GRU (whose entry above cites its cell); reset_after as drawn there.
         LayerEntry("BidirectionalGRU", "Bidirectional", ("units", "activation", "reset_after", "return_sequences"),
                    ("kernel", "recurrent_kernel", "bias"), "pass", _check_gru,
-                   lambda c: ((c["units"],), {"activation": c["activation"], "recurrent_activation": "sigmoid",
-                                              "reset_after": c["reset_after"],
-                                              "return_sequences": c["return_sequences"]}),
+                   _gru_args,
                    _on_mask("bidirectional_gru_on_mask"),
                    {"bidirectional_gru_on_mask": "a Bidirectional(GRU) on a masked sequence (rule "
                                                  "bidirectional_masked_steps)"},
@@ -856,10 +871,10 @@ REGULARIZERS = ("l1", "l2", "l1_l2")
 # Version 14 added BatchNormalization (its entry's `since`) and a fifth body layer slot, for the same
 # reason as version 10's (mask_merge fell to 9.3% of 1000 cases with four).
 # Version 15 added BidirectionalLSTM (its entry's `since`).
-# Version 17 added BidirectionalGRU (its entry's `since`).
 # Version 16: list and dict sample weights that leave some outputs out (None in the list, no key in
 # the dict), a third of such cases with several outputs; and per-step sample weights as
 # (batch, time, 1) 45% of the time (spec.sample_weight_kind "timestep_trailing_axis").
+# Version 17 added BidirectionalGRU (its entry's `since`).
 FORMS_SINCE = {"y_form": 5, "scalar_loss_weights": 6, "weight_columns": 7, "more_reductions": 8, "loss_names": 9,
                "four_body_layers": 10, "class_weight": 12, "conv1d_on_mask": 13, "five_body_layers": 14,
                "partial_sample_weights": 16, "timestep_trailing_axis": 16}

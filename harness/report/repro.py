@@ -277,11 +277,11 @@ def reproducer(case: dict[str, Any], case_id: str, impl: str, key: str, *,
         w("sample_weight = None  # form: omitted")
     else:
         form = case["sample_weight_form"]
-        pairs = [(n, "None" if o.get("sample_weight") is None else _array(o["sample_weight"], dtype))
-                 for n, o in zip(names, outputs)]
+        given = [(n, o.get("sample_weight")) for n, o in zip(names, outputs)]
         if form == "dict":  # an output without weights has no key (harness.impls.build)
-            pairs = [(n, sw) for n, sw in pairs if sw != "None"]
-        sws, sw_names = [sw for _, sw in pairs], [n for n, _ in pairs]
+            given = [(n, sw) for n, sw in given if sw is not None]
+        sws = ["None" if sw is None else _array(sw, dtype) for _, sw in given]
+        sw_names = [n for n, _ in given]
         w(f"sample_weight = {_structure(case, sws, sw_names, form)}  # form: {form}")
     if case.get("class_weight") is not None:
         cw = {int(k): v for k, v in case["class_weight"].items()}
